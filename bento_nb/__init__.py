@@ -1,0 +1,59 @@
+"""bento_nb: serve a machine-learning model straight from a Jupyter notebook.
+
+    import bento_nb
+    bundle = bento_nb.pack(clf, name="IrisClassifier")     # versioned bundle in the store
+    server = bento_nb.serve(bundle.tag)                      # HTTP server in a thread
+    svc = bento_nb.load("IrisClassifier:latest")             # in-process
+    svc.predict([[5.1, 3.5, 1.4, 0.2]])
+
+In a notebook: ``%load_ext bento_nb`` then ``%bento pack clf`` / ``%bento serve``.
+Everything not in ``__all__`` is internal and may change.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import BentoNbError  # noqa: E402
+from .service import BentoService, api, artifacts, env, load, pack  # noqa: E402
+from .store import Bundle, Store  # noqa: E402
+
+__all__ = [
+    "__version__", "BentoNbError", "BentoService", "Bundle", "Store",
+    "api", "artifacts", "env", "load", "pack", "serve", "list_bundles",
+    "load_ipython_extension", "unload_ipython_extension",
+]
+
+
+def serve(target, port: int = 5000, host: str = "127.0.0.1", **options):
+    """Start an HTTP prediction server in a background thread; returns its handle
+    (``.url``, ``.port``, ``.stats()``, ``.stop()``). See :func:`bento_nb.server.serve`."""
+    from .server import serve as _serve
+
+    return _serve(target, port=port, host=host, **options)
+
+
+def list_bundles(name: str | None = None) -> list[Bundle]:
+    """Every readable bundle in the store (or every version of ``name``), oldest first."""
+    return Store().bundles(name)
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext bento_nb``: register the ``%bento`` magic."""
+    from .notebook import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .notebook import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "bento_nb.jupyter"}]
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "bento-nb"}]

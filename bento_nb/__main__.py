@@ -1,0 +1,5 @@
+"""``python -m bento_nb`` is the ``bento-nb`` CLI."""
+
+from .cli import main
+
+raise SystemExit(main())

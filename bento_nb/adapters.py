@@ -1,0 +1,529 @@
+"""Input adapters: how an HTTP body, a CLI argument or a Python value becomes an API's
+argument, and how results become JSON.
+
+Each adapter parses one request into a :class:`Payload` (validated, with its row count)
+and assembles many payloads into one batch argument cheaply; the server splits the batch's
+results back with :func:`split_results`::
+
+    adapter = DataframeInput(n_columns=4, numeric=True)
+    p1 = adapter.parse(b"[[5.1, 3.5, 1.4, 0.2]]", "application/json")
+    p2 = adapter.parse(b"5.9,3.0,5.1,1.8\\n", "text/csv")
+    df = adapter.make_batch([p1, p2])        # one DataFrame of 2 rows
+    split_results(model.predict(df), [p1.rows, p2.rows])   # [[0], [2]]
+
+Anything that does not fit raises :class:`~bento_nb.errors.BadInput` (HTTP 400) or
+:class:`~bento_nb.errors.UnsupportedMediaType` (415) with a message that says what was
+expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import BadInput, ModelError, UnsupportedMediaType
+
+_JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
+_CSV_TYPES = ("text/csv", "application/csv")
+
+
+class Payload:
+    """One parsed request: ``value`` is adapter-specific, ``rows`` its batch size."""
+
+    __slots__ = ("value", "rows", "columns")
+
+    def __init__(self, value: Any, rows: int = 1, columns: tuple | None = None):
+        self.value = value
+        self.rows = rows
+        self.columns = columns
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _reject_constant(name: str) -> None:
+    raise BadInput(f"{name} is not allowed in JSON input; send null-free finite numbers")
+
+
+def loads_json(body: bytes | str) -> Any:
+    """Strict JSON: NaN/Infinity refused, errors become BadInput with the position."""
+    if not body or not body.strip():
+        raise BadInput("empty body: expected JSON")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise BadInput("body is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise BadInput(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise BadInput("malformed JSON: nested too deeply") from None
+
+
+class InputAdapter:
+    """Base class. Subclasses set ``kind`` and implement :meth:`parse`."""
+
+    kind = "base"
+    media_types: tuple[str, ...] = ("application/json",)
+
+    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
+        raise NotImplementedError
+
+    def from_python(self, value: Any) -> Payload:
+        """An in-process argument (already Python) as a payload."""
+        return Payload(value)
+
+    def make_batch(self, payloads: Sequence[Payload]) -> Any:
+        """The API argument for a batch of payloads (``batch=True`` APIs)."""
+        return [p.value for p in payloads]
+
+    def make_single(self, payload: Payload) -> Any:
+        """The API argument for one payload (``batch=False`` APIs)."""
+        return payload.value
+
+    def configure(self, model: Any) -> None:
+        """Learn the expected input from a packed model, when the user did not say."""
+
+    def config(self) -> dict:
+        """What the manifest records about this adapter."""
+        return {"type": type(self).__name__}
+
+    def openapi_request(self) -> dict:
+        return {"content": {"application/json": {"schema": {}, "example": {}}}}
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({options})"
+
+
+class DataframeInput(InputAdapter):
+    """Rows of a table → ``pandas.DataFrame``.
+
+    JSON bodies: a list of rows ``[[5.1, 3.5, 1.4, 0.2]]``, records ``[{"a": 1, ...}]``,
+    pandas' split form ``{"columns": [...], "data": [[...]]}``, ``{"instances": ...}`` or a
+    single record ``{"a": 1}``; ``text/csv`` bodies with or without a header row.
+
+    ``columns`` (names) or ``n_columns`` fix the expected width; ``numeric=True`` refuses
+    strings, booleans and nulls. When the packed model is a scikit-learn estimator both are
+    learnt from it (``feature_names_in_`` / ``n_features_in_``).
+    """
+
+    kind = "dataframe"
+    media_types = ("application/json", "text/csv")
+
+    def __init__(self, columns: Sequence[str] | None = None, n_columns: int | None = None,
+                 numeric: bool | None = None):
+        self.columns = tuple(columns) if columns is not None else None
+        self.n_columns = len(self.columns) if self.columns is not None else n_columns
+        self.numeric = numeric
+
+    def configure(self, model: Any) -> None:
+        if self.n_columns is not None:
+            return
+        names = getattr(model, "feature_names_in_", None)
+        count = getattr(model, "n_features_in_", None)
+        if names is not None:
+            self.columns = tuple(str(n) for n in names)
+            self.n_columns = len(self.columns)
+        elif isinstance(count, (int, np.integer)):
+            self.n_columns = int(count)
+            if self.numeric is None:
+                self.numeric = True
+
+    def config(self) -> dict:
+        out: dict[str, Any] = {"type": type(self).__name__}
+        if self.columns is not None:
+            out["columns"] = list(self.columns)
+        if self.n_columns is not None:
+            out["n_columns"] = self.n_columns
+        if self.numeric is not None:
+            out["numeric"] = self.numeric
+        return out
+
+    # parsing
+
+    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
+        media = _media_type(content_type)
+        if media in _CSV_TYPES:
+            return self._from_csv(body)
+        if media in _JSON_TYPES:
+            return self._from_json(loads_json(body))
+        raise UnsupportedMediaType(
+            f"content type {media!r} is not supported: send application/json or text/csv"
+        )
+
+    def from_python(self, value: Any) -> Payload:
+        import pandas as pd
+
+        if isinstance(value, pd.DataFrame):
+            return self._from_frame(value)
+        if isinstance(value, np.ndarray):
+            value = value.tolist() if value.ndim else value.item()
+        if isinstance(value, (bytes, str)):
+            return self._from_json(loads_json(value))
+        return self._from_json(value)
+
+    def _from_frame(self, frame) -> Payload:
+        if frame.empty:
+            raise BadInput("empty input: expected at least one row")
+        columns = tuple(str(c) for c in frame.columns)
+        if self.columns is not None:
+            if set(self.columns) - set(columns):
+                raise BadInput(f"missing column(s): {sorted(set(self.columns) - set(columns))}")
+            frame = frame[list(self.columns)]
+            columns = self.columns
+        elif self.n_columns is not None and frame.shape[1] != self.n_columns:
+            raise BadInput(f"expected {self.n_columns} columns, got {frame.shape[1]}")
+        else:
+            columns = tuple(frame.columns) if not _is_range(frame.columns) else None
+        return self._finish(frame.to_numpy(), columns)
+
+    def _from_json(self, obj: Any) -> Payload:
+        if isinstance(obj, dict):
+            if "instances" in obj and len(obj) == 1:
+                return self._from_json(obj["instances"])
+            if set(obj) == {"columns", "data"} or set(obj) == {"columns", "data", "index"}:
+                columns, data = obj["columns"], obj["data"]
+                if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+                    raise BadInput('"columns" must be a list of strings')
+                return self._from_rows(data, tuple(columns))
+            if obj and all(isinstance(v, list) for v in obj.values()):
+                names = tuple(obj)
+                lengths = {len(v) for v in obj.values()}
+                if len(lengths) != 1:
+                    raise BadInput("columns have different lengths")
+                return self._from_rows([list(r) for r in zip(*obj.values())], names)
+            return self._from_records([obj])
+        if not isinstance(obj, list):
+            raise BadInput(
+                "expected a list of rows such as [[5.1, 3.5, 1.4, 0.2]], a list of records, "
+                'or {"columns": [...], "data": [[...]]}'
+            )
+        if not obj:
+            raise BadInput("empty input: expected at least one row")
+        first = obj[0]
+        if isinstance(first, dict):
+            return self._from_records(obj)
+        if isinstance(first, list):
+            return self._from_rows(obj, None)
+        raise BadInput(
+            f"expected a list of rows, e.g. [{json.dumps(obj[:4])}] for one row, "
+            "not a flat list of values"
+        )
+
+    def _from_records(self, records: list) -> Payload:
+        if not all(isinstance(r, dict) for r in records):
+            raise BadInput("mixed records and non-records in one list")
+        names = self.columns or tuple(records[0])
+        if not names:
+            raise BadInput("empty record: expected at least one column")
+        wanted = set(names)
+        rows = []
+        for i, record in enumerate(records):
+            keys = set(record)
+            if keys != wanted:
+                missing, extra = sorted(wanted - keys), sorted(keys - wanted)
+                detail = "; ".join(s for s in (
+                    f"missing {missing}" if missing else "", f"unknown {extra}" if extra else "") if s)
+                raise BadInput(f"record {i} does not match the columns {list(names)}: {detail}")
+            rows.append([record[n] for n in names])
+        return self._from_rows(rows, names)
+
+    def _from_rows(self, rows: Any, names: tuple | None) -> Payload:
+        if not isinstance(rows, list) or not rows:
+            raise BadInput("empty input: expected at least one row")
+        if not all(isinstance(r, list) for r in rows):
+            raise BadInput("every row must be a list of values")
+        if names is not None and self.columns is not None and names != self.columns:
+            if set(names) != set(self.columns):
+                raise BadInput(
+                    f"columns {list(names)} do not match the expected {list(self.columns)}"
+                )
+            order = [names.index(c) for c in self.columns]
+            rows = [[r[i] for i in order] if len(r) == len(names) else r for r in rows]
+            names = self.columns
+        try:
+            array = np.array(rows, dtype=None if self.numeric is not False else object)
+        except (ValueError, TypeError):
+            raise BadInput("rows have different lengths or nested values") from None
+        if array.ndim != 2 or (array.dtype == object and any(
+                isinstance(v, (list, dict)) for v in array.flat)):
+            raise BadInput("each row must be a flat list of values (a table has two dimensions)")
+        if names is None and self.columns is not None:
+            names = self.columns
+        return self._finish(array, names)
+
+    def _from_csv(self, body: bytes) -> Payload:
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise BadInput("CSV body is not UTF-8 text") from None
+        try:
+            records = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+        except csv.Error as e:
+            raise BadInput(f"malformed CSV: {e}") from None
+        if not records:
+            raise BadInput("empty CSV: expected at least one row")
+        header = None
+        if not all(_is_number(c) for c in records[0]):
+            header, records = tuple(c.strip() for c in records[0]), records[1:]
+            if not records:
+                raise BadInput("CSV has a header row but no data rows")
+        width = len(header) if header else len(records[0])
+        for i, r in enumerate(records):
+            if len(r) != width:
+                raise BadInput(f"CSV row {i + 1} has {len(r)} values, expected {width}")
+        rows = [[_csv_value(c) for c in r] for r in records]
+        if header is not None and self.columns is None and self.n_columns is not None \
+                and self.numeric:
+            header = None  # a positional model: the header only named the columns
+        return self._from_rows(rows, header)
+
+    def _finish(self, array: np.ndarray, names: tuple | None) -> Payload:
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise BadInput("empty input: expected at least one row and one column")
+        if self.n_columns is not None and array.shape[1] != self.n_columns:
+            raise BadInput(f"expected {self.n_columns} columns per row, got {array.shape[1]}")
+        if self.numeric:
+            if array.dtype.kind not in "iuf":
+                raise BadInput(
+                    "expected numbers in every column; got strings, booleans or nulls"
+                )
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise BadInput("NaN and infinite values are not allowed")
+        return Payload(array, array.shape[0], names)
+
+    # batching
+
+    def make_single(self, payload: Payload):
+        return self.make_batch([payload])
+
+    def make_batch(self, payloads: Sequence[Payload]):
+        import pandas as pd
+
+        columns = payloads[0].columns
+        if all(p.columns == columns for p in payloads):
+            arrays = [p.value for p in payloads]
+            data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+            return pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
+        frames = [pd.DataFrame(p.value, columns=list(p.columns) if p.columns else None)
+                  for p in payloads]
+        return pd.concat(frames, ignore_index=True)
+
+    def openapi_request(self) -> dict:
+        width = self.n_columns or 4
+        item = {"type": "number"} if self.numeric else {}
+        row = {"type": "array", "items": item, "minItems": 1}
+        if self.n_columns is not None:
+            row.update(minItems=self.n_columns, maxItems=self.n_columns)
+        names = list(self.columns) if self.columns else [f"x{i}" for i in range(width)]
+        record = {"type": "object", "properties": {n: item for n in names}}
+        if self.columns:
+            record["required"] = names
+        example_rows = [[round(0.5 + i, 1) for i in range(width)]]
+        return {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"oneOf": [
+                        {"type": "array", "items": row, "minItems": 1,
+                         "description": "a list of rows"},
+                        {"type": "array", "items": record, "minItems": 1,
+                         "description": "a list of records"},
+                        {"type": "object", "required": ["columns", "data"],
+                         "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                                        "data": {"type": "array", "items": row}}},
+                    ]},
+                    "example": example_rows,
+                },
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": ",".join(str(v) for v in example_rows[0]) + "\n",
+                },
+            },
+        }
+
+
+class JsonInput(InputAdapter):
+    """Any JSON document → the parsed Python value (one per request in a batch)."""
+
+    kind = "json"
+    media_types = ("application/json",)
+
+    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
+        media = _media_type(content_type)
+        if media not in _JSON_TYPES:
+            raise UnsupportedMediaType(f"content type {media!r} is not supported: send application/json")
+        return Payload(loads_json(body))
+
+    def openapi_request(self) -> dict:
+        return {"required": True, "content": {"application/json": {"schema": {}, "example": {"text": "hello"}}}}
+
+
+class StringInput(InputAdapter):
+    """A UTF-8 text body → ``str``."""
+
+    kind = "string"
+    media_types = ("text/plain",)
+
+    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
+        media = _media_type(content_type)
+        if media and not (media.startswith("text/") or media in ("application/json",
+                                                               "application/x-www-form-urlencoded")):
+            raise UnsupportedMediaType(f"content type {media!r} is not supported: send text/plain")
+        try:
+            return Payload(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadInput("body is not UTF-8 text") from None
+
+    def openapi_request(self) -> dict:
+        return {"required": True, "content": {"text/plain": {"schema": {"type": "string"}, "example": "hello"}}}
+
+
+class FileInput(InputAdapter):
+    """Raw bytes: the body itself, or the first file of a ``multipart/form-data`` body."""
+
+    kind = "file"
+    media_types = ("application/octet-stream", "multipart/form-data")
+
+    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
+        media = _media_type(content_type)
+        if media == "multipart/form-data":
+            message = BytesParser(policy=HTTP).parsebytes(
+                b"Content-Type: " + (content_type or "").encode("latin-1") + b"\r\n\r\n" + body)
+            for part in message.iter_parts() if message.is_multipart() else ():
+                data = part.get_payload(decode=True)
+                if data is not None:
+                    return Payload(data)
+            raise BadInput("multipart body holds no file part")
+        return Payload(bytes(body))
+
+    def from_python(self, value: Any) -> Payload:
+        if isinstance(value, str):
+            value = value.encode()
+        return Payload(bytes(value))
+
+    def openapi_request(self) -> dict:
+        return {"required": True, "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "file": {"type": "string", "format": "binary"}}}},
+        }}
+
+
+ADAPTERS = {cls.kind: cls for cls in (DataframeInput, JsonInput, StringInput, FileInput)}
+
+
+def adapter_from_config(config: dict | str) -> InputAdapter:
+    """Rebuild an adapter from :meth:`InputAdapter.config` or from a kind name."""
+    if isinstance(config, str):
+        kind = config.lower()
+        if kind not in ADAPTERS:
+            raise BadInput(f"unknown input kind {config!r}: use one of {sorted(ADAPTERS)}")
+        return ADAPTERS[kind]()
+    options = dict(config)
+    name = options.pop("type")
+    by_class = {cls.__name__: cls for cls in ADAPTERS.values()}
+    if name not in by_class:
+        raise BadInput(f"unknown input adapter {name!r}")
+    return by_class[name](**options)
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+
+def to_jsonable(obj: Any) -> Any:
+    """numpy and pandas values → plain JSON-able Python."""
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    module = type(obj).__module__
+    if module.startswith("pandas"):
+        if hasattr(obj, "to_dict") and hasattr(obj, "columns"):
+            return to_jsonable(obj.to_dict(orient="records"))
+        if hasattr(obj, "tolist"):
+            return to_jsonable(obj.tolist())
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return obj
+
+
+def dumps_json(obj: Any) -> bytes:
+    """JSON bytes of a result; NaN/Infinity become null so the output is valid JSON."""
+    obj = to_jsonable(obj)
+    try:
+        return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:
+        return json.dumps(_finite(obj), separators=(",", ":")).encode()
+    except TypeError as e:
+        raise ModelError(f"the API returned a value that is not JSON-serializable: {e}") from None
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    return obj
+
+
+def split_results(results: Any, sizes: Sequence[int]) -> list[Any]:
+    """Cut a batch API's results into one slice per request, in order."""
+    total = sum(sizes)
+    if hasattr(results, "iloc"):  # pandas: keep rows as records
+        rows = results.iloc
+    elif isinstance(results, (list, tuple, np.ndarray)):
+        rows = results
+    elif hasattr(results, "__len__") and hasattr(results, "__getitem__"):
+        rows = results
+    else:
+        raise ModelError(
+            f"a batch API must return one result per input row; got {type(results).__name__}")
+    if len(results) != total:
+        raise ModelError(
+            f"a batch API must return one result per input row: got {len(results)} for {total} rows")
+    out, start = [], 0
+    for n in sizes:
+        out.append(rows[start:start + n])
+        start += n
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_value(text: str) -> Any:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _is_range(index) -> bool:
+    import pandas as pd
+
+    return isinstance(index, pd.RangeIndex)

@@ -1,0 +1,257 @@
+"""The ``bento-nb`` command line.
+
+    bento-nb list [--json]                      bundles in the store
+    bento-nb get TAG [--json]                   one bundle's manifest
+    bento-nb delete TAG [-y]
+    bento-nb run TAG API --input JSON | --input-file FILE [--format csv|json]
+    bento-nb export TAG FILE / import FILE
+    bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
+    bento-nb containerize TAG -t IMAGE[:TAG] [--base-image ...] [--context-only DIR]
+    bento-nb k8s TAG --image IMAGE [--replicas N] [--port 5000] [-o DIR]
+    bento-nb quickstart                         train, pack, serve and query the iris model
+
+User errors print one line on stderr (``bento-nb: error: ...``) and exit non-zero with the
+code of their :mod:`~bento_nb.errors` class; there is no traceback unless
+``BENTO_NB_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import BadInput, BentoNbError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bento-nb", description="Pack, serve and containerize ML models.")
+    parser.add_argument("--version", action="version", version=f"bento-nb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list bundles in the store")
+    p.add_argument("name", nargs="?", help="only versions of this name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("get", help="show one bundle")
+    p.add_argument("tag")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("delete", help="delete a bundle version")
+    p.add_argument("tag")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser("run", help="run an API in-process and print JSON predictions")
+    p.add_argument("tag")
+    p.add_argument("api")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="JSON (or CSV with --format csv) input text")
+    source.add_argument("--input-file", help="a .json or .csv file ('-' for stdin)")
+    p.add_argument("--format", choices=["json", "csv"], help="input format (default: by file suffix, else json)")
+
+    p = sub.add_parser("export", help="write a bundle to one archive")
+    p.add_argument("tag")
+    p.add_argument("file")
+
+    p = sub.add_parser("import", help="import a bundle archive")
+    p.add_argument("file")
+
+    p = sub.add_parser("serve", help="serve a bundle over HTTP")
+    p.add_argument("tag", help="tag (Name[:version]) or bundle path")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    p.add_argument("--max-batch-size", type=int, default=None)
+    p.add_argument("--max-latency-ms", type=float, default=None)
+    p.add_argument("--api-token", default=None,
+                   help="require 'Authorization: Bearer TOKEN' on API routes (or BENTO_NB_API_TOKEN)")
+
+    p = sub.add_parser("containerize", help="build a Docker image serving a bundle")
+    p.add_argument("tag")
+    p.add_argument("-t", "--image", dest="image", default=None, help="IMAGE[:TAG] (default: name:version)")
+    p.add_argument("--base-image", default=None, help="default: python:<packing version>-slim")
+    p.add_argument("--context-only", metavar="DIR", default=None,
+                   help="write the build context to DIR and stop")
+
+    p = sub.add_parser("k8s", help="write Kubernetes manifests for an image")
+    p.add_argument("tag")
+    p.add_argument("--image", required=True)
+    p.add_argument("--replicas", type=int, default=2)
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("-o", "--output", default=None, help="directory (default: print to stdout)")
+
+    p = sub.add_parser("quickstart", help="train the iris SVC, pack, serve and predict")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--keep-serving", action="store_true", help="keep the server up until Ctrl-C")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            build_parser().print_help()
+            return 0
+        return _COMMANDS[args.command](args) or 0
+    except BentoNbError as e:
+        if os.environ.get("BENTO_NB_DEBUG"):
+            raise
+        print(f"bento-nb: error: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def _list(args) -> int:
+    from .store import Store
+
+    entries = Store().list(args.name)
+    if args.json:
+        print(json.dumps([e.bundle.info() if e.bundle else
+                          {"tag": f"{e.name}:{e.version}", "path": str(e.path), "error": e.error}
+                          for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("no bundles yet: pack one with bento_nb.pack(model, name=...) or %bento pack")
+        return 0
+    rows = [("TAG", "APIS", "SIZE", "CREATED")]
+    for e in entries:
+        if e.bundle is None:
+            rows.append((f"{e.name}:{e.version}", "-", "-", f"unreadable: {e.error}"))
+        else:
+            b = e.bundle
+            rows.append((b.tag, ",".join(a["name"] for a in b.apis), human_size(b.size), b.created_at))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    return 0
+
+
+def _get(args) -> int:
+    import yaml
+
+    from .store import Store
+
+    bundle = Store().get(args.tag)
+    if args.json:
+        print(json.dumps({**bundle.info(), "manifest": bundle.manifest}, indent=2))
+    else:
+        print(f"# {bundle.path}")
+        print(yaml.safe_dump(bundle.manifest, sort_keys=False), end="")
+    return 0
+
+
+def _delete(args) -> int:
+    from .store import Store
+
+    store = Store()
+    bundle = store.get(args.tag)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to delete {bundle.tag} without confirmation: pass -y")
+        if input(f"Delete {bundle.tag}? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("not deleted")
+            return 1
+    store.delete(bundle.tag)
+    print(f"deleted {bundle.tag}")
+    return 0
+
+
+def _run(args) -> int:
+    from .adapters import DataframeInput, dumps_json
+    from .service import load
+
+    svc = load(args.tag)
+    inference_api = svc.apis.get(args.api)
+    if inference_api is None:
+        raise UsageError(f"{svc.tag} has no API {args.api!r}; it has {sorted(svc.apis)}")
+    if args.input is not None:
+        body, suffix = args.input.encode(), ""
+    elif args.input_file == "-":
+        body, suffix = sys.stdin.buffer.read(), ""
+    else:
+        path = Path(args.input_file)
+        try:
+            body = path.read_bytes()
+        except OSError as e:
+            raise BadInput(f"cannot read {path}: {e.strerror}") from None
+        suffix = path.suffix.lower()
+    fmt = args.format or ("csv" if suffix == ".csv" else "json")
+    content_type = "text/csv" if fmt == "csv" else "application/json"
+    if fmt == "csv" and not isinstance(inference_api.input, DataframeInput):
+        raise UsageError(f"API {args.api!r} takes {inference_api.input.kind} input, not CSV")
+    payload = inference_api.input.parse(body, content_type)
+    result = inference_api.run_one(payload)
+    print(dumps_json(result).decode())
+    return 0
+
+
+def _export(args) -> int:
+    from .store import Store
+
+    path = Store().export(args.tag, args.file)
+    print(f"exported {args.tag} to {path}")
+    return 0
+
+
+def _import(args) -> int:
+    from .store import Store
+
+    bundle = Store().import_(args.file)
+    print(f"imported {bundle.tag}")
+    return 0
+
+
+def _serve(args) -> int:
+    from .server import run_cli
+
+    return run_cli(args.tag, host=args.host, port=args.port, workers=args.workers,
+                   max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
+                   api_token=args.api_token)
+
+
+def _containerize(args) -> int:
+    from .containerize import run_cli
+
+    return run_cli(args.tag, image=args.image, base_image=args.base_image,
+                   context_only=args.context_only)
+
+
+def _k8s(args) -> int:
+    from .containerize.k8s import run_cli
+
+    return run_cli(args.tag, image=args.image, replicas=args.replicas, port=args.port,
+                   output=args.output)
+
+
+def _quickstart(args) -> int:
+    from .quickstart import main as quickstart
+
+    return quickstart(port=args.port, keep_serving=args.keep_serving)
+
+
+_COMMANDS = {"list": _list, "get": _get, "delete": _delete, "run": _run, "export": _export,
+             "import": _import, "serve": _serve, "containerize": _containerize, "k8s": _k8s,
+             "quickstart": _quickstart}
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -1,0 +1,21 @@
+"""Environment variables, read in one place.
+
+``BENTO_NB_HOME``       root of the model store (default ``~/bento_nb``)
+``BENTO_NB_API_TOKEN``  when set, prediction routes require ``Authorization: Bearer <token>``
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The store root: ``$BENTO_NB_HOME`` or ``~/bento_nb``; read on every call so tests
+    and notebooks may change it at run time."""
+    value = os.environ.get("BENTO_NB_HOME")
+    return Path(value).expanduser() if value else Path.home() / "bento_nb"
+
+
+def api_token() -> str | None:
+    return os.environ.get("BENTO_NB_API_TOKEN") or None

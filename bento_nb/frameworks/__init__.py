@@ -1,0 +1,1 @@
+"""Framework-specific artifacts (``bento_nb.frameworks.sklearn``), kept seed-compatible."""

@@ -1,0 +1,428 @@
+"""What is served: services, their APIs, and saving/loading them as bundles.
+
+Two ways to define a service. Quick, for any object with the named methods (or a callable)::
+
+    bundle = bento_nb.pack(clf, name="IrisClassifier", apis=["predict"])
+
+Seed-compatible (BentoML 0.x), also from a notebook cell::
+
+    @env(infer_pip_packages=True)
+    @artifacts([SklearnModelArtifact("model")])
+    class IrisClassifier(BentoService):
+        @api(input=DataframeInput(), batch=True)
+        def predict(self, df):
+            return self.artifacts.model.predict(df)
+
+    svc = IrisClassifier(); svc.pack("model", clf); path = svc.save()
+
+``bento_nb.load(tag_or_path)`` gives the service back with its APIs callable in-process
+(``svc.predict(df)`` or ``svc.apis["predict"]([[5.1, 3.5, 1.4, 0.2]])``). The server uses
+:meth:`InferenceAPI.run_batch` / :meth:`InferenceAPI.run_one` on parsed payloads.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import inspect
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from . import __version__, _pickling, requirements, templates
+from .adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
+                       split_results)
+from .artifacts import Artifact, ArtifactCollection, PickleArtifact
+from .errors import BadInput, BentoNbError, BundleCorrupted, ModelError, PackError
+from .store import MANIFEST, Bundle, Store, read_manifest, validate_name
+
+SERVICE_FILE = "service.pkl"
+
+
+# -- declarations -------------------------------------------------------------------------
+
+
+@dataclass
+class ApiSpec:
+    """What ``@api`` records on a method."""
+
+    input: InputAdapter
+    batch: bool = False
+    route: str | None = None
+    name: str | None = None
+    doc: str = ""
+
+
+@dataclass
+class Env:
+    """What ``@env`` records on a class."""
+
+    infer_pip_packages: bool = True
+    pip_packages: list[str] = field(default_factory=list)
+
+
+def api(input: InputAdapter | None = None, batch: bool = False, route: str | None = None,
+        name: str | None = None, **_ignored: Any) -> Callable:
+    """Mark a service method as an inference API served at ``POST /<route>``."""
+    if input is not None and not isinstance(input, InputAdapter):
+        raise TypeError(f"@api(input=...) expects an adapter such as DataframeInput(), got {input!r}")
+
+    def decorate(func: Callable) -> Callable:
+        api_name = validate_name(name or func.__name__, "API name")
+        func._bento_api = ApiSpec(input or DataframeInput(), bool(batch),
+                                  (route or api_name).strip("/"), api_name,
+                                  inspect.getdoc(func) or "")
+        return func
+
+    return decorate
+
+
+def env(infer_pip_packages: bool = True, pip_packages: Iterable[str] | None = None,
+        requirements_txt_file: str | None = None, **_ignored: Any) -> Callable:
+    """Declare the service's Python requirements (inferred, plus ``pip_packages``)."""
+    packages = list(pip_packages or [])
+    if requirements_txt_file:
+        with open(requirements_txt_file, encoding="utf-8") as f:
+            packages += [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+
+    def decorate(cls: type) -> type:
+        cls._bento_env = Env(bool(infer_pip_packages), packages)
+        return cls
+
+    return decorate
+
+
+def artifacts(specs: Sequence[Artifact]) -> Callable:
+    """Declare the named artifacts a service class carries."""
+    specs = list(specs)
+    for spec in specs:
+        if not isinstance(spec, Artifact):
+            raise TypeError(f"@artifacts([...]) expects Artifact instances, got {spec!r}")
+
+    def decorate(cls: type) -> type:
+        cls._bento_artifacts = specs
+        return cls
+
+    return decorate
+
+
+# -- APIs ---------------------------------------------------------------------------------
+
+
+class InferenceAPI:
+    """One API of a service instance: its adapter, batching mode and function."""
+
+    def __init__(self, name: str, func: Callable, adapter: InputAdapter, batch: bool,
+                 route: str, doc: str = ""):
+        self.name = name
+        self.func = func
+        self.input = adapter
+        self.batch = batch
+        self.route = route
+        self.doc = doc
+        # Only table-like inputs carry rows; other adapters are one item per request.
+        self._per_row = isinstance(adapter, DataframeInput)
+
+    def __call__(self, data: Any) -> Any:
+        """Call in-process with a Python value (DataFrame, rows, dict, str, bytes)."""
+        payload = self.input.from_python(data)
+        if self.batch:
+            return self._call(self.input.make_batch([payload]), check=False)
+        return self._call(self.input.make_single(payload), check=False)
+
+    def run_one(self, payload: Payload) -> Any:
+        """The result for one parsed request (``batch=False``, or a batch of one)."""
+        if self.batch:
+            return self.run_batch([payload])[0]
+        return self._call(self.input.make_single(payload))
+
+    def run_batch(self, payloads: Sequence[Payload]) -> list[Any]:
+        """One result per payload, in order. Raises ModelError if the function raises or
+        returns the wrong number of results (the caller may then split the batch)."""
+        result = self._call(self.input.make_batch(payloads))
+        if self._per_row:
+            return split_results(result, [p.rows for p in payloads])
+        return [r[0] for r in split_results(result, [1] * len(payloads))]
+
+    def _call(self, argument: Any, check: bool = True) -> Any:
+        try:
+            return self.func(argument)
+        except BentoNbError:
+            raise
+        except Exception as e:  # the user's code failed: report it, keep serving
+            raise ModelError(f"{type(e).__name__}: {e}") from e
+
+    def describe(self) -> dict:
+        return {"name": self.name, "route": f"/{self.route}", "input": self.input.config(),
+                "output": "json", "batch": self.batch, "doc": self.doc}
+
+    def __repr__(self) -> str:
+        return f"<InferenceAPI {self.name} {self.input!r} batch={self.batch}>"
+
+
+# -- services -----------------------------------------------------------------------------
+
+
+class BentoService:
+    """Base class of services. Subclass it with ``@artifacts``, ``@env`` and ``@api``."""
+
+    _bento_artifacts: list[Artifact] = []
+    _bento_env: Env = Env()
+
+    def __init__(self) -> None:
+        self.artifacts = ArtifactCollection(copy.deepcopy(type(self)._bento_artifacts))
+        self._apis = self._collect_apis()
+        self.bundle: Bundle | None = None
+        self.labels: dict[str, str] = {}
+
+    # identity
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def version(self) -> str | None:
+        return self.bundle.version if self.bundle else None
+
+    @property
+    def tag(self) -> str | None:
+        return self.bundle.tag if self.bundle else None
+
+    @property
+    def apis(self) -> dict[str, InferenceAPI]:
+        return dict(self._apis)
+
+    def _collect_apis(self) -> dict[str, InferenceAPI]:
+        found: dict[str, InferenceAPI] = {}
+        for attr in dir(type(self)):
+            func = getattr(type(self), attr, None)
+            spec = getattr(func, "_bento_api", None)
+            if isinstance(spec, ApiSpec):
+                found[spec.name] = InferenceAPI(spec.name, getattr(self, attr),
+                                                copy.deepcopy(spec.input), spec.batch,
+                                                spec.route or spec.name, spec.doc)
+        return found
+
+    # packing
+
+    def pack(self, name: str, obj: Any) -> "BentoService":
+        """Put a model object into the artifact ``name``; returns self for chaining."""
+        self.artifacts.pack(name, obj)
+        for inference_api in self._apis.values():
+            inference_api.input.configure(obj)
+        return self
+
+    def save(self, labels: dict | None = None, store: Store | None = None) -> str:
+        """Save as a new version in the store; returns the bundle path (as BentoML 0.x)."""
+        return str(self.save_bundle(labels=labels, store=store).path)
+
+    def save_bundle(self, labels: dict | None = None, store: Store | None = None,
+                    extra_requirements: Iterable[str] = ()) -> Bundle:
+        missing = self.artifacts.missing()
+        if missing:
+            raise PackError(f"artifact(s) {missing} not packed: call svc.pack(name, obj) first")
+        if not self._apis:
+            raise PackError(f"{self.name} has no API: decorate a method with @api(...)")
+        store = store or Store()
+        labels = {str(k): str(v) for k, v in {**self.labels, **(labels or {})}.items()}
+        extra = [*type(self)._bento_env.pip_packages, *extra_requirements]
+        bundle = store.save(self.name, partial(self._write_bundle, labels=labels, extra=extra))
+        self.bundle = bundle
+        return bundle
+
+    def _definition(self) -> dict:
+        """Picklable state that rebuilds this service (apart from artifacts)."""
+        return {}
+
+    def _write_bundle(self, folder: Path, version: str, labels: dict, extra: list) -> dict:
+        cls = type(self)
+        local = _pickling.local_modules(cls, *[obj for _, obj in self.artifacts.items()])
+        service = _pickling.dump({"class": cls, "definition": self._definition()},
+                                 folder, "service", by_value=local)
+        records = [spec.save(self.artifacts[name], folder)
+                   for name, spec in self.artifacts.specs.items()]
+
+        source = _service_source(cls)
+        if source:
+            (folder / "service.py").write_text(source, encoding="utf-8")
+        modules = set(_pickling.pickled_modules(folder / SERVICE_FILE))
+        for record in records:
+            modules |= _pickling.pickled_modules(folder / record["file"])
+        if source:
+            modules |= requirements.imports_in_source(source)
+        inferred = requirements.infer(modules) if cls._bento_env.infer_pip_packages else []
+        pins = requirements.merge(inferred, extra)
+        (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in pins), encoding="utf-8")
+
+        manifest = {
+            "name": self.name,
+            "version": version,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "bento_nb_version": __version__,
+            "python_version": platform.python_version(),
+            "service": {"class": f"{cls.__module__}.{cls.__qualname__}",
+                        "source": "service.py" if source else None, **service},
+            "apis": [a.describe() for a in self._apis.values()],
+            "artifacts": records,
+            "labels": labels,
+            "requirements": pins,
+        }
+        (folder / "README.md").write_text(templates.render_readme(manifest), encoding="utf-8")
+        (folder / "Dockerfile").write_text(templates.render_dockerfile(manifest), encoding="utf-8")
+        return manifest
+
+    @classmethod
+    def _restore(cls, definition: dict) -> "BentoService":
+        return cls()
+
+    def __repr__(self) -> str:
+        return f"<{self.name} {self.tag or '(not saved)'} apis={list(self._apis)}>"
+
+
+class ModelService(BentoService):
+    """A service around one model object, made by :func:`pack` / :func:`serve`: each API
+    name calls the model's method of that name (``predict`` calls a plain callable)."""
+
+    _bento_artifacts = [PickleArtifact("model")]
+
+    def __init__(self, name: str = "Model", apis: Sequence[str] = ("predict",),
+                 input: str | InputAdapter | dict = "dataframe", batch: bool = True):
+        self._name = validate_name(name)
+        self._api_names = [validate_name(a, "API name") for a in apis]
+        if not self._api_names:
+            raise PackError("at least one API name is needed, e.g. apis=['predict']")
+        self._input = input if isinstance(input, (InputAdapter, dict)) else str(input)
+        self._batch = bool(batch)
+        super().__init__()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _collect_apis(self) -> dict[str, InferenceAPI]:
+        apis = {}
+        for api_name in self._api_names:
+            adapter = (copy.deepcopy(self._input) if isinstance(self._input, InputAdapter)
+                       else adapter_from_config(self._input))
+            apis[api_name] = InferenceAPI(api_name, partial(self._call_model, api_name),
+                                          adapter, self._batch, api_name)
+        return apis
+
+    def _call_model(self, method: str, argument: Any) -> Any:
+        model = self.artifacts.model
+        target = getattr(model, method, None)
+        if target is None and method == "predict" and callable(model):
+            target = model
+        return target(argument)
+
+    def pack(self, name: str, obj: Any) -> "ModelService":
+        for api_name in self._api_names:
+            if not callable(getattr(obj, api_name, None)) and not (api_name == "predict" and callable(obj)):
+                raise PackError(f"{type(obj).__name__} has no method {api_name!r} to serve")
+        return super().pack(name, obj)  # type: ignore[return-value]
+
+    def _definition(self) -> dict:
+        return {"name": self._name, "apis": self._api_names,
+                "input": self._input if isinstance(self._input, (str, dict)) else self._input.config(),
+                "batch": self._batch}
+
+    @classmethod
+    def _restore(cls, definition: dict) -> "ModelService":
+        return cls(definition["name"], definition["apis"], definition["input"], definition["batch"])
+
+
+# -- module-level entry points ------------------------------------------------------------
+
+
+def pack(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
+         input: str | InputAdapter = "dataframe", batch: bool = True,
+         labels: dict | None = None, requirements: Iterable[str] | None = None,
+         store: Store | None = None) -> Bundle:
+    """Save any cloudpickle-able object (with the named methods, or a callable) as a new
+    bundle version; returns the :class:`~bento_nb.store.Bundle` (``.tag``, ``.path``)."""
+    svc = service_from_model(model, name=name, apis=apis, input=input, batch=batch)
+    return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or ())
+
+
+def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
+                       input: str | InputAdapter = "dataframe", batch: bool = True) -> ModelService:
+    """Wrap a live model object in a service without saving it."""
+    if isinstance(apis, str):
+        apis = [a.strip() for a in apis.split(",") if a.strip()]
+    svc = ModelService(name, apis, input, batch)
+    svc.pack("model", model)
+    return svc
+
+
+def load(target: str | os.PathLike | Bundle, store: Store | None = None,
+         verify: bool = True) -> BentoService:
+    """Load a bundle by tag (``Name``, ``Name:latest``, ``Name:version``), by path, or from a
+    :class:`Bundle`. Checksums are verified first. Loading unpickles code: trusted bundles
+    only."""
+    if isinstance(target, Bundle):
+        bundle = target
+    elif isinstance(target, os.PathLike) or (isinstance(target, str) and (
+            os.sep in target or target.startswith(".")) and os.path.isdir(target)):
+        path = Path(target).resolve()
+        manifest = read_manifest(path)
+        bundle = Bundle(manifest["name"], manifest["version"], path, manifest)
+    else:
+        bundle = (store or Store()).get(str(target))
+    if verify:
+        bundle.verify()
+    manifest = bundle.manifest
+    try:
+        definition = _pickling.load(bundle.path, manifest["service"])
+        svc = definition["class"]._restore(definition["definition"])
+        for record in manifest.get("artifacts") or []:
+            spec = svc.artifacts.specs.get(record["name"])
+            if spec is None:
+                raise BundleCorrupted(f"bundle {bundle.tag}: unknown artifact {record['name']!r}")
+            svc.artifacts._objects[record["name"]] = spec.load(bundle.path, record)
+    except BentoNbError:
+        raise
+    except Exception as e:
+        raise BundleCorrupted(
+            f"bundle {bundle.tag} could not be loaded: {type(e).__name__}: {e} "
+            "(was it packed with a different Python or library version?)") from e
+    for described in manifest.get("apis") or []:
+        inference_api = svc._apis.get(described["name"])
+        if inference_api is not None:
+            inference_api.input = adapter_from_config(described["input"])
+            inference_api._per_row = isinstance(inference_api.input, DataframeInput)
+    svc.bundle = bundle
+    svc.labels = bundle.labels
+    return svc
+
+
+def as_service(target: Any, **options: Any) -> BentoService:
+    """Whatever ``serve`` accepts, as a service: a service (as is), a Bundle, a tag or path
+    (loaded), or any other object (wrapped with :func:`service_from_model`)."""
+    if isinstance(target, BentoService):
+        return target
+    if isinstance(target, (str, os.PathLike, Bundle)):
+        return load(target)
+    return service_from_model(target, **options)
+
+
+def _service_source(cls: type) -> str | None:
+    """The source defining a service class: its whole module file when that is a local
+    file (so its imports are kept), else the class alone when inspect can find it."""
+    if cls is ModelService:
+        return None
+    module = sys.modules.get(cls.__module__)
+    try:
+        if module is not None and module.__name__ != "__main__" and _pickling.is_local_module(module):
+            return inspect.getsource(module)
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        return None
+
+
+__all__ = ["BentoService", "InferenceAPI", "ModelService", "api", "artifacts", "env", "pack",
+           "load", "service_from_model", "as_service", "BadInput", "MANIFEST"]

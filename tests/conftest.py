@@ -1,0 +1,51 @@
+"""Shared fixtures: every test gets its own store (BENTO_NB_HOME) and Jupyter runtime dir,
+so nothing touches the user's files and running-server records never leak between tests."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def bento_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("bento_home")
+    monkeypatch.setenv("BENTO_NB_HOME", str(home))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(home / "jupyter_runtime"))
+    monkeypatch.delenv("BENTO_NB_API_TOKEN", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def iris():
+    from sklearn import datasets
+
+    data = datasets.load_iris()
+    return data.data, data.target
+
+
+@pytest.fixture(scope="session")
+def iris_clf(iris):
+    from sklearn import svm
+
+    X, y = iris
+    return svm.SVC(gamma="scale").fit(X, y)
+
+
+@pytest.fixture
+def iris_bundle(iris_clf):
+    import bento_nb
+
+    return bento_nb.pack(iris_clf, name="IrisClassifier")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
