@@ -216,9 +216,22 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
+class _ManifestDumper(yaml.SafeDumper):
+    """Multi-line strings (docstrings) as ``|`` blocks, so the manifest reads well."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ManifestDumper.add_representer(str, _represent_str)
+
+
 def write_manifest(path: Path, manifest: dict) -> None:
     with open(path / MANIFEST, "w", encoding="utf-8") as f:
-        yaml.safe_dump(manifest, f, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        yaml.dump(manifest, f, Dumper=_ManifestDumper, sort_keys=False,
+                  default_flow_style=False, allow_unicode=True)
 
 
 # -- the store ----------------------------------------------------------------------------
