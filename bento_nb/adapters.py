@@ -253,6 +253,9 @@ class DataframeInput(InputAdapter):
             array = np.array(rows, dtype=None if self.numeric is not False else object)
         except (ValueError, TypeError):
             raise BadInput("rows have different lengths or nested values") from None
+        if self.numeric and array.dtype.kind in "iuf" and any(
+                v is True or v is False for row in rows for v in row):
+            array = array.astype(object)  # numpy turned booleans into numbers: refuse them
         if array.ndim != 2 or (array.dtype == object and any(
                 isinstance(v, (list, dict)) for v in array.flat)):
             raise BadInput("each row must be a flat list of values (a table has two dimensions)")
@@ -460,13 +463,15 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def dumps_json(obj: Any) -> bytes:
-    """JSON bytes of a result; NaN/Infinity become null so the output is valid JSON."""
+def dumps_json(obj: Any, compact: bool = True) -> bytes:
+    """JSON bytes of a result; NaN/Infinity become null so the output is valid JSON.
+    ``compact=False`` puts a space after separators, for people (the CLI)."""
     obj = to_jsonable(obj)
+    separators = (",", ":") if compact else (", ", ": ")
     try:
-        return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
+        return json.dumps(obj, allow_nan=False, separators=separators).encode()
     except ValueError:
-        return json.dumps(_finite(obj), separators=(",", ":")).encode()
+        return json.dumps(_finite(obj), separators=separators).encode()
     except TypeError as e:
         raise ModelError(f"the API returned a value that is not JSON-serializable: {e}") from None
 

@@ -196,7 +196,7 @@ def _run(args) -> int:
         raise UsageError(f"API {args.api!r} takes {inference_api.input.kind} input, not CSV")
     payload = inference_api.input.parse(body, content_type)
     result = inference_api.run_one(payload)
-    print(dumps_json(result).decode())
+    print(dumps_json(result, compact=False).decode())
     return 0
 
 

@@ -1,0 +1,217 @@
+"""Input adapters alone: JSON and CSV into the API's argument, and the documented errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bento_nb.adapters import (DataframeInput, FileInput, JsonInput, StringInput,
+                               adapter_from_config, dumps_json, split_results)
+from bento_nb.errors import BadInput, ModelError, UnsupportedMediaType
+
+IRIS = DataframeInput(n_columns=4, numeric=True)
+JSON = "application/json"
+
+
+def frame(adapter, body, content_type=JSON):
+    payload = adapter.parse(body if isinstance(body, bytes) else body.encode(), content_type)
+    return adapter.make_batch([payload])
+
+
+@pytest.mark.parametrize("body", [
+    "[[5.1, 3.5, 1.4, 0.2]]",
+    '{"instances": [[5.1, 3.5, 1.4, 0.2]]}',
+    '{"columns": ["a", "b", "c", "d"], "data": [[5.1, 3.5, 1.4, 0.2]]}',
+])
+def test_json_shapes_give_one_row(body):
+    df = frame(IRIS, body)
+    assert df.shape == (1, 4)
+    assert df.iloc[0].tolist() == [5.1, 3.5, 1.4, 0.2]
+
+
+def test_records_follow_named_columns_in_schema_order():
+    adapter = DataframeInput(columns=["sl", "sw", "pl", "pw"])
+    df = frame(adapter, '[{"pw": 0.2, "pl": 1.4, "sw": 3.5, "sl": 5.1}, {"sl": 1, "sw": 2, "pl": 3, "pw": 4}]')
+    assert list(df.columns) == ["sl", "sw", "pl", "pw"]
+    assert df.iloc[0].tolist() == [5.1, 3.5, 1.4, 0.2]
+    single = frame(adapter, '{"sl": 1, "sw": 2, "pl": 3, "pw": 4}')
+    assert single.shape == (1, 4)
+
+
+@pytest.mark.parametrize("csv", [
+    "5.1,3.5,1.4,0.2\n6.2,3.4,5.4,2.3\n",
+    "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.2,3.4,5.4,2.3\n",
+    "\ufeff5.1,3.5,1.4,0.2\r\n6.2,3.4,5.4,2.3\r\n\r\n",
+])
+def test_csv_with_and_without_header(csv):
+    df = frame(IRIS, csv, "text/csv; charset=utf-8")
+    assert df.shape == (2, 4)
+    assert df.iloc[1].tolist() == [6.2, 3.4, 5.4, 2.3]
+
+
+def test_csv_header_maps_named_columns():
+    adapter = DataframeInput(columns=["a", "b"])
+    df = frame(adapter, "b,a\n2,1\n", "text/csv")
+    assert df.iloc[0].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("", "empty body"),
+    ("[[5.1, 3.5, 1.4", "malformed JSON"),
+    ("[]", "empty input"),
+    ("[[]]", "empty input"),
+    ("[[5.1, 3.5, 1.4]]", "expected 4 columns"),
+    ('[["a", "b", "c", "d"]]', "expected numbers"),
+    ('[["5.1", 3.5, 1.4, 0.2]]', "expected numbers"),
+    ("[[5.1, null, 1.4, 0.2]]", "expected numbers"),
+    ("[[true, 3.5, 1.4, 0.2]]", "expected numbers"),
+    ("[[1, 2, 3, 4], [1, 2]]", "different lengths"),
+    ("[[[1, 2, 3, 4]]]", "two dimensions"),
+    ('[[{"a": 1}, 2, 3, 4]]', "different lengths|two dimensions|expected numbers"),
+    ("[5.1, 3.5, 1.4, 0.2]", "not a flat list"),
+    ("[[NaN, 3.5, 1.4, 0.2]]", "NaN"),
+    ("[[Infinity, 3.5, 1.4, 0.2]]", "Infinity"),
+    ('"hello"', "expected a list of rows"),
+    ("42", "expected a list of rows"),
+    ('{"columns": "abcd", "data": [[1, 2, 3, 4]]}', "columns"),
+    ("[[1e400, 3.5, 1.4, 0.2]]", "NaN and infinite"),
+])
+def test_bad_json_is_a_documented_400(body, message):
+    with pytest.raises(BadInput, match=message) as info:
+        IRIS.parse(body.encode(), JSON)
+    assert info.value.http_status == 400
+    assert info.value.to_json()["error"]["type"] == "BadInput"
+
+
+@pytest.mark.parametrize("csv, message", [
+    ("5.1,3.5,1.4\n", "expected 4 columns"),
+    ("5.1,3.5,1.4,0.2\n6.2,3.4\n", "row 2 has 2 values"),
+    ("a,b,c,d\n", "no data rows"),
+    ("5.1,x,1.4,0.2\n", "no data rows|expected numbers"),
+    ("\n\n", "empty CSV"),
+])
+def test_bad_csv_is_a_documented_400(csv, message):
+    with pytest.raises(BadInput, match=message):
+        IRIS.parse(csv.encode(), "text/csv")
+
+
+def test_wrong_content_type_is_415():
+    with pytest.raises(UnsupportedMediaType) as info:
+        IRIS.parse(b"<xml/>", "application/xml")
+    assert info.value.http_status == 415
+
+
+def test_not_utf8_is_400():
+    with pytest.raises(BadInput):
+        IRIS.parse(b"\xff\xfe[[1]]", JSON)
+    with pytest.raises(BadInput):
+        IRIS.parse(b"\xff,\xfe\n", "text/csv")
+
+
+def test_batch_concatenates_and_results_split_back_in_order():
+    payloads = [IRIS.parse(json.dumps([[i, 0, 0, 0]] * (i % 3 + 1)).encode(), JSON) for i in range(6)]
+    df = IRIS.make_batch(payloads)
+    assert len(df) == sum(p.rows for p in payloads)
+    results = split_results(df[0].to_numpy(), [p.rows for p in payloads])
+    assert [r.tolist() for r in results] == [[i] * (i % 3 + 1) for i in range(6)]
+
+
+def test_split_results_refuses_wrong_counts():
+    with pytest.raises(ModelError, match="one result per input row"):
+        split_results(np.zeros(3), [1, 1])
+    with pytest.raises(ModelError, match="one result per input row"):
+        split_results(42, [1])
+
+
+def test_dataframe_results_become_records():
+    out = split_results(pd.DataFrame({"p": [0.1, 0.9]}), [1, 1])
+    assert json.loads(dumps_json(out[1])) == [{"p": 0.9}]
+
+
+def test_dumps_json_converts_numpy_and_non_finite():
+    assert dumps_json(np.array([1, 2])) == b"[1,2]"
+    assert dumps_json({"a": np.float32(0.5), "b": float("nan")}) == b'{"a":0.5,"b":null}'
+    with pytest.raises(ModelError, match="not JSON-serializable"):
+        dumps_json(object())
+
+
+def test_adapter_from_config_round_trip():
+    for adapter in (IRIS, DataframeInput(columns=["a"]), JsonInput(), StringInput(), FileInput()):
+        again = adapter_from_config(adapter.config())
+        assert again.config() == adapter.config()
+    assert isinstance(adapter_from_config("json"), JsonInput)
+    with pytest.raises(BadInput):
+        adapter_from_config("xml")
+
+
+def test_schema_is_learnt_from_a_sklearn_model(iris_clf):
+    adapter = DataframeInput()
+    adapter.configure(iris_clf)
+    assert adapter.config() == {"type": "DataframeInput", "n_columns": 4, "numeric": True}
+    named = DataframeInput()
+    named.configure(type("M", (), {"feature_names_in_": np.array(["a", "b"]), "n_features_in_": 2})())
+    assert named.columns == ("a", "b")
+
+
+def test_json_string_and_file_inputs():
+    assert JsonInput().parse(b'{"text": "hi"}', JSON).value == {"text": "hi"}
+    with pytest.raises(BadInput):
+        JsonInput().parse(b"{", JSON)
+    assert StringInput().parse("héllo".encode(), "text/plain").value == "héllo"
+    assert FileInput().parse(b"\x00\x01", "application/octet-stream").value == b"\x00\x01"
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n"
+            b"Content-Type: application/octet-stream\r\n\r\n\x00abc\r\n--XyZ--\r\n")
+    assert FileInput().parse(body, "multipart/form-data; boundary=XyZ").value == b"\x00abc"
+
+
+# -- properties -------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_any_json_parses_to_a_table_or_raises_bad_input(value):
+    body = json.dumps(value).encode()
+    for adapter in (IRIS, DataframeInput()):
+        try:
+            payload = adapter.parse(body, JSON)
+        except BadInput as e:
+            assert e.message and e.http_status == 400
+            continue
+        df = adapter.make_batch([payload])
+        assert isinstance(df, pd.DataFrame)
+        assert len(df) == payload.rows >= 1
+        if adapter is IRIS:
+            assert df.shape[1] == 4 and df.dtypes.map(lambda d: d.kind in "iuf").all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_any_bytes_as_csv_parse_or_raise_bad_input(body):
+    try:
+        payload = IRIS.parse(body, "text/csv")
+    except BadInput as e:
+        assert e.http_status == 400
+        return
+    assert payload.value.shape[1] == 4 and payload.rows >= 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=4, max_size=4),
+                min_size=1, max_size=20))
+def test_valid_rows_round_trip_through_json_and_csv(rows):
+    from_json = frame(IRIS, json.dumps(rows))
+    csv = "\n".join(",".join(repr(float(v)) for v in r) for r in rows) + "\n"
+    from_csv = frame(IRIS, csv, "text/csv")
+    np.testing.assert_array_equal(from_json.to_numpy(dtype=float), np.array(rows, dtype=float))
+    np.testing.assert_array_equal(from_csv.to_numpy(dtype=float), np.array(rows, dtype=float))

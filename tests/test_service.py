@@ -1,0 +1,131 @@
+"""Service definitions: quick pack, the seed's class style, notebook-defined classes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+import bento_nb
+from bento_nb import BentoService, api, artifacts, env
+from bento_nb.adapters import DataframeInput, JsonInput
+from bento_nb.artifacts import PickleArtifact
+from bento_nb.errors import ModelError, PackError
+from bento_nb.frameworks.sklearn import SklearnModelArtifact
+
+ROW = [[5.1, 3.5, 1.4, 0.2]]
+
+
+def test_pack_and_load_quick(iris_clf, iris):
+    X, _ = iris
+    bundle = bento_nb.pack(iris_clf, name="Iris", apis=["predict", "decision_function"],
+                           labels={"owner": "me"})
+    svc = bento_nb.load(bundle.tag)
+    assert svc.name == "Iris" and svc.tag == bundle.tag and svc.labels == {"owner": "me"}
+    assert sorted(svc.apis) == ["decision_function", "predict"]
+    assert svc.apis["predict"](X[:3]).tolist() == iris_clf.predict(X[:3]).tolist()
+    assert svc.apis["predict"](pd.DataFrame(X[:2])).tolist() == [0, 0]
+    assert np.allclose(svc.apis["decision_function"](ROW), iris_clf.decision_function(ROW))
+
+
+def test_pack_refuses_missing_methods(iris_clf):
+    with pytest.raises(PackError, match="no method 'predict_proba'"):
+        bento_nb.pack(iris_clf, name="Iris", apis=["predict_proba"])
+
+
+def test_plain_callable_and_json_input():
+    bundle = bento_nb.pack(lambda items: [len(str(i)) for i in items], name="Len", input="json")
+    svc = bento_nb.load(bundle.tag)
+    inference_api = svc.apis["predict"]
+    payloads = [inference_api.input.parse(json.dumps(v).encode(), "application/json")
+                for v in ({"a": 1}, "hey", [1, 2])]
+    assert inference_api.run_batch(payloads) == [8, 3, 6]
+
+
+def test_model_errors_are_wrapped_with_the_message():
+    def boom(df):
+        raise ValueError("bad row")
+
+    svc = bento_nb.load(bento_nb.pack(boom, name="Boom").tag)
+    payload = svc.apis["predict"].input.parse(b"[[1]]", "application/json")
+    with pytest.raises(ModelError, match="ValueError: bad row"):
+        svc.apis["predict"].run_one(payload)
+
+
+@env(infer_pip_packages=True, pip_packages=["requests>=2"])
+@artifacts([SklearnModelArtifact("model"), PickleArtifact("scale")])
+class Scaled(BentoService):
+    """Two artifacts and two APIs."""
+
+    @api(input=DataframeInput(), batch=True)
+    def predict(self, df):
+        return self.artifacts.model.predict(df * self.artifacts.scale)
+
+    @api(input=JsonInput(), batch=False)
+    def info(self, payload):
+        return {"echo": payload, "scale": self.artifacts.scale}
+
+
+def test_class_style_in_process(iris_clf):
+    svc = Scaled().pack("model", iris_clf).pack("scale", 1.0)
+    path = svc.save()
+    assert path.endswith(svc.version)
+    loaded = bento_nb.load(svc.tag)
+    assert loaded.predict(pd.DataFrame(ROW)).tolist() == [0]
+    assert loaded.info({"x": 1}) == {"echo": {"x": 1}, "scale": 1.0}
+    assert loaded.apis["predict"].input.config()["n_columns"] == 4
+    assert "requests>=2" in loaded.bundle.requirements
+
+
+def test_unpacked_artifact_and_unknown_artifact_are_clear_errors(iris_clf):
+    with pytest.raises(PackError, match="not packed"):
+        Scaled().pack("model", iris_clf).save()
+    with pytest.raises(PackError, match="no artifact named 'other'"):
+        Scaled().pack("other", 1)
+    with pytest.raises(PackError, match="expected a scikit-learn estimator"):
+        Scaled().pack("model", 42)
+
+
+NOTEBOOK_CELLS = [
+    "from sklearn import svm, datasets\nX, y = datasets.load_iris(return_X_y=True)\nclf = svm.SVC().fit(X, y)",
+    textwrap.dedent("""\
+        import numpy as np
+        from bento_nb import env, artifacts, api, BentoService
+        from bento_nb.adapters import DataframeInput
+        from bento_nb.frameworks.sklearn import SklearnModelArtifact
+
+        THRESHOLD = 0  # a notebook global the class uses
+
+        @env(infer_pip_packages=True)
+        @artifacts([SklearnModelArtifact('model')])
+        class NotebookIris(BentoService):
+            @api(input=DataframeInput(), batch=True)
+            def predict(self, df):
+                return np.maximum(self.artifacts.model.predict(df), THRESHOLD)
+        """),
+    "svc = NotebookIris()\nsvc.pack('model', clf)\nprint(svc.save())",
+]
+
+
+def test_class_defined_in_a_kernel_loads_in_a_fresh_process(tmp_path, bento_home):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK_CELLS])
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    saved = nb.cells[-1].outputs[0]["text"].strip()
+    assert saved.startswith(str(bento_home))
+    script = ("import bento_nb; svc = bento_nb.load('NotebookIris'); "
+              "print(svc.apis['predict']([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]).tolist())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 2]"
+    requirements = (bento_home / "repository" / "NotebookIris").glob("*/requirements.txt")
+    pins = next(requirements).read_text()
+    assert "scikit-learn==" in pins and "numpy==" in pins
