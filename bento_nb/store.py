@@ -30,6 +30,7 @@ import secrets
 import shutil
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -106,17 +107,34 @@ class HashingWriter:
         self.path = path
         self._file = open(path, "wb")
         self._hash = hashlib.sha256()
+        self._pool: ThreadPoolExecutor | None = None
         self.size = 0
+
+    _CHUNK = 16 << 20
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
-        self._hash.update(view)
-        self._file.write(view)
+        if len(view) <= self._CHUNK:
+            self._hash.update(view)
+            self._file.write(view)
+        else:
+            # Large buffers: hash each chunk in a helper thread while the chunk is written
+            # (hashlib and file writes both release the GIL), so hashing costs little time.
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="bento-nb-sha256")
+            for start in range(0, len(view), self._CHUNK):
+                chunk = view[start:start + self._CHUNK]
+                hashed = self._pool.submit(self._hash.update, chunk)
+                self._file.write(chunk)
+                hashed.result()
         self.size += len(view)
         return len(view)
 
     def close(self) -> dict:
         self._file.close()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         return {"sha256": self._hash.hexdigest(), "size": self.size}
 
     def __enter__(self) -> "HashingWriter":
@@ -124,7 +142,7 @@ class HashingWriter:
 
     def __exit__(self, *exc) -> None:
         if not self._file.closed:
-            self._file.close()
+            self.close()
 
 
 # -- bundles ------------------------------------------------------------------------------
