@@ -1,0 +1,603 @@
+"""The ``%bento`` line magic: pack, serve, predict and ship a model without leaving the notebook.
+
+    %load_ext bento_nb
+    %bento pack clf --name IrisClassifier      # bundle widget (Serve, Containerize)
+    %bento serve                               # the last packed bundle; server widget
+    %bento predict IrisClassifier [[5.1, 3.5, 1.4, 0.2]]
+    %bento stop all
+
+Arguments are parsed with argparse; a usage error (unknown flag, unknown variable, no such
+bundle, ...) prints one line on stderr and never a traceback (``BENTO_NB_DEBUG=1`` shows it).
+``%bento`` alone prints the help. The magic reads variables from the notebook's namespace:
+``serve`` and ``predict`` accept a variable holding a model (served at once, no pack
+needed), a service, a bundle or a tag/path string.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
+from IPython.display import display
+
+from ..errors import BentoNbError, BundleNotFound, UsageError
+from .session import current
+from .widgets import BundleWidget, ContainerizeView, ServerWidget, Table, human_size, post_json
+
+HELP = """\
+%bento — pack, serve and ship models from the notebook
+
+  %bento pack VAR [--name N] [--api predict,predict_proba] [--input dataframe]
+                  [--label k=v] [--requirement PKG] [--no-batch]
+                                         save a variable as a bundle; shows the bundle
+  %bento serve [TARGET] [--port N] [--max-batch-size N] [--max-latency-ms N]
+                                         TARGET: tag, variable, or (none) the last packed
+  %bento predict TARGET DATA [--api NAME]
+                                         DATA: JSON literal or variable name
+  %bento list                            bundles in the store
+  %bento servers                         running servers
+  %bento stop [PORT|all]                 stop servers
+  %bento delete TAG                      delete a bundle version
+  %bento export TAG FILE                 write a bundle to one archive
+  %bento containerize [TAG] [-t IMAGE] [--base-image IMG] [--context-only DIR]
+                                         build a Docker image serving the bundle
+
+`%bento COMMAND -h` shows the options of one command."""
+
+
+class _Exit(Exception):
+    """argparse asked to exit (after -h): nothing more to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} -h`)")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if message:
+            print(message.rstrip(), file=sys.stderr)
+        raise _Exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..adapters import ADAPTERS
+
+    parser = _Parser(prog="%bento", add_help=False)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("pack", prog="%bento pack", help="save a variable as a bundle")
+    p.add_argument("var", help="the notebook variable holding the model or service")
+    p.add_argument("--name", help="bundle name (default: the variable name)")
+    p.add_argument("--api", default=None, help="comma-separated methods to serve (default: predict)")
+    p.add_argument("--input", default=None, choices=sorted(ADAPTERS),
+                   help="input adapter (default: dataframe)")
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument("--requirement", action="append", default=[], metavar="PKG",
+                   help="extra pip requirement (repeatable)")
+    p.add_argument("--no-batch", action="store_true", help="one request per call, no batching")
+
+    p = sub.add_parser("serve", prog="%bento serve", help="serve in the kernel")
+    p.add_argument("target", nargs="?", help="tag, path, variable, or (none) the last packed")
+    p.add_argument("--port", type=int, default=None, help="default 5000 (next free if busy)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--max-batch-size", type=int, default=None)
+    p.add_argument("--max-latency-ms", type=float, default=None)
+    p.add_argument("--api-token", default=None)
+
+    sub.add_parser("predict", prog="%bento predict", help="TARGET DATA [--api NAME]")
+
+    p = sub.add_parser("list", prog="%bento list", help="bundles in the store")
+    p.add_argument("name", nargs="?")
+
+    sub.add_parser("servers", prog="%bento servers", help="running servers")
+
+    p = sub.add_parser("stop", prog="%bento stop", help="stop servers")
+    p.add_argument("what", nargs="?", metavar="PORT|all")
+
+    p = sub.add_parser("delete", prog="%bento delete", help="delete a bundle version")
+    p.add_argument("tag")
+
+    p = sub.add_parser("export", prog="%bento export", help="write a bundle to an archive")
+    p.add_argument("tag")
+    p.add_argument("file")
+
+    p = sub.add_parser("containerize", prog="%bento containerize", help="build a Docker image")
+    p.add_argument("tag", nargs="?", help="default: the last packed bundle")
+    p.add_argument("-t", "--image", default=None, help="IMAGE[:TAG]")
+    p.add_argument("--base-image", default=None)
+    p.add_argument("--context-only", metavar="DIR", default=None,
+                   help="write the build context to DIR and stop")
+
+    sub.add_parser("help", prog="%bento help")
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _safe_name(var: str) -> str:
+    """A bundle/service name from a variable name (``_clf`` -> ``clf``)."""
+    name = var.lstrip("_.-")[:63]
+    return name or "Model"
+
+
+def _has_widget_frontend(shell: Any) -> bool:
+    """True in a Jupyter kernel (widgets have a comm), False in terminal IPython."""
+    return getattr(shell, "kernel", None) is not None
+
+
+@magics_class
+class BentoMagics(Magics):
+    """Holds no state of its own: the kernel's :class:`~.session.NotebookSession` does."""
+
+    def __init__(self, shell=None):
+        super().__init__(shell)
+        self._loaded: dict[str, Any] = {}
+
+    @line_magic
+    @no_var_expand
+    def bento(self, line: str = ""):
+        """Pack, serve and ship models: `%bento` alone prints the help."""
+        try:
+            return self.run(line)
+        except _Exit:
+            return None
+        except BentoNbError as e:
+            if os.environ.get("BENTO_NB_DEBUG"):
+                raise
+            print(f"%bento: error: {_one_line(e.message)}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("%bento: interrupted", file=sys.stderr)
+        except Exception as e:  # keep the one-line promise; the debug switch shows the trace
+            if os.environ.get("BENTO_NB_DEBUG"):
+                raise
+            print(f"%bento: error: {type(e).__name__}: {_one_line(e)} "
+                  "(set BENTO_NB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return None
+
+    # dispatch
+
+    def run(self, line: str):
+        line = line.strip()
+        command, _, rest = line.partition(" ")
+        if not line or command in ("help", "-h", "--help"):
+            print(HELP)
+            return None
+        if command == "predict":
+            return self.predict(rest)
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            raise UsageError(f"cannot parse the arguments: {e}") from None
+        args, extra = build_parser().parse_known_args(words)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} "
+                             f"(see `%bento {args.command} -h`)")
+        handler = getattr(self, f"_cmd_{args.command}", None)
+        if handler is None:  # pragma: no cover - argparse refuses unknown commands first
+            raise UsageError(f"unknown command {args.command!r}; see %bento")
+        return handler(args)
+
+    @property
+    def _ns(self) -> dict:
+        return self.shell.user_ns if self.shell is not None else {}
+
+    def _variable(self, name: str) -> Any:
+        if not name.isidentifier() or name not in self._ns:
+            raise UsageError(f"name {name!r} is not defined in the notebook")
+        return self._ns[name]
+
+    # pack
+
+    def _cmd_pack(self, args):
+        from ..service import BentoService, pack
+        from ..store import Bundle
+
+        obj = self._variable(args.var)
+        labels = {}
+        for item in args.label:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--label expects KEY=VALUE, got {item!r}")
+            labels[key] = value
+        if isinstance(obj, Bundle):
+            raise UsageError(f"{args.var} is already a bundle ({obj.tag}); serve it with %bento serve {args.var}")
+        if isinstance(obj, BentoService):
+            if args.name or args.api or args.input or args.no_batch:
+                raise UsageError("--name/--api/--input/--no-batch apply to plain models; a "
+                                 "BentoService is saved under its class name with its own @api")
+            bundle = obj.save_bundle(labels=labels, extra_requirements=args.requirement)
+        else:
+            apis = [a.strip() for a in (args.api or "predict").split(",") if a.strip()]
+            bundle = pack(obj, name=args.name or _safe_name(args.var), apis=apis,
+                          input=args.input or "dataframe", batch=not args.no_batch,
+                          labels=labels, requirements=args.requirement)
+        current().last_packed = bundle.tag
+        widget = BundleWidget(bundle, on_serve=self._serve_tag)
+        current().last_widget = widget
+        display(widget)
+        return None
+
+    # serve
+
+    def _cmd_serve(self, args):
+        target, key = self._serve_target(args.target)
+        options = {"host": args.host}
+        for name in ("max_batch_size", "max_latency_ms", "api_token"):
+            value = getattr(args, name)
+            if value is not None:
+                options[name] = value
+        if args.port is not None and not 0 <= args.port <= 65535:
+            raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+        widget = self.start_server(target, key, args.port, **options)
+        display(widget)
+        return None
+
+    def _serve_tag(self, tag: str) -> ServerWidget:
+        """The bundle widget's Serve button."""
+        return self.start_server(tag, f"bundle:{tag.partition(':')[0]}")
+
+    def start_server(self, target: Any, key: str, port: int | None = None,
+                     **options: Any) -> ServerWidget:
+        """Start (or replace) the server for ``key`` and return its widget."""
+
+        def on_replace(old):
+            for w in old.widgets:
+                w.add_note("replaced: this server was started again (cell re-run)")
+
+        entry = current().serve(target, key, port, on_replace=on_replace, **options)
+        widget = ServerWidget(entry.handle)
+        entry.widgets.append(widget)
+        current().last_widget = widget
+        current().server_widgets.append(widget)
+        return widget
+
+    def _serve_target(self, text: str | None) -> tuple[Any, str]:
+        """What to serve and the key that identifies it (same key -> replaced)."""
+        from ..service import BentoService, service_from_model
+        from ..store import Bundle
+
+        if not text:
+            tag = current().last_packed
+            if tag is None:
+                raise UsageError("nothing packed yet: %bento pack VAR first, or give a tag or a variable")
+            return tag, f"bundle:{tag.partition(':')[0]}"
+        if text.isidentifier() and text in self._ns:
+            obj = self._ns[text]
+            if isinstance(obj, Bundle):
+                return obj.tag, f"bundle:{obj.name}"
+            if isinstance(obj, (str, os.PathLike)):
+                return self._serve_target(os.fspath(obj))
+            if isinstance(obj, BentoService):
+                return obj, f"var:{text}"
+            return service_from_model(obj, name=_safe_name(text)), f"var:{text}"
+        bundle = self._resolve_bundle(text)
+        key = f"bundle:{bundle.name}" if ":" not in text or text.endswith(":latest") else f"bundle:{bundle.tag}"
+        if os.path.isdir(text):
+            key = f"path:{os.path.abspath(text)}"
+        return bundle.tag if not os.path.isdir(text) else text, key
+
+    def _resolve_bundle(self, text: str):
+        from ..store import Bundle, Store, read_manifest
+
+        if os.path.isdir(text):
+            from pathlib import Path
+
+            path = Path(text).resolve()
+            manifest = read_manifest(path)
+            return Bundle(manifest["name"], manifest["version"], path, manifest)
+        try:
+            return Store().get(text)
+        except BundleNotFound:
+            raise BundleNotFound(
+                f"{text!r} is neither a variable of this notebook nor a bundle in the store "
+                "(see %bento list)") from None
+
+    # predict
+
+    def predict(self, rest: str):
+        """``%bento predict TARGET DATA [--api NAME]``: via the running server of TARGET
+        when there is one, else in-process. Returns the JSON-able result."""
+        from ..adapters import to_jsonable
+
+        api_name, target_text, data_text = _split_predict(rest)
+        data = self._data(data_text)
+        entry = self._running_entry(target_text)
+        if entry is not None:
+            handle = entry.handle
+            names = list(getattr(handle.service, "apis", {}) or {})
+            api_name = _pick_api(api_name, names, handle.tag or handle.name)
+            url = f"{handle.url}/{api_name}"
+            from ..adapters import dumps_json
+
+            body = data if isinstance(data, str) else dumps_json(data).decode()
+            status, answer = post_json(url, body)
+            if not 200 <= status < 300:
+                raise _remote_error(status, answer, url)
+            print(f"(answered by {url})")
+            return json.loads(answer)
+        svc = self._service_for(target_text)
+        api_name = _pick_api(api_name, list(svc.apis), svc.tag or svc.name)
+        return to_jsonable(svc.apis[api_name](data))
+
+    def _data(self, text: str) -> Any:
+        text = text.strip()
+        if not text:
+            raise UsageError("missing DATA: give a JSON literal such as [[5.1, 3.5, 1.4, 0.2]] "
+                             "or a variable name")
+        if text.isidentifier() and text in self._ns:
+            return self._ns[text]
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+        try:  # an expression of notebook variables, e.g. X[:3]
+            return eval(compile(text, "<%bento predict>", "eval"), self._ns)  # noqa: S307
+        except Exception:
+            raise UsageError(f"DATA must be a JSON literal or a variable name, got {text[:60]!r}") from None
+
+    def _running_entry(self, text: str):
+        session = current()
+        if text.isdigit():
+            entry = session.entry_for_port(int(text))
+            if entry is None:
+                raise UsageError(f"no server of this kernel on port {text} (see %bento servers)")
+            return entry
+        if text.isidentifier() and text in self._ns:
+            obj = self._ns[text]
+            if not isinstance(obj, (str, os.PathLike)) and not _is_bundle(obj):
+                return session.entry_for(f"var:{text}")
+        try:
+            target, key = self._serve_target(text)
+        except BentoNbError:
+            return None
+        entry = session.entry_for(key)
+        if entry is not None and isinstance(target, str) and entry.handle.tag not in (None, target) \
+                and not os.path.isdir(target):
+            return None  # serving an older version than the one asked for
+        return entry
+
+    def _service_for(self, text: str):
+        from ..service import as_service, load
+
+        if text.isidentifier() and text in self._ns:
+            obj = self._ns[text]
+            if isinstance(obj, (str, os.PathLike)) or _is_bundle(obj):
+                return self._service_for(obj.tag if _is_bundle(obj) else os.fspath(obj))
+            return as_service(obj, name=_safe_name(text))
+        bundle = self._resolve_bundle(text)
+        key = str(bundle.path)
+        if key not in self._loaded:
+            self._loaded[key] = load(bundle)
+        return self._loaded[key]
+
+    # store
+
+    def _cmd_list(self, args):
+        from ..store import Store
+
+        rows = []
+        for e in Store().list(args.name):
+            if e.bundle is None:
+                rows.append([f"{e.name}:{e.version}", "-", "-", f"unreadable: {e.error}"])
+            else:
+                b = e.bundle
+                rows.append([b.tag, ",".join(a["name"] for a in b.apis), human_size(b.size),
+                             b.created_at])
+        display(Table(["tag", "APIs", "size", "created"], rows,
+                      empty="no bundles yet: %bento pack VAR saves one"))
+
+    def _cmd_servers(self, args):
+        rows = []
+        own = {h.port: h for h in _running_handles()}
+        listed = set()
+        try:
+            from ..server.registry import list_servers
+            records = list_servers()
+        except ImportError:
+            records = []
+        for r in records:
+            port = r.get("port")
+            mine = r.get("pid") == os.getpid()
+            handle = own.get(port) if mine else None
+            stats = _safe_stats(handle) if handle is not None else {}
+            listed.add(port if mine else None)
+            rows.append([port, r.get("tag") or r.get("name"), r.get("url"),
+                         "this kernel" if mine else f"pid {r.get('pid')}",
+                         stats.get("requests", ""), stats.get("errors", "")])
+        for port, handle in own.items():
+            if port not in listed:
+                stats = _safe_stats(handle)
+                rows.append([port, handle.tag or handle.name, handle.url, "this kernel",
+                             stats.get("requests", ""), stats.get("errors", "")])
+        display(Table(["port", "serving", "url", "process", "requests", "errors"], rows,
+                      empty="no servers running: %bento serve starts one"))
+
+    def _cmd_stop(self, args):
+        handles = _running_handles()
+        what = (args.what or "").strip().lower()
+        if what == "all":
+            ports = current().stop_all()
+            _refresh_widgets()
+            print(f"stopped {len(ports)} server(s)" + (f" on port(s) {', '.join(map(str, ports))}" if ports else ""))
+            return None
+        if not what:
+            if not handles:
+                print("no servers running in this kernel")
+                return None
+            if len(handles) > 1:
+                raise UsageError(f"{len(handles)} servers are running (ports "
+                                 f"{', '.join(str(h.port) for h in handles)}): "
+                                 "use %bento stop PORT or %bento stop all")
+            chosen = handles[0]
+        elif what.isdigit():
+            matches = [h for h in handles if h.port == int(what)]
+            if not matches:
+                running = ", ".join(str(h.port) for h in handles) or "none"
+                raise UsageError(f"no server of this kernel on port {what} (running: {running})")
+            chosen = matches[0]
+        else:
+            raise UsageError(f"expected a port number or 'all', got {args.what!r}")
+        chosen.stop()
+        _refresh_widgets()
+        print(f"stopped {chosen.tag or chosen.name} on port {chosen.port}")
+        return None
+
+    def _cmd_delete(self, args):
+        from ..store import Store
+
+        store = Store()
+        bundle = store.get(args.tag)
+        store.delete(bundle.tag)
+        self._loaded.pop(str(bundle.path), None)
+        session = current()
+        if session.last_packed == bundle.tag:
+            session.last_packed = None
+        served = [h for h in _running_handles() if h.tag == bundle.tag]
+        note = f" (still served from memory on port {served[0].port})" if served else ""
+        print(f"deleted {bundle.tag}{note}")
+
+    def _cmd_export(self, args):
+        from ..store import Store
+
+        path = Store().export(args.tag, os.path.expanduser(args.file))
+        print(f"exported {args.tag} to {path}")
+
+    # containerize
+
+    def _cmd_containerize(self, args):
+        tag = args.tag or current().last_packed
+        if not tag:
+            raise UsageError("nothing packed yet: give a tag, e.g. %bento containerize IrisClassifier")
+        bundle = self._resolve_bundle(tag)
+        if args.context_only:
+            from ..containerize import write_context
+
+            path = write_context(bundle.tag, out_dir=args.context_only, base_image=args.base_image)
+            image = args.image or f"{bundle.name.lower()}:{bundle.version.lower()}"
+            print(f"build context for {bundle.tag} written to {path}")
+            print(f"build it with: docker build -t {image} {path}")
+            return None
+        view = ContainerizeView()
+        in_kernel = _has_widget_frontend(self.shell)
+        if in_kernel:
+            display(view)
+        result = view.run(bundle.tag, image=args.image, base_image=args.base_image,
+                          echo=None if in_kernel else print)
+        # a plain summary too: it survives in saved notebooks without widget state
+        if result is not None:
+            print(f"built {result.image} from {bundle.tag}"
+                  + (f" in {result.seconds:.1f} s" if getattr(result, "seconds", None) else ""))
+            print(f"run it: docker run -p 5000:5000 {result.image}")
+        elif view.state == "no-daemon":
+            e = view.error
+            print(f"%bento: {_one_line(e.message)}")
+            if getattr(e, "context", None):
+                print(f"build context: {e.context}")
+            if getattr(e, "command", None):
+                print(f"build it where Docker runs: {e.command}")
+        else:
+            print(f"%bento: error: {_one_line(view.message)}", file=sys.stderr)
+        return None
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+_TRAILING_API = re.compile(r"\s--api(?:=|\s+)([A-Za-z0-9_.-]+)\s*$")
+
+
+def _split_predict(rest: str) -> tuple[str | None, str, str]:
+    """``[--api NAME] TARGET [--api NAME] DATA`` -> (api, target, raw DATA text). DATA is
+    kept verbatim (JSON has spaces and quotes a shell-style split would mangle)."""
+    api_name = None
+    target = None
+    text = rest.strip()
+    while text:
+        word, _, remainder = text.partition(" ")
+        if word in ("-h", "--help"):
+            print("%bento predict TARGET DATA [--api NAME]\n  TARGET: tag, variable or port of "
+                  "a running server\n  DATA: JSON literal (e.g. [[5.1, 3.5, 1.4, 0.2]]) or a "
+                  "variable name")
+            raise _Exit()
+        if word == "--api":
+            api_name, _, text = remainder.strip().partition(" ")
+            text = text.strip()
+            if not api_name:
+                raise UsageError("--api expects an API name (see `%bento predict -h`)")
+            continue
+        if word.startswith("--api="):
+            api_name, text = word[len("--api="):], remainder.strip()
+            continue
+        if word.startswith("-") and target is None:
+            raise UsageError(f"unrecognized argument {word!r} (see `%bento predict -h`)")
+        if target is None:
+            target, text = word, remainder.strip()
+            continue
+        break
+    if target is None:
+        raise UsageError("usage: %bento predict TARGET DATA (see `%bento predict -h`)")
+    trailing = _TRAILING_API.search(text)
+    if trailing and api_name is None:
+        api_name, text = trailing.group(1), text[:trailing.start()].strip()
+    return api_name, target, text
+
+
+def _pick_api(name: str | None, names: list[str], what: str) -> str:
+    if name is not None:
+        if name not in names:
+            raise UsageError(f"{what} has no API {name!r}; it has {names}")
+        return name
+    if not names:
+        raise UsageError(f"{what} has no API")
+    return "predict" if "predict" in names else names[0]
+
+
+def _is_bundle(obj: Any) -> bool:
+    from ..store import Bundle
+
+    return isinstance(obj, Bundle)
+
+
+def _remote_error(status: int, body: bytes, url: str) -> BentoNbError:
+    from .. import errors
+
+    try:
+        error = json.loads(body)["error"]
+        kind, message = error.get("type", ""), error.get("message", "")
+    except (ValueError, KeyError, TypeError):
+        kind, message = "", body.decode("utf-8", "replace")[:200]
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, BentoNbError)):
+        cls = BentoNbError
+    return cls(f"{url} answered {status}: {message}" if status else message)
+
+
+def _running_handles() -> list:
+    try:
+        from ..server import running_servers
+    except ImportError:
+        return []
+    return [h for h in running_servers() if h.running]
+
+
+def _safe_stats(handle) -> dict:
+    try:
+        return dict(handle.stats())
+    except Exception:
+        return {}
+
+
+def _refresh_widgets() -> None:
+    for widget in list(current().server_widgets):
+        try:
+            widget.refresh()
+        except Exception:  # a closed widget
+            pass
