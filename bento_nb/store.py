@@ -287,7 +287,11 @@ class Store:
         for n in names:
             if n.startswith(".") or not (self.repository / n).is_dir():
                 continue
-            for version in sorted(os.listdir(self.repository / n)):
+            try:
+                versions = sorted(os.listdir(self.repository / n))
+            except FileNotFoundError:  # its last version was deleted meanwhile
+                continue
+            for version in versions:
                 path = self.repository / n / version
                 if version.startswith(".") or not path.is_dir():
                     continue
@@ -323,7 +327,12 @@ class Store:
     def get(self, tag: str | Tag) -> Bundle:
         """The bundle for a tag; raises BundleNotFound or BundleCorrupted."""
         path = self.resolve(tag)
-        manifest = read_manifest(path)
+        try:
+            manifest = read_manifest(path)
+        except BundleCorrupted:
+            if not path.exists():  # deleted by another process since resolve()
+                raise BundleNotFound(f"bundle {path.parent.name}:{path.name} was just deleted") from None
+            raise
         return Bundle(path.parent.name, path.name, path, manifest)
 
     # writing
@@ -343,14 +352,21 @@ class Store:
         """Atomically move a complete bundle directory into place as ``name:version``."""
         validate_name(name)
         validate_name(version, "version")
-        target_parent = self.repository / name
-        target_parent.mkdir(parents=True, exist_ok=True)
-        target = target_parent / version
-        try:
-            os.rename(tmp_dir, target)  # atomic; fails if the target exists
-        except OSError:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-            raise
+        target = self.repository / name / version
+        for attempt in range(5):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp_dir, target)  # atomic; fails if the target exists
+                break
+            except FileNotFoundError:
+                # A concurrent delete removed the (empty) name folder between mkdir and
+                # rename: make it again.
+                if attempt == 4:
+                    shutil.rmtree(tmp_dir, ignore_errors=True)
+                    raise
+            except OSError:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+                raise
         return self.get(Tag(name, version))
 
     def save(self, name: str, write: Callable[[Path, str], dict]) -> Bundle:
