@@ -37,8 +37,8 @@ from . import __version__, _pickling, requirements, templates
 from .adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
                        split_results)
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
-from .errors import BadInput, BentoNbError, BundleCorrupted, ModelError, PackError
-from .store import MANIFEST, Bundle, Store, read_manifest, validate_name
+from .errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
+from .store import Bundle, Store, read_manifest, validate_name
 
 SERVICE_FILE = "service.pkl"
 
@@ -131,8 +131,8 @@ class InferenceAPI:
         """Call in-process with a Python value (DataFrame, rows, dict, str, bytes)."""
         payload = self.input.from_python(data)
         if self.batch:
-            return self._call(self.input.make_batch([payload]), check=False)
-        return self._call(self.input.make_single(payload), check=False)
+            return self._call(self.input.make_batch([payload]))
+        return self._call(self.input.make_single(payload))
 
     def run_one(self, payload: Payload) -> Any:
         """The result for one parsed request (``batch=False``, or a batch of one)."""
@@ -148,7 +148,7 @@ class InferenceAPI:
             return split_results(result, [p.rows for p in payloads])
         return [r[0] for r in split_results(result, [1] * len(payloads))]
 
-    def _call(self, argument: Any, check: bool = True) -> Any:
+    def _call(self, argument: Any) -> Any:
         try:
             return self.func(argument)
         except BentoNbError:
@@ -367,8 +367,10 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
     if isinstance(target, Bundle):
         bundle = target
     elif isinstance(target, os.PathLike) or (isinstance(target, str) and (
-            os.sep in target or target.startswith(".")) and os.path.isdir(target)):
-        path = Path(target).resolve()
+            os.sep in target or target.startswith("."))):
+        path = Path(target).expanduser().resolve()
+        if not path.is_dir():
+            raise BundleNotFound(f"no bundle at {path}")
         manifest = read_manifest(path)
         bundle = Bundle(manifest["name"], manifest["version"], path, manifest)
     else:
@@ -425,4 +427,4 @@ def _service_source(cls: type) -> str | None:
 
 
 __all__ = ["BentoService", "InferenceAPI", "ModelService", "api", "artifacts", "env", "pack",
-           "load", "service_from_model", "as_service", "BadInput", "MANIFEST"]
+           "load", "service_from_model", "as_service"]
