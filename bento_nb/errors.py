@@ -128,10 +128,16 @@ class ServerError(BentoNbError):
 
 
 class DockerUnavailable(BentoNbError):
-    """No Docker daemon can be reached."""
+    """No Docker daemon can be reached. ``context`` is the build context left on disk and
+    ``command`` the exact ``docker build`` command that builds it later (None if unknown)."""
 
     http_status = 503
     exit_code = 8
+
+    def __init__(self, message: str, context=None, command: str | None = None):
+        super().__init__(message)
+        self.context = context
+        self.command = command
 
 
 class BuildError(BentoNbError):
