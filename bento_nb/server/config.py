@@ -1,0 +1,74 @@
+"""Every knob of the prediction server in one record.
+
+``serve()``, the CLI and the notebook all build a :class:`ServerConfig`; nothing else in
+``bento_nb.server`` reads options from anywhere else (environment variables come through
+:mod:`bento_nb.config`)::
+
+    config = ServerConfig(port=0, max_batch_size=32, max_latency_ms=50)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .. import config as _env
+from ..errors import UsageError
+
+DEFAULT_MAX_BATCH_SIZE = 100
+DEFAULT_MAX_LATENCY_MS = 100.0
+
+
+@dataclass
+class ServerConfig:
+    """Options of one server.
+
+    ``max_batch_size``   most requests one model call may take (batch APIs).
+    ``max_latency_ms``   latency budget: a batch is never grown beyond what the fitted
+                         batch-time model ``a*n + b`` says fits in this budget.
+    ``max_queue``        requests waiting per API before new ones get 503 + Retry-After.
+    ``max_body_bytes``   larger request bodies get 413.
+    ``api_token``        when set, API routes, /metadata and /metrics need
+                         ``Authorization: Bearer <token>``; defaults to $BENTO_NB_API_TOKEN.
+    ``drain_timeout``    seconds ``stop()`` waits for in-flight requests.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+    max_queue: int = 1024
+    max_body_bytes: int = 20 * 1024 * 1024
+    api_token: str | None = None
+    port_fallback: bool = False
+    drain_timeout: float = 10.0
+    retry_after_s: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size is None:
+            self.max_batch_size = DEFAULT_MAX_BATCH_SIZE
+        if self.max_latency_ms is None:
+            self.max_latency_ms = DEFAULT_MAX_LATENCY_MS
+        if self.api_token is None:
+            self.api_token = _env.api_token()
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise UsageError(f"invalid port {self.port!r}: use 0-65535 (0 picks a free port)")
+        if int(self.max_batch_size) < 1:
+            raise UsageError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
+        if float(self.max_latency_ms) <= 0:
+            raise UsageError(f"max_latency_ms must be positive, got {self.max_latency_ms}")
+        if int(self.max_queue) < 1:
+            raise UsageError(f"max_queue must be at least 1, got {self.max_queue}")
+        if int(self.max_body_bytes) < 1:
+            raise UsageError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}")
+        self.max_batch_size = int(self.max_batch_size)
+        self.max_latency_ms = float(self.max_latency_ms)
+        self.max_queue = int(self.max_queue)
+        self.max_body_bytes = int(self.max_body_bytes)
+        self.api_token = self.api_token or None
+
+    @property
+    def public(self) -> dict:
+        """The options safe to show (/metadata): everything but the token."""
+        out = asdict(self)
+        out["api_token"] = bool(self.api_token)
+        return out

@@ -1,0 +1,181 @@
+"""``bento-nb serve``: the server in the foreground, in one or several processes.
+
+With ``--workers 1`` the server runs on the main thread until SIGINT/SIGTERM. With
+``--workers N`` the bundle is loaded once, then N processes are forked; each owns its own
+``SO_REUSEPORT`` listening socket on the same port, so the kernel spreads connections over
+them (no thundering herd on one shared socket). The parent only supervises: it restarts a
+worker that dies and forwards SIGINT/SIGTERM, after which every worker drains and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from tornado import netutil
+from tornado.ioloop import IOLoop
+
+from ..errors import ServerError, UsageError
+from . import registry
+from .config import ServerConfig
+from .runner import ModelServer, bind, warn_if_public
+
+_MAX_RESTARTS = 20
+
+
+def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1,
+            max_batch_size: int | None = None, max_latency_ms: float | None = None,
+            api_token: str | None = None) -> int:
+    """Serve bundle ``tag`` until interrupted; returns the exit code."""
+    from ..service import load
+
+    if workers is None or int(workers) < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    config = ServerConfig(host=host, port=port, max_batch_size=max_batch_size,
+                          max_latency_ms=max_latency_ms, api_token=api_token)
+    service = load(tag)
+    if workers == 1:
+        sockets, bound, _ = bind(config)
+    else:
+        sockets, bound = _bind_shared_port(config, int(workers))
+    warn_if_public(config.host)
+    shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
+    url = f"http://{shown}:{bound}"
+    record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
+              "tag": service.tag, "name": service.name, "apis": list(service.apis),
+              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    print(f"bento-nb: serving {service.tag or service.name} at {url} "
+          f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}; Ctrl-C to stop)",
+          flush=True)
+    registry.write_record(record)
+    try:
+        if workers == 1:
+            _run_worker(service, config, sockets)
+        else:
+            _supervise(service, config, sockets)
+    finally:
+        registry.remove_record(record["pid"], bound)
+    return 0
+
+
+def _bind_shared_port(config: ServerConfig, workers: int) -> tuple[list[list[socket.socket]], int]:
+    """One SO_REUSEPORT listening socket (list) per worker, all on one port. A plain bind
+    first makes sure nobody else holds the port (SO_REUSEPORT alone would share it with
+    another reuse-port server of the same user)."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise UsageError("--workers > 1 needs SO_REUSEPORT (Linux, macOS, BSD)")
+    probe, port, _ = bind(config)
+    for s in probe:
+        s.close()
+    groups = []
+    try:
+        for _ in range(workers):
+            groups.append(netutil.bind_sockets(port, config.host or None, reuse_port=True))
+    except OSError as e:
+        for group in groups:
+            for s in group:
+                s.close()
+        raise ServerError(f"cannot listen on {config.host}:{port}: {e.strerror}") from None
+    return groups, port
+
+
+def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]) -> None:
+    """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    IOLoop.current()
+    server = ModelServer(service, config)
+    server.start(sockets)
+    stopping: list = []
+
+    def request_stop() -> None:
+        if not stopping:
+            stopping.append(asyncio.ensure_future(server.shutdown()))
+            stopping[0].add_done_callback(lambda _f: loop.stop())
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop)
+    try:
+        loop.run_forever()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        loop.close()
+
+
+def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.socket]]) -> None:
+    children: dict[int, int] = {}  # pid -> worker index
+    stopping = False
+    restarts = 0
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                for i, group in enumerate(groups):
+                    if i != index:
+                        for s in group:
+                            s.close()
+                _run_worker(service, config, groups[index])
+            except BaseException:  # noqa: BLE001 - report, then leave without cleanup
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = index
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for index in range(len(groups)):
+            spawn(index)
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            index = children.pop(pid, None)
+            if index is None or stopping:
+                continue
+            restarts += 1
+            if restarts > _MAX_RESTARTS:
+                print("bento-nb: error: workers keep dying; stopping", file=sys.stderr)
+                forward(signal.SIGTERM, None)
+                continue
+            print(f"bento-nb: worker {pid} exited ({_describe(status)}); restarting",
+                  file=sys.stderr, flush=True)
+            spawn(index)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for group in groups:
+            for s in group:
+                s.close()
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit code {os.WEXITSTATUS(status)}"

@@ -1,0 +1,113 @@
+"""Which prediction servers are running: in this process, and on this machine.
+
+The one piece of global state of bento_nb. In-process, :func:`running` lists the live
+handles (``bento_nb.server.running_servers()``). On disk, each running server writes
+``<jupyter runtime dir>/bento_nb/servers/<pid>-<port>.json``::
+
+    {"pid": 4242, "host": "127.0.0.1", "port": 5000, "url": "http://127.0.0.1:5000",
+     "tag": "IrisClassifier:20240101-...", "name": "IrisClassifier", "apis": ["predict"],
+     "started_at": "2024-01-01T12:00:00+00:00"}
+
+removed on stop; :func:`list_servers` skips (and deletes) files of dead processes, so the
+Jupyter server extension sees exactly the servers that are alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+_lock = threading.Lock()
+_running: list[Any] = []
+
+
+# -- this process -------------------------------------------------------------------------
+
+
+def add(handle: Any) -> None:
+    with _lock:
+        _running.append(handle)
+
+
+def discard(handle: Any) -> None:
+    with _lock:
+        if handle in _running:
+            _running.remove(handle)
+
+
+def running() -> list[Any]:
+    with _lock:
+        return list(_running)
+
+
+# -- this machine -------------------------------------------------------------------------
+
+
+def servers_dir() -> Path:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return Path(jupyter_runtime_dir()) / "bento_nb" / "servers"
+
+
+def record_path(pid: int, port: int) -> Path:
+    return servers_dir() / f"{pid}-{port}.json"
+
+
+def write_record(record: dict) -> Path:
+    """Write a server record atomically (temp file + rename); returns its path."""
+    path = record_path(record["pid"], record["port"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def remove_record(pid: int, port: int) -> None:
+    try:
+        record_path(pid, port).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def list_servers() -> list[dict]:
+    """Records of running servers on this machine, sorted by port. Files whose process is
+    gone (or that cannot be read) are removed."""
+    folder = servers_dir()
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            pid = int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            _unlink(path)
+            continue
+        if not _pid_alive(pid):
+            _unlink(path)
+            continue
+        found.append(record)
+    return sorted(found, key=lambda r: (r.get("port", 0), r.get("pid", 0)))
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

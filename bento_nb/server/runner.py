@@ -1,0 +1,301 @@
+"""Running a server: sockets, its own IOLoop in a thread, graceful stop.
+
+:func:`serve` is the library entry point (``bento_nb.serve``); it returns a
+:class:`ServerHandle` once the server accepts connections::
+
+    handle = serve("IrisClassifier:latest", port=0)
+    requests.post(handle.url + "/predict", json=[[5.1, 3.5, 1.4, 0.2]]).json()   # [0]
+    handle.stats()["requests"]
+    handle.stop()                     # drains in-flight requests, frees the port at once
+
+:class:`ModelServer` is the part shared with the CLI, which runs the same server in the
+foreground (one process per ``--workers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import errno
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from tornado import httpserver, netutil
+from tornado.ioloop import IOLoop
+
+from ..errors import BentoNbError, ServerError
+from . import registry
+from .app import ServerState, make_app
+from .batching import Dispatcher
+from .config import ServerConfig
+from .metrics import Metrics
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_FALLBACK_TRIES = 100
+
+
+def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.socket], int, int | None]:
+    """Listening sockets for ``config.host``/``config.port``; returns (sockets, port,
+    moved_from). A busy port raises ServerError, or with ``port_fallback`` moves on to the
+    next free port."""
+    port = config.port
+    tries = _FALLBACK_TRIES if (config.port_fallback and port) else 1
+    last: OSError | None = None
+    for candidate in range(port, port + tries):
+        try:
+            sockets = netutil.bind_sockets(candidate, config.host or None, reuse_port=reuse_port)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise ServerError(f"cannot listen on {config.host}:{candidate}: {e.strerror}") from None
+            last = e
+            continue
+        bound = sockets[0].getsockname()[1]
+        return sockets, bound, (port if candidate != port else None)
+    raise ServerError(
+        f"port {port} is already in use on {config.host}"
+        + (f" (and the next {tries - 1} ports)" if tries > 1 else "")
+        + "; pick another with --port, or port=0 for any free port") from last
+
+
+def warn_if_public(host: str) -> None:
+    if host not in _LOOPBACK:
+        token = "" if os.environ.get("BENTO_NB_API_TOKEN") else (
+            "; consider --api-token / BENTO_NB_API_TOKEN")
+        print(f"bento-nb: warning: listening on {host or 'all interfaces'}: anyone who can reach "
+              f"this machine can call the model{token}", file=sys.stderr)
+
+
+class ModelServer:
+    """One service behind one tornado HTTP server on the *current* thread's IOLoop."""
+
+    def __init__(self, service: Any, config: ServerConfig):
+        self.service = service
+        self.config = config
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.dispatchers: dict[str, Dispatcher] = {}
+        self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
+                               queue_depths=self._queue_depths)
+        self.state: ServerState | None = None
+        self.http: httpserver.HTTPServer | None = None
+        self._stopping = False
+
+    def _queue_depths(self) -> dict:
+        return {name: d.queue_depth for name, d in self.dispatchers.items()}
+
+    def start(self, sockets: list[socket.socket]) -> None:
+        """Start serving on ``sockets``; call on the thread that will run the loop."""
+        self.loop = asyncio.get_event_loop()
+        config = self.config
+        for api in self.service.apis.values():
+            self.dispatchers[api.name] = Dispatcher(
+                api, self.loop, config.max_batch_size, config.max_latency_ms, config.max_queue,
+                on_batch=lambda n, t, _name=api.name: self.metrics.observe_batch(_name, n, t))
+        self.state = ServerState(self.service, config, self.dispatchers, self.metrics)
+        for dispatcher in self.dispatchers.values():
+            dispatcher.start()
+        self.http = httpserver.HTTPServer(
+            make_app(self.state), xheaders=False, idle_connection_timeout=300,
+            # Bodies over our limit get a JSON 413 from the handler; tornado's own limit
+            # (which answers a bare 400) stays out of the way.
+            max_body_size=max(config.max_body_bytes * 4, 256 * 1024 * 1024))
+        self.http.add_sockets(sockets)
+        self.state.ready = True
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting, drain in-flight requests (up to ``timeout``), close everything."""
+        if self._stopping:
+            return
+        self._stopping = True
+        timeout = self.config.drain_timeout if timeout is None else timeout
+        state = self.state
+        if self.http is not None:
+            self.http.stop()  # closes the listening sockets: the port is free now
+        if state is not None:
+            state.draining = True
+        for dispatcher in self.dispatchers.values():
+            dispatcher.close()
+        deadline = time.monotonic() + timeout
+        while state is not None and state.in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if self.http is not None:
+            try:
+                await asyncio.wait_for(self.http.close_all_connections(),
+                                       max(0.1, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
+        for dispatcher in self.dispatchers.values():
+            await asyncio.get_running_loop().run_in_executor(
+                None, dispatcher.join, max(0.1, deadline - time.monotonic()))
+
+    def stats(self) -> dict:
+        out = self.metrics.summary()
+        out["in_flight"] = self.state.in_flight if self.state else 0
+        return out
+
+
+class ServerHandle:
+    """A server running in a background thread of this process (see :func:`serve`)."""
+
+    def __init__(self, server: ModelServer, port: int, moved_from: int | None, tag: str | None):
+        config = server.config
+        self._server = server
+        self.host = config.host
+        self.port = port
+        self.moved_from = moved_from
+        self.tag = tag
+        self.service = server.service
+        self.name = server.service.name
+        shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::", "127.0.0.1") else config.host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        self.url = f"http://{shown}:{port}"
+        self.docs_url = self.url + "/"
+        self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._record_pid = os.getpid()
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped.is_set()
+
+    @property
+    def apis(self) -> list[str]:
+        return list(self.service.apis)
+
+    def stats(self) -> dict:
+        out = self._server.stats()
+        out["status"] = "running" if self.running else "stopped"
+        return out
+
+    def record(self) -> dict:
+        return {"pid": self._record_pid, "host": self.host, "port": self.port, "url": self.url,
+                "tag": self.tag, "name": self.name, "apis": self.apis,
+                "started_at": self.started_at}
+
+    def stop(self, timeout: float = 10) -> None:
+        """Drain in-flight requests (up to ``timeout`` seconds), free the port and end the
+        server thread. Safe to call twice and from any thread except the server's own."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            loop, thread = self._loop, self._thread
+            if loop is not None and thread is not None and thread.is_alive():
+                if threading.current_thread() is thread:
+                    raise ServerError("stop() cannot be called from the server's own thread")
+                done = threading.Event()
+
+                async def _shutdown() -> None:
+                    try:
+                        await self._server.shutdown(timeout)
+                    finally:
+                        done.set()
+                        asyncio.get_running_loop().stop()
+
+                try:
+                    loop.call_soon_threadsafe(lambda: asyncio.ensure_future(_shutdown()))
+                except RuntimeError:
+                    pass
+                else:
+                    done.wait(timeout + 5)
+                thread.join(timeout + 5)
+            self._stopped.set()
+            registry.discard(self)
+            registry.remove_record(self._record_pid, self.port)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<ServerHandle {self.name} {self.url} {state}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        state = "running" if self.running else "stopped"
+        return (f'<b>{escape(self.name)}</b> {state} at <a href="{escape(self.url)}" '
+                f'target="_blank">{escape(self.url)}</a> (<a href="{escape(self.docs_url)}" '
+                f'target="_blank">docs</a>)')
+
+
+def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
+          max_batch_size: int | None = None, max_latency_ms: float | None = None,
+          api_token: str | None = None, port_fallback: bool = False,
+          config: ServerConfig | None = None, **model_options: Any) -> ServerHandle:
+    """Serve ``target`` over HTTP from a background thread; returns once it accepts
+    connections.
+
+    ``target``: a tag (``"Iris"``, ``"Iris:latest"``, ``"Iris:<version>"``), a bundle path, a
+    :class:`~bento_nb.store.Bundle`, a service, or a live model object (wrapped with
+    ``model_options`` such as ``name=``, ``apis=``, ``input=``, ``batch=``; no pack needed).
+    ``port=0`` picks a free port. A busy port raises ServerError, unless
+    ``port_fallback=True`` (the notebook), which moves to the next free port and sets
+    ``handle.moved_from``. ``api_token`` (or $BENTO_NB_API_TOKEN) requires
+    ``Authorization: Bearer <token>`` on the API routes.
+    """
+    from ..service import as_service
+
+    if config is None:
+        config = ServerConfig(host=host, port=port, max_batch_size=max_batch_size,
+                              max_latency_ms=max_latency_ms, api_token=api_token,
+                              port_fallback=port_fallback)
+    service = as_service(target, **model_options)
+    sockets, bound_port, moved_from = bind(config)
+    warn_if_public(config.host)
+    server = ModelServer(service, config)
+    handle = ServerHandle(server, bound_port, moved_from, getattr(service, "tag", None))
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            IOLoop.current()  # make tornado use this loop
+            server.start(sockets)
+            handle._loop = loop
+        except BaseException as e:  # noqa: BLE001 - reported to the caller below
+            failure.append(e)
+            started.set()
+            for s in sockets:
+                s.close()
+            loop.close()
+            return
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                handle._stopped.set()
+
+    thread = threading.Thread(target=run, daemon=True,
+                              name=f"bento-nb-server-{service.name}-{bound_port}")
+    handle._thread = thread
+    thread.start()
+    started.wait()
+    if failure:
+        error = failure[0]
+        if isinstance(error, BentoNbError):
+            raise error
+        raise ServerError(f"the server could not start: {type(error).__name__}: {error}") from error
+    registry.add(handle)
+    registry.write_record(handle.record())
+    return handle
+
+
+def running_servers() -> list[ServerHandle]:
+    """Handles of the servers running in this process, oldest first."""
+    return [h for h in registry.running() if h.running]
+
+
+def stop_all(timeout: float = 10) -> None:
+    """Stop every server of this process."""
+    for handle in registry.running():
+        handle.stop(timeout)

@@ -1,0 +1,149 @@
+"""Fixtures for the server tests: running servers and a tiny bounded HTTP client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+TIMEOUT = 10
+
+
+class Response:
+    def __init__(self, status: int, headers: dict, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.body[:200]!r}>"
+
+
+def request(url: str, method: str = "GET", body: bytes | str | None = None,
+            content_type: str | None = "application/json", headers: dict | None = None,
+            conn: http.client.HTTPConnection | None = None) -> Response:
+    """One HTTP request with a timeout (a new connection unless ``conn`` is given)."""
+    parts = urlsplit(url)
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
+    all_headers = dict(headers or {})
+    if content_type is not None and body is not None:
+        all_headers.setdefault("Content-Type", content_type)
+    if isinstance(body, str):
+        body = body.encode()
+    try:
+        conn.request(method, parts.path or "/", body=body, headers=all_headers)
+        response = conn.getresponse()
+        data = response.read()
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+    finally:
+        if own:
+            conn.close()
+
+
+def post_json(url: str, value, **kwargs) -> Response:
+    return request(url, "POST", json.dumps(value), **kwargs)
+
+
+class EchoModel:
+    """predict(df) -> the first column: every client can check it got its own rows back."""
+
+    def predict(self, df):
+        return df.iloc[:, 0].to_numpy()
+
+
+class SlowEchoModel(EchoModel):
+    """Echo that takes ``delay`` seconds per call, so concurrent requests pile up."""
+
+    def __init__(self, delay: float = 0.02):
+        self.delay = delay
+
+    def predict(self, df):
+        time.sleep(self.delay)
+        return super().predict(df)
+
+
+class PoisonModel(SlowEchoModel):
+    """Raises when any row's first value is the marker -1."""
+
+    def predict(self, df):
+        if (df.iloc[:, 0] == -1).any():
+            raise ValueError("poisoned row: first value -1 is not allowed")
+        return super().predict(df)
+
+
+class GateModel:
+    """Blocks inside predict until ``gate`` is set; records every batch size it saw."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.sizes: list[int] = []
+
+    def predict(self, df):
+        self.entered.set()
+        if not self.gate.wait(TIMEOUT):
+            raise TimeoutError("gate never opened")
+        self.sizes.append(len(df))
+        if (df.iloc[:, 0] == -1).any():
+            raise ValueError("poisoned row: first value -1 is not allowed")
+        return df.iloc[:, 0].to_numpy()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric_value(text: str, name: str, **labels) -> float:
+    """Sum of the samples ``name{labels...}`` in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        sample, value = line.rsplit(" ", 1)
+        if all(f'{k}="{v}"' in sample for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+@pytest.fixture
+def serve_model():
+    """serve_model(model, **options) -> handle; every handle is stopped afterwards."""
+    from bento_nb.server import serve
+
+    handles = []
+
+    def start(model, **options):
+        options.setdefault("port", 0)
+        options.setdefault("input", "dataframe")
+        handle = serve(model, **options)
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop(timeout=5)
+
+
+@pytest.fixture
+def iris_server(iris_bundle, serve_model):
+    return serve_model(iris_bundle.tag)
+
+
+@pytest.fixture
+def echo_rows():
+    def rows(client: int, count: int = 1):
+        return [[float(client * 1000 + k), 1.0, 2.0, 3.0] for k in range(count)]
+
+    return rows

@@ -1,0 +1,205 @@
+"""Routes of a real server on 127.0.0.1: predictions, docs, operations, errors, auth."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+
+from .conftest import EchoModel, metric_value, post_json, request
+
+ROW = [[5.1, 3.5, 1.4, 0.2]]
+
+
+def test_json_and_csv_predict(iris_server):
+    # curl -d '[[5.1,3.5,1.4,0.2]]' -H 'Content-Type: application/json' URL/predict
+    r = request(iris_server.url + "/predict", "POST", "[[5.1,3.5,1.4,0.2]]")
+    assert (r.status, r.json()) == (200, [0])
+    assert r.headers["content-type"] == "application/json"
+    r = request(iris_server.url + "/predict", "POST", "5.1,3.5,1.4,0.2\n", "text/csv")
+    assert (r.status, r.json()) == (200, [0])
+    csv_with_header = ("sepal_length,sepal_width,petal_length,petal_width\n"
+                       "5.1,3.5,1.4,0.2\n6.9,3.1,5.4,2.1\n")
+    r = request(iris_server.url + "/predict", "POST", csv_with_header, "text/csv")
+    assert (r.status, r.json()) == (200, [0, 2])
+    r = post_json(iris_server.url + "/predict", {"columns": ["a", "b", "c", "d"], "data": ROW})
+    assert (r.status, r.json()) == (200, [0])
+
+
+def test_docs_json_is_valid_openapi(iris_server):
+    from openapi_spec_validator import validate
+
+    r = request(iris_server.url + "/docs.json")
+    assert r.status == 200
+    spec = r.json()
+    validate(spec)
+    operation = spec["paths"]["/predict"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["example"]
+    assert "text/csv" in operation["requestBody"]["content"]
+    assert {"400", "413", "415", "500", "503"} <= set(operation["responses"])
+    assert {"/healthz", "/readyz", "/metrics", "/metadata"} <= set(spec["paths"])
+
+
+def test_swagger_page_uses_only_local_assets(iris_server):
+    r = request(iris_server.url + "/")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.body.decode()
+    assert "swagger-ui" in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert len(assets) >= 3
+    for asset in assets:
+        assert not re.match(r"^(https?:)?//", asset), f"external asset {asset}"
+        fetched = request(f"{iris_server.url}/{asset}")
+        assert fetched.status == 200, asset
+        assert len(fetched.body) > 0
+    bundle_js = request(iris_server.url + "/static/swagger-ui/swagger-ui-bundle.js")
+    assert b"SwaggerUIBundle" in bundle_js.body
+    assert b"docs.json" in request(iris_server.url + "/static/swagger-ui/init.js").body
+
+
+def test_operational_routes(iris_server, iris_bundle):
+    assert request(iris_server.url + "/healthz").json() == {"status": "ok"}
+    assert request(iris_server.url + "/readyz").json() == {"status": "ready"}
+    meta = request(iris_server.url + "/metadata").json()
+    assert meta["tag"] == iris_bundle.tag
+    assert meta["apis"][0]["name"] == "predict"
+    assert isinstance(meta["pid"], int)
+    assert meta["config"]["api_token"] is False
+    post_json(iris_server.url + "/predict", ROW)
+    request(iris_server.url + "/predict", "POST", "[[1,2]]")
+    metrics = request(iris_server.url + "/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.body.decode()
+    assert metric_value(text, "bento_nb_requests_total", route="predict", code="200") == 1
+    assert metric_value(text, "bento_nb_errors_total", route="predict", code="400") == 1
+    assert metric_value(text, "bento_nb_request_duration_seconds_count", route="predict") == 2
+    assert metric_value(text, "bento_nb_batch_size_count", api="predict") == 1
+
+
+# The bad-input corpus: (name, method, path, body, content type, status, error type).
+BAD_INPUTS = [
+    ("malformed JSON", "POST", "/predict", "[[5.1, 3.5,", "application/json", 400, "BadInput"),
+    ("wrong column count", "POST", "/predict", "[[5.1, 3.5, 1.4]]", "application/json", 400,
+     "BadInput"),
+    ("strings for numbers", "POST", "/predict", '[["a", "b", "c", "d"]]', "application/json",
+     400, "BadInput"),
+    ("empty body", "POST", "/predict", "", "application/json", 400, "BadInput"),
+    ("empty list", "POST", "/predict", "[]", "application/json", 400, "BadInput"),
+    ("nested junk", "POST", "/predict", '[[[1, 2], {"a": [3]}, null, 4]]', "application/json",
+     400, "BadInput"),
+    ("flat list", "POST", "/predict", "[5.1, 3.5, 1.4, 0.2]", "application/json", 400,
+     "BadInput"),
+    ("a number", "POST", "/predict", "42", "application/json", 400, "BadInput"),
+    ("wrong content type", "POST", "/predict", "[[5.1, 3.5, 1.4, 0.2]]", "application/xml",
+     415, "UnsupportedMediaType"),
+    ("unknown route", "POST", "/nope", "[[5.1, 3.5, 1.4, 0.2]]", "application/json", 404,
+     "NotFound"),
+    ("GET on /predict", "GET", "/predict", None, None, 405, "MethodNotAllowed"),
+    ("NaN", "POST", "/predict", "[[NaN, 3.5, 1.4, 0.2]]", "application/json", 400, "BadInput"),
+    ("Infinity", "POST", "/predict", "[[Infinity, 3.5, 1.4, 0.2]]", "application/json", 400,
+     "BadInput"),
+    ("huge exponent", "POST", "/predict", "[[1e999, 3.5, 1.4, 0.2]]", "application/json", 400,
+     "BadInput"),
+    ("CSV with a missing column", "POST", "/predict", "5.1,3.5,1.4,0.2\n6.2,3.4,5.4\n",
+     "text/csv", 400, "BadInput"),
+    ("CSV too narrow", "POST", "/predict", "5.1,3.5,1.4\n", "text/csv", 400, "BadInput"),
+    ("not UTF-8", "POST", "/predict", b"\xff\xfe[[1]]", "application/json", 400, "BadInput"),
+    ("deep nesting", "POST", "/predict", "[" * 100000 + "]" * 100000, "application/json", 400,
+     "BadInput"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_gets_json_error_then_server_still_answers(iris_server, case):
+    name, method, path, body, content_type, status, error_type = case
+    r = request(iris_server.url + path, method, body, content_type)
+    assert r.status == status, (name, r)
+    assert r.headers["content-type"] == "application/json"
+    error = r.json()["error"]
+    assert error["type"] == error_type
+    assert error["message"]
+    good = post_json(iris_server.url + "/predict", ROW)
+    assert (good.status, good.json()) == (200, [0])
+
+
+def test_oversize_body_gets_413(iris_bundle, serve_model):
+    from bento_nb.server import ServerConfig
+
+    handle = serve_model(iris_bundle.tag, config=ServerConfig(port=0, max_body_bytes=1000))
+    big = json.dumps([[5.1, 3.5, 1.4, 0.2]] * 200)
+    assert len(big) > 1000
+    r = request(handle.url + "/predict", "POST", big)
+    assert r.status == 413 and r.json()["error"]["type"] == "PayloadTooLarge"
+    # the same without Content-Length (chunked upload)
+    with socket.create_connection(("127.0.0.1", handle.port), timeout=10) as s:
+        chunk = big.encode()
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n"
+                  + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer or b"}}" not in answer:
+            data = s.recv(65536)
+            if not data:
+                break
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+    assert b'"PayloadTooLarge"' in answer
+    good = post_json(handle.url + "/predict", ROW)
+    assert (good.status, good.json()) == (200, [0])
+
+
+def test_model_error_is_500_with_message(serve_model):
+    class Broken:
+        def predict(self, df):
+            raise RuntimeError("the model is broken")
+
+    handle = serve_model(Broken())
+    r = post_json(handle.url + "/predict", [[1, 2]])
+    assert r.status == 500
+    assert r.json() == {"error": {"type": "ModelError",
+                                  "message": "RuntimeError: the model is broken"}}
+    assert request(handle.url + "/healthz").status == 200
+
+
+def test_non_batch_api_and_json_input(serve_model):
+    class Upper:
+        def predict(self, value):
+            return {"text": value["text"].upper()}
+
+    handle = serve_model(Upper(), input="json", batch=False)
+    r = post_json(handle.url + "/predict", {"text": "hi"})
+    assert (r.status, r.json()) == (200, {"text": "HI"})
+    r = request(handle.url + "/predict", "POST", "{oops")
+    assert r.status == 400
+
+
+def test_token_auth(iris_bundle, serve_model):
+    handle = serve_model(iris_bundle.tag, api_token="s3cret")
+    url = handle.url + "/predict"
+    r = post_json(url, ROW)
+    assert r.status == 401 and r.json()["error"]["type"] == "Unauthorized"
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert post_json(url, ROW, headers={"Authorization": "Bearer wrong"}).status == 401
+    r = post_json(url, ROW, headers={"Authorization": "Bearer s3cret"})
+    assert (r.status, r.json()) == (200, [0])
+    assert request(handle.url + "/metadata").status == 401
+    assert request(handle.url + "/healthz").status == 200
+    assert request(handle.url + "/readyz").status == 200
+    spec = request(handle.url + "/docs.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_token_from_environment(iris_bundle, serve_model, monkeypatch):
+    monkeypatch.setenv("BENTO_NB_API_TOKEN", "from-env")
+    handle = serve_model(iris_bundle.tag)
+    assert post_json(handle.url + "/predict", ROW).status == 401
+    r = post_json(handle.url + "/predict", ROW, headers={"Authorization": "Bearer from-env"})
+    assert r.status == 200
+
+
+def test_public_host_prints_warning(serve_model, capsys):
+    handle = serve_model(EchoModel(), host="0.0.0.0")
+    assert "warning" in capsys.readouterr().err
+    assert post_json(handle.url + "/predict", [[7, 1]]).json() == [7]

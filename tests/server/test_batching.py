@@ -1,0 +1,215 @@
+"""The micro-batching dispatcher: batches form under load, answers go back to the right
+requests in order, a poisoned request fails alone, the queue is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from bento_nb.errors import ModelError, Overloaded
+from bento_nb.server.batching import BatchTimeModel, Dispatcher
+from bento_nb.service import service_from_model
+
+from .conftest import GateModel, PoisonModel, SlowEchoModel, metric_value, post_json, request
+
+CLIENTS = 64
+REQUESTS_PER_CLIENT = 5
+
+
+def test_batch_time_model_recovers_a_line():
+    fit = BatchTimeModel()
+    for n in (1, 4, 16, 64, 2, 32) * 5:
+        fit.observe(n, 0.002 + 0.0005 * n)
+    assert fit.a == pytest.approx(0.0005, rel=1e-6)
+    assert fit.b == pytest.approx(0.002, rel=1e-6)
+    # budget 20 ms: (0.020 - 0.002) / 0.0005 = 36
+    assert fit.largest_within(0.020, 100) == 36
+    assert fit.largest_within(0.020, 10) == 10
+    assert fit.largest_within(0.001, 100) == 1
+
+
+def test_batch_time_model_without_slope_does_not_cap():
+    fit = BatchTimeModel()
+    for _ in range(10):
+        fit.observe(1, 0.003)
+    assert fit.a == 0 and fit.b == pytest.approx(0.003)
+    assert fit.largest_within(0.010, 100) == 100
+
+
+def _run_dispatcher(model, scenario, **options):
+    """Run ``scenario(dispatcher, loop)`` (a coroutine function) on a fresh loop."""
+    api = service_from_model(model, name="Gate").apis["predict"]
+
+    async def main():
+        dispatcher = Dispatcher(api, asyncio.get_running_loop(), **options)
+        dispatcher.start()
+        try:
+            return await scenario(dispatcher, api)
+        finally:
+            dispatcher.close()
+            dispatcher.join(5)
+
+    return asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_queued_requests_form_one_batch_and_return_in_order():
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        first = dispatcher.submit(api.input.parse(b"[[100, 0]]", "application/json"))
+        # the lone first request is dispatched at once, without waiting for company
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        rest = [dispatcher.submit(api.input.parse(f"[[{i}, 0], [{i + 0.5}, 0]]".encode(),
+                                                  "application/json")) for i in range(10)]
+        assert dispatcher.queue_depth == 10
+        model.gate.set()
+        return await asyncio.gather(first, *rest)
+
+    outcomes = _run_dispatcher(model, scenario)
+    assert model.sizes == [1, 20]  # one lone call, then every queued request in one batch
+    assert outcomes[0] == (True, b"[100]")
+    for i, (ok, body) in enumerate(outcomes[1:]):
+        assert ok and body == f"[{float(i)},{i + 0.5}]".encode()
+
+
+def test_batch_size_is_capped():
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        first = dispatcher.submit(api.input.parse(b"[[0, 0]]", "application/json"))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        rest = [dispatcher.submit(api.input.parse(f"[[{i}, 0]]".encode(), "application/json"))
+                for i in range(10)]
+        model.gate.set()
+        return await asyncio.gather(first, *rest)
+
+    outcomes = _run_dispatcher(model, scenario, max_batch_size=4)
+    assert model.sizes == [1, 4, 4, 2]
+    assert [body for _, body in outcomes[1:]] == [f"[{i}]".encode() for i in range(10)]
+
+
+def test_poisoned_request_is_isolated_by_bisection():
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        first = dispatcher.submit(api.input.parse(b"[[100, 0]]", "application/json"))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        rows = list(range(30))
+        rows.insert(17, -1)
+        rest = [dispatcher.submit(api.input.parse(f"[[{v}, 0]]".encode(), "application/json"))
+                for v in rows]
+        model.gate.set()
+        return rows, await asyncio.gather(first, *rest)
+
+    rows, outcomes = _run_dispatcher(model, scenario)
+    assert model.sizes[:2] == [1, 31]  # the poisoned batch really was one batch
+    for value, (ok, body) in zip(rows, outcomes[1:]):
+        if value == -1:
+            assert not ok and isinstance(body, ModelError)
+            assert "poisoned row" in body.message
+        else:
+            assert ok and body == f"[{value}]".encode()
+
+
+def test_full_queue_refuses_at_once():
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        payload = api.input.parse(b"[[1, 0]]", "application/json")
+        first = dispatcher.submit(payload)
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = [dispatcher.submit(payload) for _ in range(3)]
+        with pytest.raises(Overloaded) as refused:
+            dispatcher.submit(payload)
+        assert dispatcher.retry_after() >= 1
+        model.gate.set()
+        answers = await asyncio.gather(first, *queued)
+        return refused.value, answers
+
+    refused, answers = _run_dispatcher(model, scenario, max_queue=3)
+    assert refused.http_status == 503 and "overloaded" in refused.message
+    assert all(ok for ok, _ in answers)
+
+
+def test_closed_dispatcher_answers_queued_and_refuses_new():
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        payload = api.input.parse(b"[[1, 0]]", "application/json")
+        first = dispatcher.submit(payload)
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = dispatcher.submit(payload)
+        dispatcher.close()
+        with pytest.raises(Overloaded):
+            dispatcher.submit(payload)
+        model.gate.set()
+        return await asyncio.gather(first, queued)
+
+    assert _run_dispatcher(model, scenario) == [(True, b"[1]"), (True, b"[1]")]
+
+
+def _client(url: str, client: int, results: dict, start: threading.Barrier) -> None:
+    """One keep-alive client sending distinct multi-row requests, checking each answer."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    start.wait(10)
+    answers = []
+    try:
+        for k in range(REQUESTS_PER_CLIENT):
+            rows = [[client * 1000 + k * 10 + j, 1.0] for j in range(1 + (client + k) % 3)]
+            r = post_json(url + "/predict", rows, conn=conn)
+            answers.append((r.status, r.json(), [row[0] for row in rows]))
+    finally:
+        conn.close()
+    results[client] = answers
+
+
+def test_64_concurrent_clients_get_their_own_answers(serve_model):
+    handle = serve_model(SlowEchoModel(delay=0.01), name="Echo")
+    results: dict = {}
+    start = threading.Barrier(CLIENTS)
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        futures = [pool.submit(_client, handle.url, c, results, start) for c in range(CLIENTS)]
+        for f in futures:
+            f.result(timeout=60)
+    assert len(results) == CLIENTS
+    for client, answers in results.items():
+        assert len(answers) == REQUESTS_PER_CLIENT
+        for status, body, expected in answers:
+            assert status == 200
+            assert body == expected, f"client {client} got someone else's answer"
+    text = request(handle.url + "/metrics").body.decode()
+    batches = metric_value(text, "bento_nb_batch_size_count", api="predict")
+    batched = metric_value(text, "bento_nb_batch_size_sum", api="predict")
+    singles = metric_value(text, "bento_nb_batch_size_bucket", api="predict", le="1.0")
+    assert batched == CLIENTS * REQUESTS_PER_CLIENT
+    assert singles < batches, "no batch of more than one request was formed"
+    assert batched / batches > 1
+    assert handle.stats()["mean_batch_size"] > 1
+
+
+def test_poisoned_request_among_30_concurrent(serve_model):
+    handle = serve_model(PoisonModel(delay=0.01), name="Poison")
+    values = list(range(1, 31)) + [-1]
+    start = threading.Barrier(len(values))
+
+    def call(value):
+        start.wait(10)
+        return value, post_json(handle.url + "/predict", [[value, 0.5]])
+
+    with ThreadPoolExecutor(len(values)) as pool:
+        answers = list(pool.map(call, values, timeout=60))
+    failed = [(v, r) for v, r in answers if r.status != 200]
+    assert [v for v, _ in failed] == [-1]
+    assert failed[0][1].status == 500
+    assert failed[0][1].json()["error"] == {
+        "type": "ModelError", "message": "ValueError: poisoned row: first value -1 is not allowed"}
+    for value, r in answers:
+        if value != -1:
+            assert r.json() == [value]

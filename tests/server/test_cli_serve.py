@@ -1,0 +1,128 @@
+"""``bento-nb serve`` as a real process: predictions, --workers on one port, errors, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import free_port, post_json, request
+
+ROW = [[5.1, 3.5, 1.4, 0.2]]
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bento_nb", "serve", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            if request(url + "/readyz").status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become ready")
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+@pytest.fixture
+def cli_server(iris_bundle):
+    procs = []
+
+    def start(*extra: str):
+        port = free_port()
+        proc = _start("IrisClassifier", "--port", str(port), *extra)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(proc, url)
+        return proc, url, port
+
+    yield start
+    for proc in procs:
+        _stop(proc)
+
+
+def test_cli_serve_predicts_json_and_csv(cli_server):
+    proc, url, port = cli_server()
+    r = request(url + "/predict", "POST", "[[5.1,3.5,1.4,0.2]]", "application/json")
+    assert (r.status, r.json()) == (200, [0])
+    r = request(url + "/predict", "POST", "5.1,3.5,1.4,0.2", "text/csv")
+    assert (r.status, r.json()) == (200, [0])
+    # the same with curl, exactly as a user would type it
+    out = subprocess.run(["curl", "-s", "-d", "[[5.1,3.5,1.4,0.2]]", "-H",
+                          "Content-Type: application/json", f"localhost:{port}/predict"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == "[0]"
+    from bento_nb.server import list_servers
+
+    assert [r["port"] for r in list_servers() if r["pid"] == proc.pid] == [port]
+    assert _stop(proc) == 0
+    assert "serving IrisClassifier:" in proc.stdout.read()
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    assert [r for r in list_servers() if r["pid"] == proc.pid] == []
+
+
+def test_cli_workers_answer_from_two_processes(cli_server):
+    proc, url, _ = cli_server("--workers", "2")
+    pids = set()
+    for _ in range(200):  # new connection each time: the kernel spreads them over workers
+        pids.add(request(url + "/metadata").json()["pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2 and proc.pid not in pids
+    for _ in range(10):
+        assert post_json(url + "/predict", ROW).json() == [0]
+    assert _stop(proc) == 0
+    for pid in pids:  # the workers are gone too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_cli_token(cli_server):
+    _, url, _ = cli_server("--api-token", "t0ken")
+    assert post_json(url + "/predict", ROW).status == 401
+    r = post_json(url + "/predict", ROW, headers={"Authorization": "Bearer t0ken"})
+    assert (r.status, r.json()) == (200, [0])
+
+
+def test_cli_busy_port_is_one_line_error(iris_bundle):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for extra in ([], ["--workers", "2"]):
+            proc = _start("IrisClassifier", "--port", str(port), *extra)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 7
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and f"port {port} is already in use" in lines[0], err
+
+
+def test_cli_unknown_bundle_is_one_line_error():
+    proc = _start("NoSuchModel", "--port", str(free_port()))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert len(err.strip().splitlines()) == 1 and "NoSuchModel" in err

@@ -1,0 +1,157 @@
+"""serve() / stop(): several servers per process, port reuse, draining, the registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+
+import pytest
+
+import bento_nb
+from bento_nb.errors import ServerError
+from bento_nb.server import list_servers, running_servers, serve, stop_all
+from bento_nb.server import registry
+
+from .conftest import EchoModel, SlowEchoModel, free_port, post_json, request
+
+ROW = [[5.1, 3.5, 1.4, 0.2]]
+
+
+def _port_is_free(port: int) -> bool:
+    """Nothing listens, and a new server may bind it (as servers do, with SO_REUSEADDR,
+    so TIME_WAIT leftovers of closed connections do not count)."""
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+        except OSError:
+            return False
+    return True
+
+
+def test_three_servers_in_one_process(iris_bundle, iris_clf, serve_model):
+    from bento_nb.service import load
+
+    by_tag = serve_model(iris_bundle.tag)
+    by_path = serve_model(str(iris_bundle.path))
+    by_object = serve_model(iris_clf, name="LiveIris")
+    by_service = serve_model(load(iris_bundle.tag))
+    handles = [by_tag, by_path, by_object, by_service]
+    assert len({h.port for h in handles}) == 4
+    for h in handles:
+        r = post_json(h.url + "/predict", ROW)
+        assert (r.status, r.json()) == (200, [0]), h
+    assert by_tag.tag == iris_bundle.tag and by_object.tag is None
+    assert by_object.name == "LiveIris"
+    assert set(running_servers()) >= set(handles)
+    records = {r["port"]: r for r in list_servers()}
+    for h in handles:
+        record = records[h.port]
+        assert record["pid"] == os.getpid() and record["url"] == h.url
+        assert record["apis"] == ["predict"] and record["name"] == h.name
+    assert records[by_tag.port]["tag"] == iris_bundle.tag
+
+
+def test_stop_frees_the_port_and_serve_again(iris_bundle):
+    port = free_port()
+    first = serve(iris_bundle.tag, port=port)
+    assert first.port == port and first.url == f"http://127.0.0.1:{port}"
+    assert post_json(first.url + "/predict", ROW).json() == [0]
+    first.stop()
+    assert not first.running and first.stats()["status"] == "stopped"
+    assert first not in running_servers()
+    assert not registry.record_path(os.getpid(), port).exists()
+    assert _port_is_free(port)
+    first.stop()  # idempotent
+    second = serve(iris_bundle.tag, port=port)
+    try:
+        assert second.port == port
+        assert post_json(second.url + "/predict", ROW).json() == [0]
+    finally:
+        second.stop()
+
+
+def test_busy_port_is_an_error_or_moves_on(iris_bundle, serve_model):
+    first = serve_model(iris_bundle.tag)
+    with pytest.raises(ServerError, match=f"port {first.port} is already in use"):
+        serve(iris_bundle.tag, port=first.port)
+    moved = serve_model(iris_bundle.tag, port=first.port, port_fallback=True)
+    assert moved.port != first.port and moved.moved_from == first.port
+    assert post_json(moved.url + "/predict", ROW).json() == [0]
+    not_moved = serve_model(iris_bundle.tag, port=free_port(), port_fallback=True)
+    assert not_moved.moved_from is None
+
+
+def test_stop_drains_in_flight_requests(serve_model):
+    handle = serve_model(SlowEchoModel(delay=0.5), name="Slow")
+    answers = []
+    sent = threading.Event()
+
+    def call(value):
+        sent.set()
+        answers.append(post_json(handle.url + "/predict", [[value, 0]]))
+
+    threads = [threading.Thread(target=call, args=(v,)) for v in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    sent.wait(5)
+    # wait until the server has the requests (bounded)
+    for _ in range(500):
+        if handle.stats()["in_flight"] == 3:
+            break
+        threading.Event().wait(0.01)
+    assert handle.stats()["in_flight"] == 3
+    handle.stop(timeout=10)
+    for t in threads:
+        t.join(10)
+    assert sorted(r.json()[0] for r in answers) == [1, 2, 3]
+    assert all(r.status == 200 for r in answers)
+    assert _port_is_free(handle.port)
+
+
+def test_stats_keys(serve_model):
+    handle = serve_model(EchoModel(), name="Echo")
+    for i in range(5):
+        post_json(handle.url + "/predict", [[i, 0]])
+    request(handle.url + "/predict", "POST", "oops")
+    stats = handle.stats()
+    assert set(stats) >= {"requests", "errors", "requests_per_second", "mean_batch_size",
+                          "p50_ms", "p99_ms", "in_flight", "status"}
+    assert stats["requests"] == 6 and stats["errors"] == 1
+    assert stats["mean_batch_size"] == 1.0
+    assert stats["status"] == "running" and stats["in_flight"] == 0
+    assert 0 < stats["p50_ms"] <= stats["p99_ms"]
+
+
+def test_stop_all_and_public_serve(iris_bundle):
+    handles = [bento_nb.serve(iris_bundle.tag, port=0) for _ in range(2)]
+    assert all(h.running for h in handles)
+    stop_all()
+    assert not any(h.running for h in handles)
+    assert running_servers() == []
+    assert list_servers() == []
+
+
+def test_registry_ignores_dead_processes(tmp_path):
+    dead = {"pid": 2 ** 22 + 12345, "host": "127.0.0.1", "port": 1, "url": "http://x:1",
+            "tag": None, "name": "Gone", "apis": [], "started_at": "2024-01-01T00:00:00+00:00"}
+    path = registry.write_record(dead)
+    assert path.exists()
+    (path.parent / "garbage.json").write_text("{not json")
+    assert list_servers() == []
+    assert not path.exists()
+    assert json.loads(registry.write_record({**dead, "pid": os.getpid()}).read_text())["pid"]
+    assert [r["pid"] for r in list_servers()] == [os.getpid()]
+
+
+def test_unknown_target_is_a_clear_error():
+    from bento_nb.errors import BundleNotFound
+
+    with pytest.raises(BundleNotFound):
+        serve("NoSuchModel", port=0)
