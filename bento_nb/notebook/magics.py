@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import sys
+import types
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
@@ -189,6 +190,17 @@ class BentoMagics(Magics):
     def _ns(self) -> dict:
         return self.shell.user_ns if self.shell is not None else {}
 
+    def _servable(self, name: str) -> Any:
+        """The notebook variable ``name`` when it can be served or predicted with, else
+        None. Classes and modules are skipped: ``IrisClassifier`` then means the bundle of
+        that name, not the class defined in the notebook."""
+        if not name.isidentifier() or name not in self._ns:
+            return None
+        obj = self._ns[name]
+        if isinstance(obj, (type, types.ModuleType)):
+            return None
+        return obj
+
     def _variable(self, name: str) -> Any:
         if not name.isidentifier() or name not in self._ns:
             raise UsageError(f"name {name!r} is not defined in the notebook")
@@ -269,8 +281,8 @@ class BentoMagics(Magics):
             if tag is None:
                 raise UsageError("nothing packed yet: %bento pack VAR first, or give a tag or a variable")
             return tag, f"bundle:{tag.partition(':')[0]}"
-        if text.isidentifier() and text in self._ns:
-            obj = self._ns[text]
+        obj = self._servable(text)
+        if obj is not None:
             if isinstance(obj, Bundle):
                 return obj.tag, f"bundle:{obj.name}"
             if isinstance(obj, (str, os.PathLike)):
@@ -350,25 +362,27 @@ class BentoMagics(Magics):
             if entry is None:
                 raise UsageError(f"no server of this kernel on port {text} (see %bento servers)")
             return entry
-        if text.isidentifier() and text in self._ns:
-            obj = self._ns[text]
-            if not isinstance(obj, (str, os.PathLike)) and not _is_bundle(obj):
-                return session.entry_for(f"var:{text}")
+        obj = self._servable(text)
+        if obj is not None and not isinstance(obj, (str, os.PathLike)) and not _is_bundle(obj):
+            return session.entry_for(f"var:{text}")
+        if _is_bundle(obj):
+            text = obj.tag
+        elif obj is not None:
+            text = os.fspath(obj)
         try:
-            target, key = self._serve_target(text)
+            bundle = self._resolve_bundle(text)
         except BentoNbError:
             return None
-        entry = session.entry_for(key)
-        if entry is not None and isinstance(target, str) and entry.handle.tag not in (None, target) \
-                and not os.path.isdir(target):
-            return None  # serving an older version than the one asked for
-        return entry
+        for entry in session.entries():  # a server of this kernel serving that very version
+            if entry.handle.tag == bundle.tag:
+                return entry
+        return None
 
     def _service_for(self, text: str):
         from ..service import as_service, load
 
-        if text.isidentifier() and text in self._ns:
-            obj = self._ns[text]
+        obj = self._servable(text)
+        if obj is not None:
             if isinstance(obj, (str, os.PathLike)) or _is_bundle(obj):
                 return self._service_for(obj.tag if _is_bundle(obj) else os.fspath(obj))
             return as_service(obj, name=_safe_name(text))
@@ -478,19 +492,21 @@ class BentoMagics(Magics):
             raise UsageError("nothing packed yet: give a tag, e.g. %bento containerize IrisClassifier")
         bundle = self._resolve_bundle(tag)
         if args.context_only:
-            from ..containerize import write_context
+            from ..containerize import build_command, default_image, validate_image, write_context
 
-            path = write_context(bundle.tag, out_dir=args.context_only, base_image=args.base_image)
-            image = args.image or f"{bundle.name.lower()}:{bundle.version.lower()}"
+            image = validate_image(args.image) if args.image else default_image(bundle.name, bundle.version)
+            path = write_context(bundle, out_dir=args.context_only, base_image=args.base_image,
+                                 image=image)
             print(f"build context for {bundle.tag} written to {path}")
-            print(f"build it with: docker build -t {image} {path}")
+            print(f"build it with: {build_command(image, path)}")
             return None
         view = ContainerizeView()
         in_kernel = _has_widget_frontend(self.shell)
-        if in_kernel:
-            display(view)
+        shown = display(view, display_id=True) if in_kernel else None
         result = view.run(bundle.tag, image=args.image, base_image=args.base_image,
                           echo=None if in_kernel else print)
+        if shown is not None:  # the plain-text fallback now says how it ended
+            shown.update(view)
         # a plain summary too: it survives in saved notebooks without widget state
         if result is not None:
             print(f"built {result.image} from {bundle.tag}"
@@ -499,10 +515,8 @@ class BentoMagics(Magics):
         elif view.state == "no-daemon":
             e = view.error
             print(f"%bento: {_one_line(e.message)}")
-            if getattr(e, "context", None):
-                print(f"build context: {e.context}")
             if getattr(e, "command", None):
-                print(f"build it where Docker runs: {e.command}")
+                print(e.command)  # alone on its line, ready to copy
         else:
             print(f"%bento: error: {_one_line(view.message)}", file=sys.stderr)
         return None

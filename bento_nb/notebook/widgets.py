@@ -182,7 +182,7 @@ class ContainerizeView(_PlainReprMixin, W.VBox):
             context = getattr(e, "context", None)
             command = getattr(e, "command", None)
             extra = ""
-            if context:
+            if context and str(context) not in e.message:
                 extra += f"<br>build context: <code>{_e(context)}</code>"
             if command:
                 extra += f"<br>build it where Docker runs: <code>{_e(command)}</code>"
