@@ -1,0 +1,49 @@
+"""Wiring of the jupyter-server extension: its settings and its routes.
+
+Every knob is a traitlet, settable in any Jupyter config file or on the command line::
+
+    c.BentoExtension.proxy_timeout = 120          # seconds for one proxied request
+    jupyter lab --BentoExtension.max_jobs=10
+"""
+
+from __future__ import annotations
+
+from traitlets import Float, Int
+from traitlets.config import Configurable
+
+from . import discovery
+
+
+class BentoExtension(Configurable):
+    """Settings of the bento_nb Jupyter server extension."""
+
+    proxy_timeout = Float(
+        60.0, help="Seconds a request forwarded by bento/proxy/ may take before a 504."
+    ).tag(config=True)
+    proxy_max_body_bytes = Int(
+        100 * 1024 * 1024, help="Largest response body the proxy relays (bytes)."
+    ).tag(config=True)
+    health_timeout = Float(
+        1.0, help="Seconds api/servers waits for each server's /healthz."
+    ).tag(config=True)
+    max_jobs = Int(
+        50, help="Finished containerize jobs remembered by api/jobs; older ones are dropped."
+    ).tag(config=True)
+    max_log_lines = Int(
+        5000, help="Log lines kept per containerize job (the oldest are dropped)."
+    ).tag(config=True)
+
+
+def load(serverapp) -> None:
+    """Add the handlers to ``serverapp.web_app`` and advertise the extension to kernels."""
+    from .handlers import route_specs
+    from .jobs import JobRunner
+
+    settings = BentoExtension(parent=serverapp)
+    web_app = serverapp.web_app
+    base_url = web_app.settings["base_url"]
+    runner = JobRunner(max_jobs=settings.max_jobs, max_log_lines=settings.max_log_lines)
+    web_app.add_handlers(".*$", route_specs(base_url, settings, runner))
+    discovery.advertise(base_url)
+    serverapp.log.info("bento_nb extension: %sbento/ (bundles, servers, containerize, proxy)",
+                       discovery._normalize_base_url(base_url))
