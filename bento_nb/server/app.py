@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -170,79 +171,187 @@ class BaseHandler(web.RequestHandler):
         self.finish(body)
 
 
-@web.stream_request_body
-class ApiHandler(BaseHandler):
-    """``POST /<route>``: the hot path."""
+class ApiCall(httputil.HTTPMessageDelegate):
+    """``POST /<route>``: the hot path, one object per request.
 
-    SUPPORTED_METHODS = ("POST",)
-    protected = True
+    A bare tornado message delegate instead of a ``RequestHandler``: no handler object with
+    its header dictionaries, no coroutine, no output transforms. It checks the request as
+    soon as the headers arrive (stopping, token, declared size), collects the body, parses
+    and validates it, queues it on the dispatcher and, when the model thread replies,
+    writes the status line, two headers and the JSON bytes the model thread already made.
+    """
 
-    def initialize(self, state: ServerState, api: Any, dispatcher: Dispatcher) -> None:
-        self.state = state
+    __slots__ = ("api", "connection", "headers", "chunks", "size", "started", "answered",
+                 "closed", "counted")
+
+    def __init__(self, api: "ApiRoute", connection: httputil.HTTPConnection):
         self.api = api
-        self.dispatcher = dispatcher
-        self.route_label = api.name
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._counted = False
+        self.connection = connection
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.answered = False
+        self.closed = False
+        self.counted = False
 
-    def prepare(self) -> None:
-        state = self.state
+    def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> None:
+        self.started = time.perf_counter()
+        self.headers = headers
+        state = self.api.state
         state.in_flight += 1
-        self._counted = True
+        self.counted = True
         if state.draining:
-            raise Overloaded("the server is shutting down; retry shortly")
-        if state.expected_auth is not None:
-            self.check_token()
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > state.config.max_body_bytes:
-            raise PayloadTooLarge(self._too_large_message())
-
-    def _too_large_message(self) -> str:
-        return (f"request body is larger than the limit of {self.state.config.max_body_bytes} "
-                "bytes; send fewer rows per request")
+            return self.fail(Overloaded("the server is shutting down; retry shortly"))
+        if state.expected_auth is not None and not hmac.compare_digest(
+                headers.get("Authorization", "").encode("latin-1", "replace"),
+                state.expected_auth):
+            return self.fail(Unauthorized(
+                "missing or wrong token: send 'Authorization: Bearer <token>'"))
+        length = headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.api.max_body:
+            return self.fail(PayloadTooLarge(self.api.too_large))
+        return None
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished:
+        if self.answered:
             return
-        self._size += len(chunk)
-        if self._size > self.state.config.max_body_bytes:
-            self._chunks = []
-            self.send_json_error(PayloadTooLarge(self._too_large_message()))
+        self.size += len(chunk)
+        if self.size > self.api.max_body:
+            self.chunks = []
+            self.fail(PayloadTooLarge(self.api.too_large))
             return
-        self._chunks.append(chunk)
+        self.chunks.append(chunk)
 
-    async def post(self) -> None:
-        if self._finished:
+    def finish(self) -> None:
+        if self.answered:
             return
-        chunks = self._chunks
+        chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
         try:
-            payload = self.api.input.parse(body, self.request.headers.get("Content-Type"))
-            ok, result = await self.dispatcher.submit(payload)
+            payload = self.api.parse(body, self.headers.get("Content-Type"))
+            self.api.dispatcher.submit(payload, self.reply)
         except BentoNbError as error:
-            self.send_json_error(error)
-            return
+            self.fail(error)
+
+    def reply(self, ok: bool, body: Any) -> None:
         if ok:
-            self._headers["Content-Type"] = _JSON
-            self.finish(result)
+            self.respond(200, body, _JSON_HEADERS)
         else:
-            self.send_json_error(result)
+            self.fail(body)
 
-    def retry_after(self) -> int:
-        return max(self.state.config.retry_after_s, self.dispatcher.retry_after())
+    def fail(self, error: BentoNbError) -> None:
+        headers = [("Content-Type", _JSON)]
+        if error.http_status == 503:
+            retry = max(self.api.state.config.retry_after_s, self.api.dispatcher.retry_after())
+            headers.append(("Retry-After", str(retry)))
+        elif error.http_status == 401:
+            headers.append(("WWW-Authenticate", "Bearer"))
+        self.respond(error.http_status, json.dumps(error.to_json()).encode(), headers)
 
-    def finish(self, chunk: Any = None) -> Any:
-        self._uncount()
-        return super().finish(chunk)
-
-    def _uncount(self) -> None:
-        if self._counted:
-            self.state.in_flight -= 1
-            self._counted = False
+    def respond(self, status: int, body: bytes, headers: list) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        state = self.api.state
+        if self.counted:
+            state.in_flight -= 1
+            self.counted = False
+        state.metrics.observe_request(self.api.name, status, time.perf_counter() - self.started)
+        if self.closed:
+            return
+        out = httputil.HTTPHeaders()
+        for name, value in headers:
+            out[name] = value
+        out["Content-Length"] = str(len(body))
+        self.connection.write_headers(
+            httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses.get(status, "")),
+            out, body)
+        self.connection.finish()
 
     def on_connection_close(self) -> None:
-        self._uncount()
+        self.closed = True
+        if self.counted:
+            self.api.state.in_flight -= 1
+            self.counted = False
+
+
+_JSON_HEADERS = [("Content-Type", _JSON)]
+
+
+class ApiRoute:
+    """What :class:`ApiCall` needs of one API, looked up once per server, not per request."""
+
+    def __init__(self, state: ServerState, api: Any, dispatcher: Dispatcher):
+        self.state = state
+        self.name = api.name
+        self.parse = api.input.parse
+        self.dispatcher = dispatcher
+        self.max_body = state.config.max_body_bytes
+        self.too_large = (f"request body is larger than the limit of {self.max_body} bytes; "
+                          "send fewer rows per request")
+
+
+class ApiMethodHandler(BaseHandler):
+    """Every method but POST on an API route (POST goes to :class:`ApiCall`): 405."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+    def initialize(self, state: ServerState, name: str) -> None:
+        self.state = state
+        self.route_label = name
+
+    def prepare(self) -> None:
+        self.set_header("Allow", "POST")
+        raise MethodNotAllowed(
+            f"method {self.request.method} is not allowed on {self.request.path}; use POST")
+
+
+class _Router(httputil.HTTPMessageDelegate):
+    """Sends ``POST <api route>`` to :class:`ApiCall`, everything else to tornado's
+    normal routing."""
+
+    __slots__ = ("app", "server_connection", "connection", "delegate")
+
+    def __init__(self, app: "ServerApplication", server_connection: Any,
+                 connection: httputil.HTTPConnection):
+        self.app = app
+        self.server_connection = server_connection
+        self.connection = connection
+        self.delegate: httputil.HTTPMessageDelegate | None = None
+
+    def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
+        if start_line.method == "POST":
+            path = start_line.path
+            query = path.find("?")
+            route = self.app.api_routes.get(path if query < 0 else path[:query])
+            if route is not None:
+                self.delegate = ApiCall(route, self.connection)
+                return self.delegate.headers_received(start_line, headers)
+        self.delegate = web.Application.start_request(self.app, self.server_connection,
+                                                      self.connection)
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Any:
+        return self.delegate.data_received(chunk)
+
+    def finish(self) -> None:
+        self.delegate.finish()
+
+    def on_connection_close(self) -> None:
+        if self.delegate is not None:
+            self.delegate.on_connection_close()
+
+
+class ServerApplication(web.Application):
+    """tornado Application whose API routes take the lean :class:`ApiCall` path."""
+
+    def __init__(self, handlers: list, api_routes: dict[str, ApiRoute], **settings: Any):
+        super().__init__(handlers, **settings)
+        self.api_routes = api_routes
+
+    def start_request(self, server_conn: object,
+                      request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
+        return _Router(self, server_conn, request_conn)
 
 
 class NotFoundHandler(BaseHandler):
@@ -332,10 +441,11 @@ class StaticHandler(web.StaticFileHandler):
 def make_app(state: ServerState) -> web.Application:
     """The tornado application of one server."""
     handlers: list = []
+    api_routes = {}
     for api in state.service.apis.values():
-        handlers.append((f"/{api.route}", ApiHandler,
-                         {"state": state, "api": api,
-                          "dispatcher": state.dispatchers[api.name]}))
+        api_routes[f"/{api.route}"] = ApiRoute(state, api, state.dispatchers[api.name])
+        handlers.append((f"/{re.escape(api.route)}", ApiMethodHandler,
+                         {"state": state, "name": api.name}))
     kwargs = {"state": state}
     handlers += [
         (r"/", SwaggerPageHandler, kwargs),
@@ -355,8 +465,8 @@ def make_app(state: ServerState) -> web.Application:
                                     handler.get_status(),
                                     time.time() - handler.request._start_time)
 
-    return web.Application(
-        handlers,
+    return ServerApplication(
+        handlers, api_routes,
         default_handler_class=NotFoundHandler,
         default_handler_args=kwargs,
         log_function=log_request,

@@ -48,6 +48,8 @@ import math
 import threading
 import time
 from collections import deque
+from functools import partial
+from queue import SimpleQueue
 from typing import Any, Callable, Sequence
 
 from ..adapters import Payload, dumps_json
@@ -111,7 +113,10 @@ class Dispatcher:
         self._loop = loop
         self._on_batch = on_batch
         self._queue: deque = deque()
-        self._work = threading.Event()
+        # Wake-up channel: submit() puts a token only when the model thread said it is idle
+        # (a C-level SimpleQueue is much cheaper than threading.Event's Condition).
+        self._wakeup: SimpleQueue = SimpleQueue()
+        self._idle = False
         self._closed = False
         self._running = 0  # requests inside the current model call
         self._thread = threading.Thread(target=self._serve_forever, daemon=True,
@@ -122,18 +127,25 @@ class Dispatcher:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, payload: Payload) -> "asyncio.Future[Outcome]":
-        """Queue one parsed request; the future resolves to ``(ok, body)``. Raises
-        Overloaded when the queue is full or the server is shutting down."""
+    def submit(self, payload: Payload,
+               reply: Callable[[bool, Any], None] | None = None) -> "asyncio.Future | None":
+        """Queue one parsed request. With ``reply``, ``reply(ok, body)`` is called on the
+        IOLoop when it is answered; without, a future resolving to ``(ok, body)`` is
+        returned. Raises Overloaded when the queue is full or the server is stopping."""
         if self._closed:
             raise Overloaded("the server is shutting down; retry shortly")
-        if len(self._queue) >= self.max_queue:
-            raise Overloaded(f"the server is overloaded ({len(self._queue)} requests waiting "
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            raise Overloaded(f"the server is overloaded ({len(queue)} requests waiting "
                              f"for {self.api.name!r}); retry after {self.retry_after()} s")
-        future = self._loop.create_future()
-        self._queue.append((payload, future))
-        if not self._work.is_set():
-            self._work.set()
+        future = None
+        if reply is None:
+            future = self._loop.create_future()
+            reply = partial(_set_future, future)
+        queue.append((payload, reply))
+        if self._idle:
+            self._idle = False
+            self._wakeup.put(None)
         return future
 
     def retry_after(self) -> int:
@@ -154,29 +166,37 @@ class Dispatcher:
     def close(self) -> None:
         """Refuse new requests; queued ones are still answered."""
         self._closed = True
-        self._work.set()
+        self._wakeup.put(None)
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _resolve(self, items: Sequence[tuple], outcomes: Sequence[Outcome]) -> None:
-        for (_, future), outcome in zip(items, outcomes):
-            if not future.done():
-                future.set_result(outcome)
+    @staticmethod
+    def _resolve(items: Sequence[tuple], outcomes: Sequence[Outcome]) -> None:
+        for (_, reply), (ok, body) in zip(items, outcomes):
+            try:
+                reply(ok, body)
+            except Exception:  # noqa: BLE001 - one broken reply must not lose the others
+                import logging
+
+                logging.getLogger("bento_nb.server").exception("reply failed")
 
     # -- model thread -----------------------------------------------------------------
 
     def _serve_forever(self) -> None:
-        queue, work = self._queue, self._work
+        queue, wakeup = self._queue, self._wakeup
         while True:
             if not queue:
-                work.clear()
-                if not queue:  # re-check after clear(): submit() sets after appending
+                self._idle = True
+                # Re-check after announcing idleness: a submit() that ran before it did not
+                # put a token, but its request is already in the queue.
+                if not queue:
                     if self._closed:
                         return
-                    work.wait()
+                    wakeup.get()
                     continue
+                self._idle = False
             cap = self.model.largest_within(self.budget, self.max_batch_size)
             items = []
             try:
@@ -221,6 +241,11 @@ class Dispatcher:
             except Exception as e:  # noqa: BLE001
                 outcomes.append((False, _as_error(e)))
         return outcomes
+
+
+def _set_future(future: asyncio.Future, ok: bool, body: Any) -> None:
+    if not future.done():
+        future.set_result((ok, body))
 
 
 def _as_error(e: BaseException) -> BentoNbError:
