@@ -97,6 +97,25 @@ class ProxyHandler(JupyterHandler):
 
     # --
 
+    def _client(self) -> httpclient.AsyncHTTPClient:
+        # one client per extension, with our response size limit (a per-client setting)
+        client = getattr(self.bento_settings, "_proxy_client", None)
+        if client is None:
+            client = httpclient.AsyncHTTPClient(
+                force_instance=True, max_clients=64,
+                max_body_size=self.bento_settings.proxy_max_body_bytes)
+            self.bento_settings._proxy_client = client
+        return client
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        # the bento_nb error shape (the default is Jupyter's HTML error page)
+        message = self._reason
+        exc = (kwargs.get("exc_info") or (None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish({"error": {"type": f"HTTP{status_code}", "message": message}})
+
     def _refuse(self, status: int, type_: str, message: str) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -139,10 +158,9 @@ class ProxyHandler(JupyterHandler):
             decompress_response=False,
             connect_timeout=min(10.0, self.bento_settings.proxy_timeout),
             request_timeout=self.bento_settings.proxy_timeout,
-            max_body_size=self.bento_settings.proxy_max_body_bytes,
         )
         try:
-            response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+            response = await self._client().fetch(request, raise_error=False)
         except HTTPTimeoutError:
             self._refuse(504, "GatewayTimeout", f"bento_nb server on port {port} did not "
                                                 f"answer in {request.request_timeout:g} s")

@@ -1,0 +1,391 @@
+"""REST API of the Jupyter extension against a real ``jupyter server`` subprocess (base_url
+``/jp/``): each route's happy path, authentication, XSRF, name validation, the proxy."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import bento_nb
+from bento_nb.store import Store
+
+pytestmark = pytest.mark.timeout(180)
+
+ROW_SETOSA = [5.1, 3.5, 1.4, 0.2]
+ROW_VIRGINICA = [6.7, 3.0, 5.2, 2.3]
+
+
+# -- bundles ------------------------------------------------------------------------------
+
+
+def test_bundles_list_get_and_latest(jupyter, iris_clf):
+    first = bento_nb.pack(iris_clf, name="ListMe")
+    second = bento_nb.pack(iris_clf, name="ListMe", labels={"stage": "dev"})
+
+    status, body = jupyter.json("bento/api/bundles")
+    assert status == 200
+    listed = {b["tag"]: b for b in body["bundles"]}
+    assert first.tag in listed and second.tag in listed
+    entry = listed[second.tag]
+    assert entry["name"] == "ListMe" and entry["version"] == second.version
+    assert entry["size"] == second.size > 0
+    assert entry["created_at"] == second.created_at != ""
+    assert [api["name"] for api in entry["apis"]] == ["predict"]
+    assert entry["labels"] == {"stage": "dev"}
+
+    status, one = jupyter.json(f"bento/api/bundles/ListMe/{first.version}")
+    assert status == 200
+    assert one["tag"] == first.tag
+    assert one["manifest"]["name"] == "ListMe" and one["manifest"]["version"] == first.version
+    assert one["servers"] == []
+
+    status, latest = jupyter.json("bento/api/bundles/ListMe/latest")
+    assert status == 200 and latest["tag"] == second.tag
+
+
+def test_unreadable_bundle_is_listed_with_its_error_beside_the_others(jupyter, iris_clf):
+    good = bento_nb.pack(iris_clf, name="GoodOne")
+    broken = Store().repository / "Broken" / "20260101_000000_000_abcdef"
+    broken.mkdir(parents=True)
+    (broken / "bento.yml").write_text("{not: [valid yaml")
+
+    status, body = jupyter.json("bento/api/bundles")
+    assert status == 200
+    by_name = {b["name"]: b for b in body["bundles"]}
+    assert by_name["GoodOne"]["tag"] == good.tag
+    assert "not valid YAML" in by_name["Broken"]["error"]
+
+
+def test_missing_bundle_is_404_in_the_error_shape(jupyter):
+    status, body = jupyter.json("bento/api/bundles/NoSuchModel/latest")
+    assert status == 404
+    assert body["error"]["type"] == "BundleNotFound"
+    assert "NoSuchModel" in body["error"]["message"]
+
+
+def test_delete_with_token_removes_exactly_that_version(jupyter, iris_clf):
+    keep = bento_nb.pack(iris_clf, name="DeleteMe")
+    doomed = bento_nb.pack(iris_clf, name="DeleteMe")
+
+    status, body = jupyter.json(f"bento/api/bundles/DeleteMe/{doomed.version}", "DELETE")
+    assert status == 200 and body == {"deleted": doomed.tag}
+    assert [b.tag for b in Store().bundles("DeleteMe")] == [keep.tag]
+
+    status, body = jupyter.json(f"bento/api/bundles/DeleteMe/{doomed.version}", "DELETE")
+    assert status == 404 and body["error"]["type"] == "BundleNotFound"
+
+
+@pytest.mark.parametrize("path", [
+    "bento/api/bundles/../Keep",
+    "bento/api/bundles/Keep/..",
+    "bento/api/bundles/%2E%2E/latest",
+    "bento/api/bundles/a%2Fb/latest",
+    "bento/api/bundles/Keep/x%2F..%2F..",
+    "bento/api/bundles/a/b/c",
+    "bento/api/bundles/.hidden/latest",
+])
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_dots_and_slashes_in_names_are_refused(jupyter, iris_clf, path, method):
+    keep = bento_nb.pack(iris_clf, name="Keep")
+    status, _headers, raw = jupyter.api(path, method)
+    assert status in (400, 404), raw
+    if status == 400:
+        assert json.loads(raw)["error"]["type"] == "InvalidName"
+    assert keep.path.is_dir() and Store().get(keep.tag).verify() is None
+
+
+# -- authentication and XSRF --------------------------------------------------------------
+
+
+def test_every_route_needs_jupyter_authentication(jupyter, iris_clf, recording_server,
+                                                  register):
+    bundle = bento_nb.pack(iris_clf, name="Guarded")
+    register(recording_server.port)
+    routes = [
+        ("GET", "bento/api/bundles"),
+        ("GET", f"bento/api/bundles/Guarded/{bundle.version}"),
+        ("DELETE", f"bento/api/bundles/Guarded/{bundle.version}"),
+        ("GET", "bento/api/servers"),
+        ("POST", "bento/api/containerize"),
+        ("GET", "bento/api/jobs"),
+        ("GET", "bento/api/jobs/0123456789abcdef"),
+        ("POST", f"bento/proxy/{recording_server.port}/predict"),
+        ("DELETE", f"bento/proxy/{recording_server.port}/x"),
+    ]
+    for method, path in routes:
+        body = b'{"tag": "Guarded"}' if method == "POST" else None
+        status, _headers, _raw = jupyter.api(path, method, body, token=False)
+        assert status == 403, (method, path, status)
+        # a wrong token is no better
+        status, _headers, _raw = jupyter.api(path, method, body, token=False,
+                                             headers={"Authorization": "token wrong"})
+        assert status == 403, (method, path, status)
+    # a browser without a session is sent to the login page instead of being proxied
+    status, headers, _raw = jupyter.api(f"bento/proxy/{recording_server.port}/", token=False)
+    assert status == 302 and "/jp/login" in headers["Location"]
+    assert recording_server.requests == []
+    assert Store().get(bundle.tag).tag == bundle.tag
+
+
+def _cookie_session(jupyter):
+    """Log in the way a browser does (token in the URL once, then cookies only)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(jupyter.url + "login", timeout=20):  # renders a form: sets _xsrf
+        pass
+    with opener.open(jupyter.url + f"bento/api/bundles?token={jupyter.token}", timeout=20):
+        pass
+    xsrf = next(c.value for c in jar if c.name == "_xsrf")
+    assert any(c.name.startswith("username-") for c in jar), "no login cookie"
+
+    def call(path, method="GET", body=None, headers=None):
+        request = urllib.request.Request(jupyter.url + path, data=body, method=method,
+                                         headers=headers or {})
+        try:
+            with opener.open(request, timeout=20) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    return call, xsrf
+
+
+def test_cookie_authenticated_writes_need_xsrf(jupyter, iris_clf):
+    bundle = bento_nb.pack(iris_clf, name="XsrfTarget")
+    call, xsrf = _cookie_session(jupyter)
+    path = f"bento/api/bundles/XsrfTarget/{bundle.version}"
+
+    status, _ = call("bento/api/bundles")  # reads work on the cookie alone
+    assert status == 200
+
+    status, raw = call(path, "DELETE")
+    assert status == 403 and b"_xsrf" in raw
+    assert bundle.path.is_dir()
+    status, _ = call("bento/api/containerize", "POST", b'{"tag": "XsrfTarget"}',
+                     {"Content-Type": "application/json"})
+    assert status == 403
+
+    status, raw = call(path, "DELETE", headers={"X-XSRFToken": xsrf})
+    assert status == 200, raw
+    assert not bundle.path.exists()
+
+
+# -- servers and the proxy ----------------------------------------------------------------
+
+
+def test_servers_lists_running_servers_with_health_and_proxy_path(jupyter, iris_clf, port,
+                                                                  register):
+    bundle = bento_nb.pack(iris_clf, name="Served")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    register(port + 1 if port < 65535 else port - 1, pid=dead.pid)  # a dead process's record
+    handle = bento_nb.serve(bundle.tag, port=0)
+    try:
+        status, body = jupyter.json("bento/api/servers")
+        assert status == 200
+        ours = [s for s in body["servers"] if s["port"] == handle.port]
+        assert len(ours) == 1
+        server = ours[0]
+        assert server["tag"] == bundle.tag and server["name"] == "Served"
+        assert server["status"] == "running"
+        assert server["proxy_url"] == f"/jp/bento/proxy/{handle.port}/"
+        assert server["url"] == handle.url
+        assert all(s["pid"] != dead.pid for s in body["servers"])
+
+        status, one = jupyter.json(f"bento/api/bundles/Served/{bundle.version}")
+        assert [s["port"] for s in one["servers"]] == [handle.port]
+    finally:
+        handle.stop()
+    status, body = jupyter.json("bento/api/servers")
+    assert all(s["port"] != handle.port for s in body["servers"])
+
+
+def test_registered_but_silent_server_is_unreachable(jupyter, port, register):
+    register(port)  # our pid is alive, but nothing listens on the port
+    status, body = jupyter.json("bento/api/servers")
+    assert status == 200
+    assert [s["status"] for s in body["servers"] if s["port"] == port] == ["unreachable"]
+
+
+def test_proxied_predict_reaches_a_real_server(jupyter, iris_clf):
+    bundle = bento_nb.pack(iris_clf, name="Proxied")
+    handle = bento_nb.serve(bundle.tag, port=0)
+    try:
+        base = f"bento/proxy/{handle.port}/"
+        status, headers, raw = jupyter.api(
+            base + "predict", "POST", json.dumps([ROW_SETOSA, ROW_VIRGINICA]).encode(),
+            headers={"Content-Type": "application/json"})
+        assert status == 200, raw
+        assert json.loads(raw) == [0, 2]
+        assert headers["Content-Type"].startswith("application/json")
+
+        status, _, raw = jupyter.api(base + "predict", "POST", b"5.1,3.5,1.4,0.2\n",
+                                     headers={"Content-Type": "text/csv"})
+        assert status == 200 and json.loads(raw) == [0]
+
+        # the model server's own errors come back unchanged
+        status, _, raw = jupyter.api(base + "predict", "POST", b"[[1, 2",
+                                     headers={"Content-Type": "application/json"})
+        assert status == 400 and json.loads(raw)["error"]["type"] == "BadInput"
+
+        status, _, raw = jupyter.api(base + "healthz")
+        assert status == 200
+        status, headers, raw = jupyter.api(base)
+        assert status == 200 and headers["Content-Type"].startswith("text/html")
+
+        status, headers, _ = jupyter.api(f"bento/proxy/{handle.port}")
+        assert status == 302
+        assert headers["Location"] == f"/jp/bento/proxy/{handle.port}/"
+    finally:
+        handle.stop()
+    status, _, raw = jupyter.api(f"bento/proxy/{handle.port}/healthz")
+    assert status == 403  # stopped: no longer registered
+
+
+def test_proxy_refuses_ports_not_registered(jupyter, recording_server, register):
+    path = f"bento/proxy/{recording_server.port}/predict"
+    status, _, raw = jupyter.api(path, "POST", b"[[1]]")
+    assert status == 403
+    assert "not a running bento_nb server" in json.loads(raw)["error"]["message"]
+    status, _, _ = jupyter.api(f"bento/proxy/{recording_server.port}/")
+    assert status == 403
+    assert recording_server.requests == []
+
+    register(recording_server.port)  # the same port once registered: forwarded
+    status, _, raw = jupyter.api(path, "POST", b"[[1]]")
+    assert status == 200 and json.loads(raw)["path"] == "/predict"
+
+
+def test_proxy_refuses_servers_not_on_loopback(jupyter, recording_server, register):
+    register(recording_server.port, host="model.invalid")
+    status, _, raw = jupyter.api(f"bento/proxy/{recording_server.port}/x")
+    assert status == 403
+    assert recording_server.requests == []
+
+
+def test_proxy_never_hands_jupyter_credentials_to_the_model_server(jupyter, recording_server,
+                                                                   register):
+    register(recording_server.port)
+    port = recording_server.port
+    status, headers, raw = jupyter.api(
+        f"bento/proxy/{port}/echo?a=1&token={jupyter.token}", "PUT", b"payload",
+        headers={"Cookie": "secret=1", "X-Custom": "kept", "Content-Type": "text/plain"})
+    assert status == 200, raw
+    seen = json.loads(raw)
+    assert seen["method"] == "PUT" and seen["path"] == "/echo" and seen["body"] == "payload"
+    assert seen["query"] == "a=1"
+    lowered = {k.lower(): v for k, v in seen["headers"].items()}
+    assert "authorization" not in lowered and "cookie" not in lowered
+    assert lowered["x-custom"] == "kept"
+    assert lowered["x-forwarded-prefix"] == f"/jp/bento/proxy/{port}"
+    assert headers["X-Echo"] == "yes"
+    assert "model_server" not in (headers.get("Set-Cookie") or "")
+
+    # a model server's own bearer token (not Jupyter's) does cross
+    status, _, raw = jupyter.api(f"bento/proxy/{port}/echo?token={jupyter.token}", token=False,
+                                 headers={"Authorization": "Bearer model-secret"})
+    assert status == 200
+    lowered = {k.lower(): v for k, v in json.loads(raw)["headers"].items()}
+    assert lowered["authorization"] == "Bearer model-secret"
+
+    # redirects to the server's own root stay under the proxy
+    status, headers, _ = jupyter.api(f"bento/proxy/{port}/redirect")
+    assert status == 302
+    assert headers["Location"] == f"/jp/bento/proxy/{port}/landing?x=1"
+
+
+# -- containerize jobs --------------------------------------------------------------------
+
+
+def test_containerize_refuses_bad_requests(jupyter, iris_clf):
+    bento_nb.pack(iris_clf, name="Boxed")
+    cases = [
+        (b"not json", 400),
+        (b"[]", 400),
+        (b'{"image": "x"}', 400),
+        (b'{"tag": "../etc"}', 400),
+        (b'{"tag": "Boxed", "image": "bad image name"}', 400),
+        (b'{"tag": "Boxed", "image": "x; rm -rf /"}', 400),
+        (b'{"tag": "NoSuchModel"}', 404),
+    ]
+    for body, expected in cases:
+        status, _, raw = jupyter.api("bento/api/containerize", "POST", body,
+                                     headers={"Content-Type": "application/json"})
+        assert status == expected, (body, raw)
+        assert "error" in json.loads(raw)
+    status, body = jupyter.json("bento/api/jobs")
+    assert status == 200 and body["jobs"] == []
+    status, body = jupyter.json("bento/api/jobs/0123456789abcdef")
+    assert status == 404 and body["error"]["type"] == "NotFound"
+
+
+def wait_for_job(jupyter, job_id: str, timeout: float = 600) -> tuple[dict, list[str]]:
+    """Poll a job like the panel does (``since`` = lines seen); returns (job, all lines)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        status, job = jupyter.json(f"bento/api/jobs/{job_id}?since={len(lines)}")
+        assert status == 200
+        assert job["log_start"] == len(lines) or not job["log"]
+        lines += job["log"]
+        if job["status"] in ("succeeded", "failed"):
+            return job, lines
+        assert time.monotonic() < deadline, f"job still {job['status']}: {lines[-5:]}"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def jupyter_without_docker(jupyter_factory, tmp_path_factory):
+    dead = tmp_path_factory.mktemp("nodocker") / "docker.sock"
+    return jupyter_factory("server", base_url="/jp/", env={"DOCKER_HOST": f"unix://{dead}"})
+
+
+def test_containerize_job_without_docker_fails_with_the_command(
+        jupyter_without_docker, iris_clf, monkeypatch, point_at):
+    jupyter = point_at(jupyter_without_docker, monkeypatch)
+    bundle = bento_nb.pack(iris_clf, name="NoDaemon")
+    status, job = jupyter.json("bento/api/containerize", "POST",
+                               {"tag": "NoDaemon", "image": "nodaemon:test"})
+    assert status == 202
+    assert job["status"] in ("queued", "running") and job["tag"] == bundle.tag
+    job, lines = wait_for_job(jupyter, job["id"], timeout=120)
+    assert job["status"] == "failed"
+    assert job["error"]["type"] == "DockerUnavailable"
+    assert "docker build" in job["error"]["command"]
+    assert any("docker build" in line for line in lines)
+    status, listing = jupyter.json("bento/api/jobs")
+    assert [j["id"] for j in listing["jobs"]] == [job["id"]]
+    assert "log" not in listing["jobs"][0]
+
+
+@pytest.mark.docker
+def test_containerize_job_builds_a_real_image(jupyter, iris_clf):
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"no Docker engine reachable: {e}")
+    bento_nb.pack(iris_clf, name="JupyterBuilt")
+    image = f"bento-nb-test-jupyter:{int(time.time() * 1000)}"
+    status, job = jupyter.json("bento/api/containerize", "POST",
+                               {"tag": "JupyterBuilt", "image": image})
+    assert status == 202, job
+    try:
+        job, lines = wait_for_job(jupyter, job["id"])
+        assert job["status"] == "succeeded", lines[-20:]
+        assert job["result"]["image"] == image
+        assert job["result"]["image_id"].startswith("sha256:")
+        assert any(line.startswith("Step ") for line in lines) or len(lines) > 5
+        assert client.images.get(image).id == job["result"]["image_id"]
+    finally:
+        try:
+            client.images.remove(image, force=True)
+        except Exception:  # noqa: BLE001
+            pass
