@@ -1,0 +1,184 @@
+"""``%bento`` in a real kernel: pack, serve (reached from this test process while the kernel
+is idle and while it is busy), predict, stop, store commands and one-line usage errors."""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import free_port
+
+from .conftest import Kernel, error_outputs, has_widget_view, port_is_free, shown_url
+
+SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
+
+
+def post(url: str, body, content_type: str = "application/json") -> tuple[int, object]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_pack_serve_predict_stop(trained_kernel):
+    k = trained_kernel
+    outputs = k.magic("pack clf --name IrisClassifier")
+    assert has_widget_view(outputs)
+    assert "bento bundle IrisClassifier:" in k.text(outputs)
+
+    port = free_port()
+    outputs = k.magic(f"serve --port {port}")
+    assert has_widget_view(outputs)
+    url, shown_port = shown_url(outputs)
+    assert shown_port == port
+
+    # the kernel is idle: the server thread answers
+    assert post(url + "/predict", [SETOSA, VIRGINICA]) == (200, [0, 2])
+    assert post(url + "/predict", b"5.1,3.5,1.4,0.2\n", "text/csv") == (200, [0])
+
+    # the kernel is busy in another cell: the server still answers
+    side = k.side_client()
+    try:
+        msg_id = side.execute("import time; time.sleep(4)")
+        deadline = time.monotonic() + 20
+        while True:  # wait until the kernel really runs that cell
+            msg = side.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                    and msg["content"]["execution_state"] == "busy"):
+                break
+        assert post(url + "/predict", [VIRGINICA, SETOSA]) == (200, [2, 0])
+        with pytest.raises(queue.Empty):  # ... and the sleeping cell had not finished yet
+            side.get_shell_msg(timeout=0.01)
+        reply = side.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == msg_id
+    finally:
+        side.stop_channels()
+
+    outputs = k.magic("predict IrisClassifier [[5.9, 3.0, 5.1, 1.8]]")
+    assert "[2]" in k.text(outputs)
+    assert f"answered by {url}/predict" in k.text(outputs)
+
+    outputs = k.magic("stop all")
+    assert f"stopped 1 server(s) on port(s) {port}" in k.text(outputs)
+    assert port_is_free(port)
+    with pytest.raises(OSError):
+        post(url + "/predict", [SETOSA])
+
+
+def test_predict_in_process_without_server(trained_kernel):
+    k = trained_kernel
+    k.magic("pack clf --name InProcess")
+    outputs = k.magic("predict InProcess [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]")
+    assert k.text(outputs).strip() == "[0, 2]"  # no "answered by": loaded in-process
+    outputs = k.run("samples = X[[0, 50, 100]]\n%bento predict InProcess samples")
+    assert k.text(outputs).strip() == "[0, 1, 2]"
+    outputs = k.magic("predict clf [[6.7, 3.0, 5.2, 2.3]]")  # a live variable
+    assert k.text(outputs).strip() == "[2]"
+
+
+def test_rerunning_serve_replaces_the_server(trained_kernel):
+    k = trained_kernel
+    k.magic("pack clf --name Rerun")
+    port = free_port()
+    first = k.magic(f"serve Rerun --port {port}")
+    second = k.magic(f"serve Rerun --port {port}")
+    assert shown_url(first)[1] == shown_url(second)[1] == port
+    out = k.text(k.run(
+        "from bento_nb.server import running_servers\n"
+        "print(sorted(h.port for h in running_servers()))\n"
+        "print(bento_nb.notebook.current().server_widgets[-2].note.value)"))
+    assert f"[{port}]" in out  # one server, not two
+    assert "replaced" in out
+    # without --port, serving again keeps the URL the notebook already shows
+    third = k.magic("serve Rerun")
+    assert shown_url(third)[1] == port
+    k.magic("stop all")
+    assert port_is_free(port)
+
+
+def test_busy_port_moves_to_the_next_free_one(trained_kernel):
+    k = trained_kernel
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        outputs = k.magic(f"serve clf --port {busy}")
+        url, port = shown_url(outputs)
+        assert port != busy
+        assert f"port {busy} was busy" in k.text(outputs)
+        out = k.text(k.run("print(bento_nb.notebook.last_widget().note.value)"))
+        assert f"port {busy} was busy: serving on port {port} instead" in out
+        assert post(url + "/predict", [VIRGINICA]) == (200, [2])
+    k.magic("stop all")
+    assert port_is_free(port)
+
+
+def test_serve_a_variable_at_once_and_stop_by_port(trained_kernel):
+    k = trained_kernel
+    outputs = k.magic("serve clf --port 0")
+    url, port = shown_url(outputs)
+    assert "clf (live object)" in outputs[0]["data"]["text/html"]
+    assert post(url + "/predict", [SETOSA]) == (200, [0])
+    outputs = k.magic("predict clf [[6.7, 3.0, 5.2, 2.3]]")
+    assert f"answered by {url}/predict" in k.text(outputs)
+    outputs = k.magic("servers")
+    assert str(port) in k.text(outputs) and "this kernel" in k.text(outputs)
+    outputs = k.magic(f"stop {port}")
+    assert f"on port {port}" in k.text(outputs)
+    assert port_is_free(port)
+    assert "no servers running" in k.text(k.magic("stop"))
+
+
+def test_list_export_delete(trained_kernel, tmp_path):
+    k = trained_kernel
+    k.magic("pack clf --name Shelf --label stage=test")
+    assert "Shelf:" in k.text(k.magic("list"))
+    archive = tmp_path / "shelf.tar.gz"
+    outputs = k.magic(f"export Shelf {archive}")
+    assert "exported Shelf" in k.text(outputs)
+    assert archive.stat().st_size > 0
+    outputs = k.magic("delete Shelf")
+    assert "deleted Shelf:" in k.text(outputs)
+    assert "Shelf:" not in k.text(k.magic("list Shelf"))
+
+
+def test_help(trained_kernel):
+    text = trained_kernel.text(trained_kernel.run("%bento"))
+    for command in ("pack", "serve", "predict", "list", "servers", "stop", "delete", "export",
+                    "containerize"):
+        assert f"%bento {command}" in text
+    assert "--port" in trained_kernel.text(trained_kernel.magic("serve -h"))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("serve NoSuchModel", "'NoSuchModel' is neither a variable of this notebook nor a bundle"),
+    ("pack undefined_var", "name 'undefined_var' is not defined in the notebook"),
+    ("serve --bogus", "unrecognized arguments: --bogus"),
+    ("pack clf --bogus 1", "unrecognized arguments: --bogus 1"),
+    ("serve clf --port notanumber", "argument --port: invalid int value"),
+    ("frobnicate", "invalid choice: 'frobnicate'"),
+    ("predict", "usage: %bento predict TARGET DATA"),
+    ("predict clf", "missing DATA"),
+    ("predict clf [[1, 2]]", "expected 4 columns per row, got 2"),
+    ("predict clf {not json", "DATA must be a JSON literal or a variable name"),
+    ("stop 1", "no server of this kernel on port 1"),
+    ("delete a/b", "invalid name 'a/b'"),
+    ("pack clf --label nokey", "--label expects KEY=VALUE"),
+])
+def test_usage_errors_print_one_line(trained_kernel, line, message):
+    outputs = trained_kernel.magic(line)
+    assert not error_outputs(outputs)
+    stderr = trained_kernel.text(outputs, stream="stderr")
+    assert "Traceback" not in trained_kernel.text(outputs)
+    assert stderr.count("\n") == 1 and stderr.startswith("%bento: error: "), stderr
+    assert message in stderr

@@ -1,0 +1,189 @@
+"""The bundle and server widgets in a real kernel, their buttons clicked from the kernel
+(``Button.click()``): Stop stops, Try it answers, Serve serves, Containerize reports progress
+or the no-daemon message; live stats refresh and their thread ends; plain reprs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import free_port
+
+from .conftest import TRAIN, Kernel, has_widget_view, kernel_env, port_is_free, shown_url
+
+DEAD_DOCKER = "unix:///nonexistent/bento-nb-test-docker.sock"
+
+
+@pytest.fixture(scope="module")
+def kernel(module_home):
+    # The kernel believes a Jupyter server with the bento extension (this test process,
+    # alive) runs it at /user/me/: the widget must show the proxied URL.
+    env = kernel_env(module_home, BENTO_NB_JUPYTER_PID=str(os.getpid()),
+                     BENTO_NB_JUPYTER_BASE_URL="/user/me/")
+    k = Kernel(module_home, env)
+    k.run(TRAIN)
+    yield k
+    k.shutdown()
+
+
+def _json(kernel: Kernel, code: str):
+    """Run ``code`` whose last line is an expression; return that value (as JSON)."""
+    *body, last = code.strip().splitlines()
+    out = kernel.text(kernel.run("\n".join(body) + f"\nimport json as _j; print(_j.dumps({last}))"))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_server_widget_stop_try_it_and_live_stats(kernel):
+    port = free_port()
+    outputs = kernel.run(f"%bento pack clf --name WidgetIris\n%bento serve --port {port}")
+    assert has_widget_view(outputs)
+    url, _ = shown_url(outputs)
+    html = next(o for o in outputs if "bento server" in o["data"].get("text/plain", ""))["data"]["text/html"]
+    assert f'href="{url}"' in html and "docs" in html
+    assert f"/user/me/bento/proxy/{port}/" in html  # the Jupyter-proxied URL
+
+    answer = _json(kernel, """
+w = bento_nb.notebook.last_widget()
+w.try_input.value = '[[6.7, 3.0, 5.2, 2.3], [5.1, 3.5, 1.4, 0.2]]'
+w.try_button.click()
+[w.try_output.value, w.last_answer]
+""")
+    assert "200" in answer[0] and "[2, 0]" in answer[0]
+    assert answer[1] == [200, [2, 0]]
+
+    bad = _json(kernel, """
+w.try_input.value = '[[1, 2]]'
+w.try_button.click()
+w.try_output.value
+""")
+    assert "400" in bad and "expected 4 columns" in bad
+
+    stats = _json(kernel, """
+import time
+deadline = time.monotonic() + 10
+while '<td style=\\'padding:0 8px;text-align:center\\'>2</td>' not in w.stats_html.value and time.monotonic() < deadline:
+    time.sleep(0.2)
+[w.stats_html.value, w._thread.is_alive()]
+""")
+    assert "requests" in stats[0] and ">2</td>" in stats[0]  # refreshed by the thread
+    assert stats[1] is True
+
+    stopped = _json(kernel, """
+w.stop_button.click()
+w._thread.join(5)
+[w.status, w.handle.running, w.stop_button.disabled, w._thread.is_alive(), w.try_button.disabled]
+""")
+    assert stopped == ["stopped", False, True, False, True]
+    assert port_is_free(port)
+
+    plain = _json(kernel, """
+bundle = w._repr_mimebundle_()
+[sorted(bundle), bundle['text/plain']]
+""")
+    assert plain[0] == ["application/vnd.jupyter.widget-view+json", "text/html", "text/plain"]
+    assert "stopped" in plain[1] and url in plain[1]
+
+
+def test_closing_the_widget_ends_its_refresh_thread(kernel):
+    result = _json(kernel, """
+%bento serve clf --port 0
+w = bento_nb.notebook.last_widget()
+alive_before = w._thread.is_alive()
+w.close()
+w._thread.join(5)
+after = [alive_before, w._thread.is_alive(), w.handle.running, repr(w).startswith('bento server')]
+w.handle.stop()
+after
+""")
+    assert result == [True, False, True, True]
+
+
+def test_bundle_widget_serve_button(kernel):
+    result = _json(kernel, """
+%bento pack clf --name ButtonIris
+b = bento_nb.notebook.last_widget()
+b.serve_button.click()
+s = b.server_widget
+[s.handle.url, s.handle.tag, b.server_area.children[0] is s, sorted(b._repr_mimebundle_())]
+""")
+    url, tag, inside, mimes = result
+    assert tag.startswith("ButtonIris:") and inside
+    assert "text/plain" in mimes and "text/html" in mimes
+    from .test_magics import post
+
+    assert post(url + "/predict", [[6.7, 3.0, 5.2, 2.3]]) == (200, [2])
+    kernel.magic("stop all")
+
+
+def test_containerize_button_without_daemon_says_so(kernel):
+    result = _json(kernel, f"""
+import os
+os.environ["DOCKER_HOST"] = "{DEAD_DOCKER}"
+%bento serve ButtonIris --port 0
+w = bento_nb.notebook.last_widget()
+w.containerize_button.click()
+state = w.containerize_view.wait(120)
+b = bento_nb.notebook.current().server_widgets[0]
+[state, w.containerize_view.status.value, w.containerize_view.layout.display]
+""")
+    state, status, display = result
+    assert state == "no-daemon"
+    assert "docker build -t" in status and "build context" in status
+    assert display is None  # the progress area became visible
+    outputs = kernel.magic("containerize ButtonIris -t button-iris:test")
+    text = kernel.text(outputs)
+    assert "docker build -t button-iris:test" in text
+    assert not any(o.output_type == "error" for o in outputs)
+    kernel.run(f"os.environ.pop('DOCKER_HOST')")
+    kernel.magic("stop all")
+
+
+def test_live_object_server_cannot_containerize(kernel):
+    result = _json(kernel, """
+%bento serve clf --port 0
+w = bento_nb.notebook.last_widget()
+disabled = w.containerize_button.disabled
+w.containerize()
+w.handle.stop()
+[disabled, w.containerize_view.state, w.containerize_view.status.value]
+""")
+    assert result[0] is True and result[1] == "failed" and "%bento pack" in result[2]
+
+
+def _docker_reachable() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        client.close()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.mark.docker
+def test_containerize_button_streams_build_progress(kernel):
+    if not _docker_reachable():
+        pytest.skip("no Docker engine reachable (DOCKER_HOST / /var/run/docker.sock)")
+    result = _json(kernel, """
+%bento serve ButtonIris --port 0
+w = bento_nb.notebook.last_widget()
+w.containerize(image="bento-nb-widget-test:1")
+state = w.containerize_view.wait(600)
+w.handle.stop()
+[state, len(w.containerize_view.lines), w.containerize_view.log_box.value[-300:], w.containerize_view.status.value]
+""")
+    state, n_lines, log_tail, status = result
+    assert state == "done", status
+    assert n_lines > 0 and log_tail
+    assert "bento-nb-widget-test:1" in status
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        client.images.remove("bento-nb-widget-test:1", force=True)
+    finally:
+        client.close()
