@@ -1,0 +1,117 @@
+"""Issue 7 item 2: Schemathesis against the served /docs.json of the iris service.
+
+Every operation of the spec gets generated requests (schema-valid and, Schemathesis's
+default, schema-breaking ones; bounded examples), sent to a real server on 127.0.0.1.
+Checked on every response: no 5xx, status code / content type / body / headers conform to
+the spec, schema-breaking bodies are refused. The adapters' own property tests (any JSON or
+CSV parses to the documented shape or raises the documented 400) are in
+tests/test_adapters.py.
+
+Two of Schemathesis's default checks found server bugs (/tmp/server_bugs.md R3, R4); they
+are pinned by the strict-xfail tests at the bottom and excluded from the sweep until fixed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
+
+import bento_nb
+
+from .conftest import call
+
+KNOWN_BUG_CHECKS = [unsupported_method, positive_data_acceptance]  # R3, R4
+
+
+@pytest.fixture
+def iris_api(iris_bundle):
+    handle = bento_nb.serve(iris_bundle.tag, port=0)
+    try:
+        yield handle
+    finally:
+        handle.stop(timeout=5)
+
+
+@pytest.fixture
+def iris_schema(iris_api):
+    schema = schemathesis.openapi.from_url(iris_api.docs_url + "docs.json", timeout=10)
+    schema.config.base_url = iris_api.url
+    return schema
+
+
+@pytest.fixture
+def token_api(iris_bundle):
+    handle = bento_nb.serve(iris_bundle.tag, port=0, api_token="s3cret")
+    try:
+        yield handle
+    finally:
+        handle.stop(timeout=5)
+
+
+@pytest.fixture
+def token_schema(token_api):
+    schema = schemathesis.openapi.from_url(token_api.url + "/docs.json", timeout=10)
+    schema.config.base_url = token_api.url
+    return schema
+
+
+lazy_schema = schemathesis.pytest.from_fixture("iris_schema")
+lazy_token_schema = schemathesis.pytest.from_fixture("token_schema")
+
+
+@lazy_schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+          database=None)
+def test_served_spec_holds(case, iris_api):
+    response = case.call_and_validate(base_url=iris_api.url, timeout=10,
+                                      excluded_checks=KNOWN_BUG_CHECKS)
+    assert response.status_code < 500
+    if case.path == "/predict" and response.status_code == 200:
+        assert isinstance(json.loads(response.content), list)
+
+
+@lazy_token_schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck),
+          database=None)
+def test_served_spec_holds_with_token(case, token_api):
+    """With --api-token the spec declares bearer security; with the token every check
+    holds, and Schemathesis's ignored_auth check verifies requests without it get 401."""
+    response = case.call_and_validate(base_url=token_api.url, timeout=10,
+                                      headers={"Authorization": "Bearer s3cret"},
+                                      excluded_checks=KNOWN_BUG_CHECKS)
+    assert response.status_code < 500
+
+
+# -- the server bugs Schemathesis found (strict xfail: they fail loudly once fixed) -------
+
+
+@pytest.mark.xfail(reason="R3: 405 responses carry no Allow header (app.py write_error)",
+                   strict=True)
+def test_405_lists_allowed_methods(iris_api):
+    for method, path, allowed in [("TRACE", "/predict", "POST"), ("GET", "/predict", "POST"),
+                                  ("DELETE", "/healthz", "GET")]:
+        reply = call(iris_api.port, method, path)
+        assert reply.status == 405, reply
+        assert reply.json()["error"]["type"] == "MethodNotAllowed"
+        assert allowed in reply.headers.get("allow", ""), (method, path, reply.headers)
+
+
+@pytest.mark.xfail(reason="R4: the request schema admits bodies the server refuses "
+                          "(adapters.py openapi_request)", strict=True)
+def test_schema_valid_bodies_are_accepted(iris_api):
+    spec = call(iris_api.port, "GET", "/docs.json").json()
+    schema = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"]
+    validator = jsonschema.Draft7Validator(schema)
+    wrong = []
+    for body in ({"columns": [""], "data": []}, [{}], [{"x0": 1}],
+                 {"columns": ["a", "b", "c", "d"], "data": [[1, 2, 3, 4]]}, [[5.1, 3.5, 1.4, 0.2]]):
+        reply = call(iris_api.port, "POST", "/predict", json.dumps(body))
+        if validator.is_valid(body) and reply.status != 200:
+            wrong.append((body, reply.status, reply.body))
+    assert not wrong, wrong
