@@ -27,6 +27,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.display import display
 
+from .. import config
 from ..errors import BentoNbError, BundleNotFound, UsageError
 from .session import current
 from .widgets import BundleWidget, ContainerizeView, ServerWidget, Table, human_size, post_json
@@ -265,7 +266,8 @@ class BentoMagics(Magics):
                 w.add_note("replaced: this server was started again (cell re-run)")
 
         entry = current().serve(target, key, port, on_replace=on_replace, **options)
-        widget = ServerWidget(entry.handle)
+        entry.api_token = options.get("api_token") or config.api_token()
+        widget = ServerWidget(entry.handle, api_token=entry.api_token)
         entry.widgets.append(widget)
         current().last_widget = widget
         current().server_widgets.append(widget)
@@ -330,7 +332,7 @@ class BentoMagics(Magics):
             from ..adapters import dumps_json
 
             body = data if isinstance(data, str) else dumps_json(data).decode()
-            status, answer = post_json(url, body)
+            status, answer = post_json(url, body, api_token=getattr(entry, "api_token", None))
             if not 200 <= status < 300:
                 raise _remote_error(status, answer, url)
             print(f"(answered by {url})")

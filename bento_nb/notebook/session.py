@@ -31,6 +31,7 @@ class ServedEntry:
     key: str
     handle: Any                      # bento_nb.server.ServerHandle
     widgets: list = field(default_factory=list)
+    api_token: str | None = None     # what clients of this server must send
 
 
 class NotebookSession:

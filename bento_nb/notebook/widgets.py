@@ -251,8 +251,11 @@ class ServerWidget(_PlainReprMixin, W.VBox):
     (JSON), ``try_api`` (which API), ``try_button``, ``try_output``, ``containerize_view``.
     """
 
-    def __init__(self, handle: Any, note: str = "", **kwargs: Any):
+    def __init__(self, handle: Any, note: str = "", api_token: str | None = None, **kwargs: Any):
+        from .. import config
+
         self.handle = handle
+        self.api_token = api_token or config.api_token()
         self._closed = threading.Event()
         self.proxy_url = proxy_url(handle.port)
         self.header = W.HTML()
@@ -267,8 +270,8 @@ class ServerWidget(_PlainReprMixin, W.VBox):
             f'<a class="jupyter-widgets jupyter-button widget-button" style="text-decoration:none;'
             f'display:inline-flex;align-items:center;justify-content:center;padding:0 8px" '
             f'href="{_e(self.docs_url)}" target="_blank" rel="noopener">Open docs</a>')
-        self.stop_button.on_click(lambda _b: self.stop())
-        self.containerize_button.on_click(lambda _b: self.containerize())
+        self.stop_button.on_click(self._guarded(self.stop))
+        self.containerize_button.on_click(self._guarded(self.containerize))
         if not handle.tag:
             self.containerize_button.disabled = True
             self.containerize_button.tooltip = "containerize needs a bundle: %bento pack it first"
@@ -282,7 +285,7 @@ class ServerWidget(_PlainReprMixin, W.VBox):
                                     rows=2, layout=W.Layout(width="100%"))
         self.try_button = W.Button(description="Try it", icon="play", button_style="primary")
         self.try_output = W.HTML()
-        self.try_button.on_click(lambda _b: self.try_it())
+        self.try_button.on_click(self._guarded(self.try_it))
         self.try_api.observe(lambda change: setattr(self.try_input, "value",
                                                     self._example(change["new"])), "value")
         self.containerize_view = ContainerizeView(layout=W.Layout(display="none"))
@@ -309,7 +312,23 @@ class ServerWidget(_PlainReprMixin, W.VBox):
 
     @property
     def docs_url(self) -> str:
+        """The Swagger UI: through the Jupyter proxy when there is one (it works from a
+        remote browser), else on the server itself."""
+        if self.proxy_url:
+            return self.proxy_url
         return getattr(self.handle, "docs_url", None) or self.handle.url + "/"
+
+    def _guarded(self, action: Callable[[], Any]) -> Callable[[Any], None]:
+        """A click handler that reports a failure in the widget instead of a traceback."""
+
+        def on_click(_button: Any) -> None:
+            try:
+                action()
+            except Exception as e:
+                message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+                self.add_note(f"✗ {message}")
+
+        return on_click
 
     @property
     def status(self) -> str:
@@ -373,7 +392,7 @@ class ServerWidget(_PlainReprMixin, W.VBox):
             self.try_output.value = "<span style='color:#b00'>the server is stopped</span>"
             return None
         url = f"{self.url}/{api_name}"
-        status, body = post_json(url, self.try_input.value)
+        status, body = post_json(url, self.try_input.value, api_token=self.api_token)
         try:
             answer = json.loads(body)
         except ValueError:
@@ -464,10 +483,14 @@ def _stats_html(stats: dict) -> str:
     return f"<table><tr>{head}</tr><tr>{row}</tr></table>"
 
 
-def post_json(url: str, text: str, timeout: float = _TRY_TIMEOUT_SECONDS) -> tuple[int, bytes]:
+def post_json(url: str, text: str, api_token: str | None = None,
+              timeout: float = _TRY_TIMEOUT_SECONDS) -> tuple[int, bytes]:
     """POST ``text`` as JSON; returns (status, body) for 2xx and HTTP errors alike."""
+    headers = {"Content-Type": "application/json"}
+    if api_token:
+        headers["Authorization"] = f"Bearer {api_token}"
     request = urllib.request.Request(url, data=text.encode("utf-8"), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -498,7 +521,7 @@ class BundleWidget(_PlainReprMixin, W.VBox):
         self.containerize_button = W.Button(description="Containerize", icon="cube",
                                             tooltip="build a Docker image serving this bundle")
         self.serve_button.on_click(lambda _b: self.serve())
-        self.containerize_button.on_click(lambda _b: self.containerize())
+        self.containerize_button.on_click(lambda _b: self.containerize())  # never raises
         if on_serve is None:
             self.serve_button.disabled = True
         self.message = W.HTML()

@@ -187,3 +187,20 @@ w.handle.stop()
         client.images.remove("bento-nb-widget-test:1", force=True)
     finally:
         client.close()
+
+
+def test_try_it_and_predict_send_the_api_token(kernel):
+    from .test_magics import post
+
+    outputs = kernel.magic("serve clf --port 0 --api-token s3cret")
+    url, _ = shown_url(outputs)
+    assert post(url + "/predict", [[6.7, 3.0, 5.2, 2.3]])[0] == 401  # the token is required
+    answer = _json(kernel, """
+w = bento_nb.notebook.last_widget()
+w.try_input.value = '[[6.7, 3.0, 5.2, 2.3]]'
+w.try_button.click()
+w.last_answer
+""")
+    assert answer == [200, [2]]
+    assert kernel.text(kernel.magic("predict clf [[5.1, 3.5, 1.4, 0.2]]")).strip().endswith("[0]")
+    kernel.magic("stop all")
