@@ -182,6 +182,7 @@ export class BentoPanel extends Widget {
     for (const server of this._servers) {
       const url = proxiedUrl(server) ?? server.url;
       const label = server.tag ?? `${server.name} (live object)`;
+      const version = server.tag ? server.tag.slice(server.tag.indexOf(':') + 1) : 'live object';
       const link = h(
         'a',
         { class: 'jp-BentoPanel-link', href: url, target: '_blank', rel: 'noopener' },
@@ -195,14 +196,15 @@ export class BentoPanel extends Widget {
           h(
             'div',
             { class: 'jp-BentoPanel-row' },
-            h('span', { class: 'jp-BentoPanel-name', title: label }, label),
+            h('span', { class: 'jp-BentoPanel-name', title: label }, server.name),
             h('span', { class: 'jp-BentoPanel-pill', 'data-status': server.status },
               server.status)
           ),
+          h('div', { class: 'jp-BentoPanel-row jp-BentoPanel-meta', title: label }, version),
           h('div', { class: 'jp-BentoPanel-row' }, link),
           h(
             'div',
-            { class: 'jp-BentoPanel-row jp-BentoPanel-meta' },
+            { class: 'jp-BentoPanel-message jp-BentoPanel-meta' },
             `direct: ${server.url} · pid ${server.pid}` +
               (server.apis?.length ? ` · /${server.apis.join(', /')}` : '')
           ),
@@ -256,7 +258,7 @@ export class BentoPanel extends Widget {
   private _versionNode(bundle: IBundle): HTMLElement {
     const serving = this._servers.filter(s => s.tag === bundle.tag).length;
     const details = bundle.error
-      ? h('div', { class: 'jp-BentoPanel-row jp-mod-error' }, bundle.error)
+      ? h('div', { class: 'jp-BentoPanel-message jp-mod-error' }, bundle.error)
       : h(
           'div',
           { class: 'jp-BentoPanel-row jp-BentoPanel-meta' },
@@ -289,8 +291,9 @@ export class BentoPanel extends Widget {
       { class: 'jp-BentoPanel-confirm' },
       h('p', {}, 'Delete ', h('b', {}, bundle.tag), ' from the model store?'),
       serving
-        ? h('p', {}, `${serving} running server${serving === 1 ? '' : 's'} serve it; ` +
-            'they keep running until stopped.')
+        ? h('p', {}, serving === 1
+            ? '1 running server serves it; it keeps running until stopped.'
+            : `${serving} running servers serve it; they keep running until stopped.`)
         : null,
       h('p', {}, 'This cannot be undone.')
     );
@@ -398,7 +401,7 @@ export class BentoPanel extends Widget {
             h('span', { class: 'jp-BentoPanel-name', title }, title),
             h('span', { class: 'jp-BentoPanel-pill', 'data-status': job.status }, job.status)),
           job.error
-            ? h('div', { class: 'jp-BentoPanel-row jp-mod-error' }, job.error.message)
+            ? h('div', { class: 'jp-BentoPanel-message jp-mod-error' }, job.error.message)
             : null,
           job.result?.image
             ? h('div', { class: 'jp-BentoPanel-row jp-BentoPanel-meta' },

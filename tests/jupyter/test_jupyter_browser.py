@@ -1,0 +1,215 @@
+"""JupyterLab in a real browser: Playwright drives Debian's chromium (never a downloaded one)
+against ``jupyter lab`` on 127.0.0.1 under a JupyterHub-like base_url.
+
+The Bento panel shows a bundle the test packed and a running server whose link works;
+Containerize shows the job's progress; Delete asks for confirmation; a notebook running
+``%bento serve`` shows the server widget and a real click on Stop stops the server.
+Screenshots go to the test's temp dir, and also to ``$BENTO_NB_SCREENSHOTS`` when set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+import bento_nb
+from bento_nb.store import Store
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+PANEL_TAB = '.jp-SideBar .lm-TabBar-tab[data-id="bento-nb-panel"]'
+PANEL = "#bento-nb-panel"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def lab(jupyter_factory, tmp_path_factory):
+    dead = tmp_path_factory.mktemp("nodocker") / "docker.sock"
+    return jupyter_factory("lab", base_url="/user/alice/",
+                           env={"DOCKER_HOST": f"unix://{dead}"})
+
+
+@pytest.fixture
+def browser_page(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            page.screenshot(path=str(tmp_path / "last.png"))
+            context.close()
+            browser.close()
+
+
+def save_screenshot(page, tmp_path: Path, name: str, locator=None) -> Path:
+    path = tmp_path / name
+    (locator or page).screenshot(path=str(path))
+    assert path.stat().st_size > 1000
+    extra = os.environ.get("BENTO_NB_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(extra) / name)
+    return path
+
+
+def open_lab(page, lab, path: str = "lab") -> None:
+    page.goto(f"{lab.url}{path}?token={lab.token}")
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
+
+
+def xsrf_header(page) -> dict:
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    return {"X-XSRFToken": cookies["_xsrf"]} if "_xsrf" in cookies else {}
+
+
+def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
+        lab, browser_page, point_at, monkeypatch, iris_clf, tmp_path):
+    point_at(lab, monkeypatch)
+    old = bento_nb.pack(iris_clf, name="BrowserIris")
+    bundle = bento_nb.pack(iris_clf, name="BrowserIris")
+    handle = bento_nb.serve(bundle.tag, port=0)
+    page = browser_page
+    try:
+        open_lab(page, lab)
+        page.click(PANEL_TAB)
+        panel = page.locator(PANEL)
+        row = panel.locator(f'.jp-BentoPanel-version[data-tag="{bundle.tag}"]')
+        row.wait_for()
+        assert panel.locator(f'.jp-BentoPanel-version[data-tag="{old.tag}"]').count() == 1
+        assert "2 versions" in panel.locator('.jp-BentoPanel-bundle[data-name="BrowserIris"]') \
+            .inner_text()
+        assert "serving on 1 server" in row.inner_text()
+
+        server = panel.locator(f'.jp-BentoPanel-server[data-port="{handle.port}"]')
+        server.wait_for()
+        assert "BrowserIris" in server.inner_text() and bundle.version in server.inner_text()
+        server.locator('.jp-BentoPanel-pill[data-status="running"]').wait_for()
+        link = server.locator("a.jp-BentoPanel-link")
+        href = link.get_attribute("href")
+        assert href == f"http://127.0.0.1:{lab.port}/user/alice/bento/proxy/{handle.port}/"
+        save_screenshot(page, tmp_path, "bento-panel.png")
+
+        # the link works: it opens the server's Swagger UI through Jupyter, and the browser
+        # session can predict through the same proxy
+        with page.expect_popup() as popup_info:
+            link.click()
+        popup = popup_info.value
+        popup.wait_for_load_state()
+        assert popup.url == href
+        assert "swagger" in popup.content().lower()
+        popup.close()
+        answer = page.request.post(href + "predict", data=json.dumps([[5.1, 3.5, 1.4, 0.2]]),
+                                   headers={"Content-Type": "application/json",
+                                            **xsrf_header(page)})
+        assert answer.status == 200 and answer.json() == [0]
+
+        # Containerize: the job and its progress show in the panel (no daemon here, so it
+        # ends with the manual command)
+        row.locator('button[data-action="containerize"]').click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for()
+        dialog.locator("input").fill("browser-iris:test")
+        dialog.locator("button.jp-mod-accept").click()
+        job = panel.locator('.jp-BentoPanel-job[data-status="failed"]')
+        job.wait_for(timeout=60_000)
+        text = job.inner_text()
+        assert "browser-iris:test" in text and "docker build" in text
+        save_screenshot(page, tmp_path, "bento-panel-containerize.png")
+
+        # Delete asks first; Cancel keeps the bundle, Delete removes it
+        row.locator('button[data-action="delete"]').click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for()
+        assert "Delete bundle" in dialog.inner_text() and bundle.tag in dialog.inner_text()
+        assert "1 running server serves it" in dialog.inner_text()
+        save_screenshot(page, tmp_path, "bento-panel-delete.png")
+        dialog.locator("button.jp-mod-reject").click()
+        dialog.wait_for(state="detached")
+        assert bundle.path.is_dir()
+        assert row.count() == 1
+
+        row.locator('button[data-action="delete"]').click()
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        row.wait_for(state="detached")
+        assert not bundle.path.exists()
+        assert [b.tag for b in Store().bundles("BrowserIris")] == [old.tag]
+
+        # the server stops: the panel drops it on its next refresh
+        handle.stop()
+        server.wait_for(state="detached", timeout=20_000)
+    finally:
+        handle.stop()
+
+
+NOTEBOOK_CELLS = [
+    "%load_ext bento_nb",
+    "%bento serve BrowserServed --port {port}",
+]
+
+
+def test_notebook_server_widget_stop_click_stops_the_server(
+        lab, browser_page, point_at, monkeypatch, iris_clf, tmp_path, port):
+    point_at(lab, monkeypatch)
+    bento_nb.pack(iris_clf, name="BrowserServed")
+    notebook = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                    "language": "python"}},
+        "cells": [{"cell_type": "code", "source": src.format(port=port), "metadata": {},
+                   "outputs": [], "execution_count": None, "id": f"cell{i}"}
+                  for i, src in enumerate(NOTEBOOK_CELLS)],
+    }
+    status, _ = lab.json("api/contents/serve.ipynb", "PUT",
+                         {"type": "notebook", "format": "json", "content": notebook})
+    assert status in (200, 201)
+    page = browser_page
+    open_lab(page, lab, "lab/tree/serve.ipynb")
+    # the execution indicator may say idle before the kernel is ready: wait for the status bar
+    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=90_000)
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    for _ in NOTEBOOK_CELLS:
+        page.keyboard.press("Shift+Enter")
+
+    stop = page.locator(".jp-OutputArea-output .widget-button", has_text="Stop")
+    stop.wait_for(timeout=90_000)
+    widget = page.locator(".jp-OutputArea-output",
+                          has=page.locator(".widget-button", has_text="Stop"))
+    assert f"bento/proxy/{port}/" in widget.inner_html()  # the widget shows the proxied URL
+    assert "running" in widget.inner_text()
+    status, servers = lab.json("bento/api/servers")
+    assert [s["status"] for s in servers["servers"] if s["port"] == port] == ["running"]
+    save_screenshot(page, tmp_path, "bento-widget.png", widget)
+
+    stop.click()
+    deadline = time.monotonic() + 30
+    while True:
+        status, servers = lab.json("bento/api/servers")
+        if all(s["port"] != port for s in servers["servers"]):
+            break
+        assert time.monotonic() < deadline, servers
+        time.sleep(0.3)
+    page.wait_for_function(
+        "el => el.innerText.includes('stopped')", arg=widget.element_handle(), timeout=20_000)
+    save_screenshot(page, tmp_path, "bento-widget-stopped.png", widget)
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))  # nothing listens any more
