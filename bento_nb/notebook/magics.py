@@ -292,11 +292,12 @@ class BentoMagics(Magics):
             if isinstance(obj, BentoService):
                 return obj, f"var:{text}"
             return service_from_model(obj, name=_safe_name(text)), f"var:{text}"
-        bundle = self._resolve_bundle(text)
-        key = f"bundle:{bundle.name}" if ":" not in text or text.endswith(":latest") else f"bundle:{bundle.tag}"
+        bundle = self._resolve_bundle(text)  # one-line error when it is neither
         if os.path.isdir(text):
-            key = f"path:{os.path.abspath(text)}"
-        return bundle.tag if not os.path.isdir(text) else text, key
+            return text, f"path:{os.path.abspath(text)}"
+        pinned = ":" in text and not text.endswith(":latest")
+        # "Iris" / "Iris:latest": the server of that name is replaced by the newest version
+        return bundle.tag, f"bundle:{bundle.tag}" if pinned else f"bundle:{bundle.name}"
 
     def _resolve_bundle(self, text: str):
         from ..store import Bundle, Store, read_manifest
@@ -424,7 +425,8 @@ class BentoMagics(Magics):
             mine = r.get("pid") == os.getpid()
             handle = own.get(port) if mine else None
             stats = _safe_stats(handle) if handle is not None else {}
-            listed.add(port if mine else None)
+            if mine:
+                listed.add(port)
             rows.append([port, r.get("tag") or r.get("name"), r.get("url"),
                          "this kernel" if mine else f"pid {r.get('pid')}",
                          stats.get("requests", ""), stats.get("errors", "")])

@@ -76,6 +76,9 @@ class _PlainReprMixin:
                 "version_major": 2, "version_minor": 0, "model_id": self._model_id}
         return data
 
+    def _repr_html_(self) -> str:
+        return self.plain_html()
+
     def plain_text(self) -> str:  # pragma: no cover - overridden
         return repr(self)
 
