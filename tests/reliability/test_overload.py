@@ -1,0 +1,155 @@
+"""Issue 7 item 3: overload past the queue bound, and slow clients.
+
+A model that sleeps (blocks on an Event, bounded) holds the dispatcher; a flood past the
+queue bound must get 503 + Retry-After *while the model is still asleep* (that is "fast",
+without a timing assertion), the queued requests must then get their own answers, and the
+server must serve normally afterwards. Clients that trickle their bytes must not hold up
+anybody else."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+from bento_nb.server import ServerConfig
+
+from .conftest import Echo, GatedEcho, call, predict, wait_for
+
+MAX_QUEUE = 4
+FLOOD = 40
+
+
+def test_flood_past_the_queue_gets_503_fast_then_normal_service(serve_model):
+    model = GatedEcho(limit=30)
+    handle = serve_model(model, config=ServerConfig(port=0, max_batch_size=1,
+                                                    max_queue=MAX_QUEUE))
+    replies: dict[float, object] = {}
+
+    def client(v: float) -> None:
+        try:
+            replies[v] = predict(handle.port, [[v, 1, 2, 3]], timeout=40)
+        except Exception as e:  # noqa: BLE001 - recorded and asserted below
+            replies[v] = e
+
+    threads = [threading.Thread(target=client, args=(-1.0,), daemon=True)]
+    threads[0].start()
+    assert model.entered.wait(10)  # the model is asleep on request -1
+    values = [float(i) for i in range(FLOOD)]
+    for v in values:
+        t = threading.Thread(target=client, args=(v,), daemon=True)
+        t.start()
+        threads.append(t)
+    refused = FLOOD - MAX_QUEUE
+
+    def refusals() -> list:
+        return [r for r in list(replies.values()) if getattr(r, "status", None) == 503]
+
+    try:
+        assert wait_for(lambda: len(refusals()) == refused, 20), (len(replies), replies)
+        # Every refusal came back while the model still sleeps on its first request:
+        assert model.calls == 1 and not model.gate.is_set()
+        for reply in refusals():
+            assert reply.json()["error"]["type"] == "Overloaded", reply
+            assert int(reply.headers["retry-after"]) >= 1
+            assert reply.headers["content-type"] == "application/json"
+    finally:
+        model.gate.set()
+    for t in threads:
+        t.join(30)
+    assert all(not t.is_alive() for t in threads), "a client hung"
+    served = {v: r.json() for v, r in replies.items() if getattr(r, "status", None) == 200}
+    assert len(served) == 1 + MAX_QUEUE and all(served[v] == [v] for v in served), served
+    assert len(replies) == 1 + FLOOD  # everyone got an answer: 200 or 503, no exceptions
+    # normal service afterwards
+    for v in (100.0, 101.0, 102.0):
+        reply = predict(handle.port, [[v, 1, 2, 3]])
+        assert (reply.status, reply.json()) == (200, [v])
+    stats = handle.stats()
+    assert stats["errors"] >= refused and stats["in_flight"] == 0
+
+
+def _trickle(port: int, value: float, release: threading.Event, progress: dict,
+             delay: float = 0.02) -> tuple[int, object]:
+    """Send one request a byte at a time, hold back its last byte until ``release``, then
+    read the answer. Bounded: ~100 bytes x delay, release waits at most 30 s."""
+    body = json.dumps([[value, 1, 2, 3]]).encode()
+    data = (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for i in range(len(data) - 1):
+            s.sendall(data[i:i + 1])
+            time.sleep(delay)
+        progress[value] = "held"
+        release.wait(30)
+        s.sendall(data[-1:])
+        raw = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(payload)
+
+
+def test_slow_clients_do_not_block_others(serve_model):
+    handle = serve_model(Echo())
+    port = handle.port
+    release = threading.Event()
+    progress: dict = {}
+    results: dict = {}
+
+    def slow(v):
+        try:
+            results[v] = _trickle(port, v, release, progress)
+        except Exception as e:  # noqa: BLE001
+            results[v] = e
+
+    slow_values = [float(-i - 1) for i in range(16)]
+    slow_threads = [threading.Thread(target=slow, args=(v,), daemon=True) for v in slow_values]
+    for t in slow_threads:
+        t.start()
+    # plus connections that send half a body and stall, and connections that send nothing
+    stalled = []
+    for _ in range(8):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n[[1, 2")
+        stalled.append(s)
+    for _ in range(8):
+        stalled.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+    try:
+        assert wait_for(lambda: len(progress) >= 4, 20)  # slow clients are mid-request
+        # Meanwhile 64 normal requests from 8 threads all get their own answers.
+        normal: dict = {}
+
+        def fast(base: int):
+            for k in range(8):
+                v = float(1000 * base + k)
+                try:
+                    r = predict(port, [[v, 1, 2, 3]])
+                    normal[v] = (r.status, r.json())
+                except Exception as e:  # noqa: BLE001
+                    normal[v] = repr(e)
+
+        fast_threads = [threading.Thread(target=fast, args=(b,), daemon=True) for b in range(8)]
+        for t in fast_threads:
+            t.start()
+        for t in fast_threads:
+            t.join(30)
+        assert normal == {float(1000 * b + k): (200, [float(1000 * b + k)])
+                          for b in range(8) for k in range(8)}
+        assert not results  # ... all while every slow client still held its request open
+        assert call(port, "GET", "/healthz").status == 200
+    finally:
+        release.set()
+        for s in stalled:
+            s.close()
+    for t in slow_threads:
+        t.join(30)
+    assert results == {v: (200, [v]) for v in slow_values}
+    # the stalled half-requests were let go: nothing stays counted in flight
+    assert wait_for(lambda: handle.stats()["in_flight"] == 0, 10), handle.stats()
+    assert predict(port, [[5.0, 1, 2, 3]]).json() == [5.0]
