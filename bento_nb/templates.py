@@ -47,7 +47,6 @@ USER 1000:1000
 WORKDIR /home/bento
 ENV BENTO_NB_HOME=/home/bento/bento_nb
 EXPOSE {port}
-STOPSIGNAL SIGINT
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"]
 ENTRYPOINT ["bento-nb", "serve", "/home/bento/bundle", "--host", "0.0.0.0", "--port", "{port}"]
