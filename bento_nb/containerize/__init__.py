@@ -32,9 +32,11 @@ __all__ = ["BuildResult", "build", "write_context", "validate_image", "default_i
 
 def build(tag: str | os.PathLike | Bundle, image: str | None = None,
           base_image: str | None = None, progress: Callable[[str], None] | None = None,
-          context_dir: str | os.PathLike | None = None) -> BuildResult:
+          context_dir: str | os.PathLike | None = None, no_cache: bool = False) -> BuildResult:
     """Write the build context of ``tag`` and build it into ``image`` (default
-    ``<name>:<version>``), sending each log line to ``progress(line)``.
+    ``<name>:<version>``), sending each log line to ``progress(line)``. ``context_dir``
+    defaults to ``$BENTO_NB_HOME/build/<Name>/<version>``; ``no_cache`` ignores Docker's
+    layer cache.
 
     Raises InvalidName for a bad image name (before anything is written),
     DockerUnavailable (with ``.context``/``.command``) when no daemon answers, BuildError
@@ -56,7 +58,7 @@ def build(tag: str | os.PathLike | Bundle, image: str | None = None,
     if progress is not None:
         progress(f"building {image} from {context}")
     try:
-        return build_image(client, context, image, progress)
+        return build_image(client, context, image, progress, no_cache=no_cache)
     finally:
         client.close()
 

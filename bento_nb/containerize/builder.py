@@ -66,9 +66,10 @@ def connect(timeout: float = CONNECT_TIMEOUT):
     return client
 
 
-def build_image(client, context: Path, image: str, progress: Progress | None = None) -> BuildResult:
+def build_image(client, context: Path, image: str, progress: Progress | None = None,
+                no_cache: bool = False) -> BuildResult:
     """Build ``context`` as ``image``; raise BuildError (one line, log in build.log) on
-    failure, DockerUnavailable if the daemon goes away."""
+    failure, DockerUnavailable if the daemon goes away. ``no_cache`` rebuilds every layer."""
     import docker
 
     log = _BuildLog(progress)
@@ -84,7 +85,7 @@ def build_image(client, context: Path, image: str, progress: Progress | None = N
     started = time.perf_counter()
     try:
         for chunk in client.build(path=str(context), tag=image, decode=True, rm=True,
-                                  forcerm=True, pull=False, buildargs=buildargs or None,
+                                  forcerm=True, pull=False, nocache=no_cache, buildargs=buildargs or None,
                                   timeout=BUILD_TIMEOUT):
             log.feed(chunk)
     except docker.errors.APIError as e:
