@@ -48,7 +48,9 @@ def _e(value: Any) -> str:
 
 
 def _link(url: str, text: str | None = None) -> str:
-    return f'<a href="{_e(url)}" target="_blank" rel="noopener">{_e(text or url)}</a>'
+    # JupyterLab's HTML widgets do not style anchors: make them look like links
+    return (f'<a href="{_e(url)}" target="_blank" rel="noopener" '
+            f'style="color:#0969da;text-decoration:underline">{_e(text or url)}</a>')
 
 
 def proxy_url(port: int) -> str | None:
@@ -362,7 +364,7 @@ class ServerWidget(_PlainReprMixin, W.VBox):
     # actions
 
     def add_note(self, text: str) -> None:
-        line = f"<div>ℹ {_e(text)}</div>"
+        line = f"<div style='color:#9a6700'>{_e(text)}</div>"
         self.note.value = (self.note.value or "") + line
 
     def stop(self) -> None:
@@ -414,13 +416,13 @@ class ServerWidget(_PlainReprMixin, W.VBox):
     def refresh(self) -> None:
         handle = self.handle
         running = handle.running
-        dot = "🟢" if running else "⚪"
+        dot = (f"<span style='color:{'#1a7f37' if running else '#8c959f'}'>●</span>")
         links = [_link(handle.url)]
         if self.proxy_url:
             links.append("via Jupyter " + _link(self.proxy_url))
         links.append(_link(self.docs_url, "docs"))
         name = handle.tag or f"{handle.name} (live object)"
-        self.header.value = (f"<b>{dot} {_e(name)}</b> — {_e(self.status)} — "
+        self.header.value = (f"{dot} <b>{_e(name)}</b> — {_e(self.status)} — "
                              + " · ".join(links))
         stats = self._stats()
         self.stats_html.value = _stats_html(stats)
@@ -559,7 +561,7 @@ class BundleWidget(_PlainReprMixin, W.VBox):
             f"<td>{_e(a.get('doc') or '')}</td></tr>" for a in b.apis)
         reqs = ", ".join(f"<code>{_e(r)}</code>" for r in b.requirements) or "none"
         labels = ", ".join(f"{_e(k)}={_e(v)}" for k, v in b.labels.items())
-        return (f"<div><b>📦 {_e(b.tag)}</b> — {_e(human_size(b.size))}"
+        return (f"<div>bundle <b>{_e(b.tag)}</b> — {_e(human_size(b.size))}"
                 f"<br><small>{_e(b.path)}</small>"
                 f"<table>{apis}</table>"
                 f"<div>requirements: {reqs}</div>"
