@@ -18,12 +18,18 @@ The algorithm
   it takes *everything* waiting, up to a cap, as the next batch. The batch size therefore
   follows arrival rate × model time without any tuning: one client gives batches of one,
   64 clients give batches of up to 64, and a slow model gives bigger batches than a fast
-  one. Waiting while the model is idle would only add latency: an idle model thread means
-  capacity already exceeds demand.
+  one.
 * **Within a latency budget.** Every batch's wall time is fed to an exponentially weighted
   least-squares fit ``t(n) = a*n + b`` (BentoML's CorkDispatcher fits the same model). The
   cap is ``min(max_batch_size, (max_latency_ms - b) / a)``: a batch is never made so large
   that the model call alone would blow the budget.
+* **Wait while waiting pays, only under load.** When the model thread is free and finds
+  more than one request (but fewer than the cap) waiting, more are on their way; it waits
+  in slices of ``b/4`` while the queue keeps growing, at most ``b`` in all and never past
+  the budget, then takes the lot. Each batch pays the fixed cost ``b`` (for scikit-learn,
+  input validation in Python, holding the GIL the IOLoop needs), so fewer, fuller batches
+  leave more CPU to HTTP: on the iris SVC at 64 clients this about doubles the mean batch
+  and cuts the model thread's CPU per request by a third. A lone request never waits.
 * **Cheap assembly.** Payloads are already numpy arrays; the adapter's ``make_batch`` does
   one ``concatenate`` per batch. Results are cut back per request in order and serialized
   to JSON on the model thread, once per request, so the IOLoop only writes bytes.
@@ -198,6 +204,8 @@ class Dispatcher:
                     continue
                 self._idle = False
             cap = self.model.largest_within(self.budget, self.max_batch_size)
+            if 1 < len(queue) < cap:
+                self._gather(cap)
             items = []
             try:
                 while len(items) < cap:
@@ -221,6 +229,24 @@ class Dispatcher:
                 self._loop.call_soon_threadsafe(self._resolve, items, outcomes)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
+
+    def _gather(self, cap: int) -> None:
+        """Under load, wait while waiting pays: in slices of a quarter of the fixed batch
+        cost ``b``, while requests keep arriving, at most ``b`` in all and never past the
+        latency budget."""
+        queue, model = self._queue, self.model
+        pause = min(model.b, self.budget - model.predict(cap))
+        if pause <= 0:
+            return
+        step = pause / 4
+        deadline = time.perf_counter() + pause
+        before = len(queue)
+        while True:
+            time.sleep(step)
+            now = len(queue)
+            if now >= cap or now == before or time.perf_counter() >= deadline:
+                return
+            before = now
 
     def _run(self, payloads: list[Payload]) -> list[Outcome]:
         """Outcomes for ``payloads`` in order, bisecting a failing batch."""

@@ -14,6 +14,7 @@ Jupyter server extension sees exactly the servers that are alive.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
@@ -22,14 +23,25 @@ from typing import Any
 
 _lock = threading.Lock()
 _running: list[Any] = []
+_atexit_registered = False
 
 
 # -- this process -------------------------------------------------------------------------
 
 
 def add(handle: Any) -> None:
+    global _atexit_registered
     with _lock:
         _running.append(handle)
+        if not _atexit_registered:
+            atexit.register(_remove_own_records)
+            _atexit_registered = True
+
+
+def _remove_own_records() -> None:
+    """At interpreter exit (server threads are daemons): drop this process's records."""
+    for handle in running():
+        remove_record(os.getpid(), handle.port)
 
 
 def discard(handle: Any) -> None:
