@@ -8,7 +8,16 @@ rendering. The Dockerfile expects a build context laid out by
 
 from __future__ import annotations
 
+import json
+
 DEFAULT_PORT = 5000
+# The container's health probe: GET /healthz on the port the server was started with (the
+# last --port of PID 1's command line, so `docker run IMAGE --port 8080` stays healthy).
+_HEALTHCHECK = (
+    "import urllib.request as u; a = open('/proc/1/cmdline').read().split(chr(0)); "
+    "p = [x[7:] or a[i + 1] for i, x in enumerate(a) if x[:6] == '--port' and x[6:7] in ('', '=')]; "
+    f"u.urlopen('http://127.0.0.1:%s/healthz' % (p[-1] if p else {DEFAULT_PORT}), timeout=2)"
+)
 
 
 def base_image_for(python_version: str) -> str:
@@ -48,7 +57,7 @@ WORKDIR /home/bento
 ENV BENTO_NB_HOME=/home/bento/bento_nb
 EXPOSE {port}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=2)"]
+  CMD {json.dumps(["python", "-c", _HEALTHCHECK])}
 ENTRYPOINT ["bento-nb", "serve", "/home/bento/bundle", "--host", "0.0.0.0", "--port", "{port}"]
 
 # The model last.

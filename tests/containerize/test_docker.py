@@ -97,6 +97,18 @@ def _wait_ready(client, container: str, url: str, deadline_s: float = 120) -> No
     pytest.fail(f"{url} not ready after {deadline_s} s:\n{logs}")
 
 
+def _wait_health(client, container: str, deadline_s: float = 90) -> str:
+    """The container's health once it leaves "starting" (or when the deadline passes)."""
+    deadline = time.monotonic() + deadline_s
+    health = "unknown"
+    while time.monotonic() < deadline:
+        health = client.inspect_container(container)["State"]["Health"]["Status"]
+        if health in ("healthy", "unhealthy"):
+            break
+        time.sleep(1)
+    return health
+
+
 def test_build_streams_progress(iris_image):
     result, lines = iris_image
     assert result.image_id.startswith("sha256:")
@@ -122,14 +134,7 @@ def test_container_serves_predictions_as_non_root_and_turns_healthy(iris_image, 
         assert len(top["Processes"]) >= 2  # --workers=2 reached bento-nb serve
         assert _docker("exec", container, "id", "-u") == "1000"
 
-        deadline = time.monotonic() + 90
-        health = None
-        while time.monotonic() < deadline:
-            health = docker_client.inspect_container(container)["State"]["Health"]["Status"]
-            if health in ("healthy", "unhealthy"):
-                break
-            time.sleep(1)
-        assert health == "healthy"
+        assert _wait_health(docker_client, container) == "healthy"
 
         _docker("stop", "-t", "20", container, timeout=60)
         state = docker_client.inspect_container(container)["State"]
@@ -139,17 +144,19 @@ def test_container_serves_predictions_as_non_root_and_turns_healthy(iris_image, 
 
 
 def test_container_runs_under_the_kubernetes_security_settings(iris_image, docker_client, port):
-    """What bento-nb k8s asks of a pod: read-only root, /tmp writable, no capabilities."""
+    """What bento-nb k8s asks of a pod: read-only root, /tmp writable, no capabilities, and
+    `--port` passed as args when it is not 5000 (the health check follows it)."""
     result, _ = iris_image
     container = _docker(
-        "run", "-d", "-p", f"127.0.0.1:{port}:5000", "--read-only", "--tmpfs", "/tmp",
+        "run", "-d", "-p", f"127.0.0.1:{port}:8080", "--read-only", "--tmpfs", "/tmp",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "-e", "BENTO_NB_HOME=/tmp/bento_nb", "-e", "JUPYTER_RUNTIME_DIR=/tmp/jupyter-runtime",
-        result.image)
+        result.image, "--port", "8080")
     try:
         _wait_ready(docker_client, container, f"http://127.0.0.1:{port}/readyz")
         status, body = _http("POST", f"http://127.0.0.1:{port}/predict", json.dumps(IRIS_ROW).encode())
         assert (status, json.loads(body)) == (200, [0])
+        assert _wait_health(docker_client, container) == "healthy"
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60)
 
