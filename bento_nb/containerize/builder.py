@@ -159,9 +159,13 @@ class _BuildLog:
         step = _STEP.match(stripped)
         if step:
             self.step, self.steps, self.step_text = int(step[1]), int(step[2]), step[3]
+            self.last_error_line = ""
         elif stripped == "---> Using cache":
             self.cached += 1
-        elif stripped.startswith("ERROR:"):
+        elif stripped.startswith("ERROR:") or (
+                not self.last_error_line.startswith("ERROR:")
+                and not stripped.startswith(("---> ", "Removing intermediate container"))):
+            # the step's own output: pip's "ERROR: ..." line wins, else its last line
             self.last_error_line = stripped
         built = _BUILT.match(stripped)
         if built and not self.image_id:

@@ -200,3 +200,28 @@ def _steps(lines: list[str]) -> dict[str, list[str]]:
         elif current is not None:
             steps[current].append(line.strip())
     return steps
+
+
+def test_failing_build_is_one_line_naming_the_step(iris_bundle, docker_client, bento_home):
+    """`scratch` has no shell, so the first RUN fails: BuildError names the step, the log
+    stays in the context, the CLI prints one line and exits non-zero."""
+    from bento_nb.errors import BuildError
+
+    image = f"bento-nb-test/broken:{secrets.token_hex(4)}"
+    lines: list[str] = []
+    try:
+        with pytest.raises(BuildError) as info:
+            build(iris_bundle.tag, image=image, base_image="scratch", progress=lines.append)
+        message = info.value.message
+        assert "\n" not in message
+        assert f"docker build of {image} failed at step 3/" in message and "RUN python3 -m venv" in message
+        log = bento_home / "build" / "IrisClassifier" / iris_bundle.version / "build.log"
+        assert f"full log in {log}" in message and log.read_text().splitlines() == lines[1:]
+
+        proc = subprocess.run([sys.executable, "-m", "bento_nb", "containerize", iris_bundle.tag,
+                               "-t", image, "--base-image", "scratch"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == BuildError.exit_code
+        assert len(proc.stderr.strip().splitlines()) == 1 and "failed at step 3/" in proc.stderr
+    finally:
+        _remove_image(docker_client, image)
