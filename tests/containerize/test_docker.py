@@ -1,7 +1,8 @@
 """Real Docker engine: build the iris bundle into an image, run it, query it.
 
 CI starts an engine first (``bash ../shared/ci/docker-engine.sh``, which also provides a
-local ``python:3.11-slim``). Without a reachable engine these tests are skipped, saying so.
+local ``python:3.11-slim``). Without a reachable engine these tests are skipped, saying so,
+unless ``BENTO_NB_REQUIRE_DOCKER=1`` (then they fail: CI sets it).
 Every image and container made here is removed afterwards.
 """
 
@@ -33,6 +34,8 @@ def docker_client():
     try:
         client = connect()
     except DockerUnavailable as e:
+        if os.environ.get("BENTO_NB_REQUIRE_DOCKER"):
+            pytest.fail(f"BENTO_NB_REQUIRE_DOCKER is set but {e.message}")
         pytest.skip(f"no Docker engine reachable ({e.message}); start one with "
                     "`bash ../shared/ci/docker-engine.sh`")
     yield client
