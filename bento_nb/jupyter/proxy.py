@@ -18,7 +18,7 @@ everywhere in Jupyter (token-authenticated clients such as ``curl -H 'Authorizat
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
@@ -143,10 +143,11 @@ class ProxyHandler(JupyterHandler):
                                            "this machine; only registered servers are proxied")
             return
         url = f"http://{host}:{port}{path}"
-        query = [(k, v) for k, vs in self.request.query_arguments.items() if k != "token"
-                 for v in vs]
+        # the query as sent (encoding untouched), minus Jupyter's own token parameter
+        query = "&".join(part for part in self.request.query.split("&")
+                         if part and part.split("=", 1)[0] != "token")
         if query:
-            url += "?" + urlencode([(k, v.decode("latin-1")) for k, v in query])
+            url += "?" + query
         request = httpclient.HTTPRequest(
             url,
             method=self.request.method,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -281,6 +280,3 @@ def register_record(port: int, host: str = "127.0.0.1", pid: int | None = None,
               "apis": ["predict"], "started_at": "2026-01-01T00:00:00+00:00"}
     return registry.write_record(record)
 
-
-def has_chromium() -> bool:
-    return shutil.which("chromium") is not None or Path("/usr/bin/chromium").exists()

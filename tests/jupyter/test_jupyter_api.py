@@ -274,12 +274,13 @@ def test_proxy_never_hands_jupyter_credentials_to_the_model_server(jupyter, reco
     register(recording_server.port)
     port = recording_server.port
     status, headers, raw = jupyter.api(
-        f"bento/proxy/{port}/echo?a=1&token={jupyter.token}", "PUT", b"payload",
+        f"bento/proxy/{port}/echo?a=1&token={jupyter.token}&q=%C3%A9t%C3%A9+x", "PUT",
+        b"payload",
         headers={"Cookie": "secret=1", "X-Custom": "kept", "Content-Type": "text/plain"})
     assert status == 200, raw
     seen = json.loads(raw)
     assert seen["method"] == "PUT" and seen["path"] == "/echo" and seen["body"] == "payload"
-    assert seen["query"] == "a=1"
+    assert seen["query"] == "a=1&q=%C3%A9t%C3%A9+x"
     lowered = {k.lower(): v for k, v in seen["headers"].items()}
     assert "authorization" not in lowered and "cookie" not in lowered
     assert lowered["x-custom"] == "kept"
