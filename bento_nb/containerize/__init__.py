@@ -23,7 +23,8 @@ from typing import Callable
 from ..errors import DockerUnavailable
 from ..store import Bundle
 from .builder import BuildResult, build_image, connect
-from .context import build_command, resolve_bundle, run_command, write_context
+from .context import build_command, locked, resolve_bundle, run_command, write_context
+from .context import context_dir as resolve_context_dir
 from .reference import default_image, validate_image
 
 __all__ = ["BuildResult", "build", "write_context", "validate_image", "default_image",
@@ -47,20 +48,21 @@ def build(tag: str | os.PathLike | Bundle, image: str | None = None,
     image = image or default_image(bundle.name, bundle.version)
     if base_image is not None:
         validate_image(base_image)
-    context = write_context(bundle, out_dir=context_dir, base_image=base_image, image=image)
-    command = build_command(image, context)
-    try:
-        client = connect()
-    except DockerUnavailable as e:
-        raise DockerUnavailable(f"{e.message}; the build context is in {context}; "
-                                f"build it later with: {command}",
-                                context=context, command=command) from None
-    if progress is not None:
-        progress(f"building {image} from {context}")
-    try:
-        return build_image(client, context, image, progress, no_cache=no_cache)
-    finally:
-        client.close()
+    with locked(resolve_context_dir(bundle, context_dir)):
+        context = write_context(bundle, out_dir=context_dir, base_image=base_image, image=image)
+        command = build_command(image, context)
+        try:
+            client = connect()
+        except DockerUnavailable as e:
+            raise DockerUnavailable(f"{e.message}; the build context is in {context}; "
+                                    f"build it later with: {command}",
+                                    context=context, command=command) from None
+        if progress is not None:
+            progress(f"building {image} from {context}")
+        try:
+            return build_image(client, context, image, progress, no_cache=no_cache)
+        finally:
+            client.close()
 
 
 def run_cli(tag: str, image: str | None = None, base_image: str | None = None,
@@ -73,7 +75,9 @@ def run_cli(tag: str, image: str | None = None, base_image: str | None = None,
             validate_image(base_image)
         bundle = resolve_bundle(tag)
         image = image or default_image(bundle.name, bundle.version)
-        context = write_context(bundle, out_dir=context_only, base_image=base_image, image=image)
+        with locked(resolve_context_dir(bundle, context_only)):
+            context = write_context(bundle, out_dir=context_only, base_image=base_image,
+                                    image=image)
         print(f"wrote the build context of {bundle.tag} to {context}")
         print(build_command(image, context))
         return 0

@@ -18,11 +18,19 @@ including transitive ones, so the container runs what the notebook ran.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shlex
 import shutil
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, builds of one context must not overlap
+    fcntl = None
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -76,6 +84,27 @@ def run_command(image: str, port: int = templates.DEFAULT_PORT) -> str:
     return f"docker run --rm -p {port}:{templates.DEFAULT_PORT} {shlex.quote(image)} --workers=2"
 
 
+@contextlib.contextmanager
+def locked(context: Path) -> Iterator[None]:
+    """Hold ``<context>.lock`` so two builds of one context (two clicks on Containerize)
+    run one after the other instead of rewriting the directory under each other."""
+    locks = config.home() / "build" / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(context).encode()).hexdigest()[:24]
+    with open(locks / f"{key}.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def context_dir(bundle: Bundle, out_dir: str | os.PathLike | None = None) -> Path:
+    return Path(out_dir).expanduser().resolve() if out_dir else default_context_dir(bundle)
+
+
 def write_context(tag: str | os.PathLike | Bundle, out_dir: str | os.PathLike | None = None,
                   base_image: str | None = None, image: str | None = None) -> Path:
     """Write the build context of a bundle and return its directory.
@@ -86,7 +115,7 @@ def write_context(tag: str | os.PathLike | Bundle, out_dir: str | os.PathLike | 
     ``image`` only appears in the generated README's commands."""
     bundle = resolve_bundle(tag)
     bundle.verify()
-    out = Path(out_dir).expanduser().resolve() if out_dir else default_context_dir(bundle)
+    out = context_dir(bundle, out_dir)
     if out == bundle.path or bundle.path in out.parents:
         raise UsageError(f"the build context cannot be inside the bundle ({bundle.path})")
     if out.exists():

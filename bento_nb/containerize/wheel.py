@@ -18,6 +18,7 @@ import base64
 import hashlib
 import os
 import sys
+import threading
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -123,7 +124,7 @@ def running_wheel(cache_dir: Path | None = None) -> Path:
     contents.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
 
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{target.name}.{os.getpid()}.part"
+    tmp = folder / f".{target.name}.{os.getpid()}.{threading.get_ident()}.part"
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name, data in contents:

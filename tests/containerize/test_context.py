@@ -202,3 +202,27 @@ def test_unknown_bundle_is_a_one_line_error(tmp_path):
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) == 1 and "NoSuchModel" in proc.stderr
     assert not (tmp_path / "ctx").exists()
+
+
+def test_concurrent_builds_of_one_bundle_do_not_trample_the_context(iris_bundle, monkeypatch):
+    """Two Containerize clicks at once: each gets the no-daemon error with a complete
+    context, neither fails on the other rewriting the directory."""
+    import threading
+
+    monkeypatch.setenv("DOCKER_HOST", DEAD_SOCKET)
+    errors: list[BaseException] = []
+
+    def click():
+        try:
+            build(iris_bundle.tag, image="iris:1")
+        except BaseException as e:  # collected and checked below
+            errors.append(e)
+
+    threads = [threading.Thread(target=click) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(errors) == 4 and all(isinstance(e, DockerUnavailable) for e in errors), errors
+    context = errors[0].context
+    assert (context / "Dockerfile").is_file() and (context / "bundle" / "bento.yml").is_file()
