@@ -106,8 +106,8 @@ def jupyter_factory(tmp_path_factory):
     """Factory: ``jupyter_factory("lab")`` starts a server and waits until it answers."""
     started: list[JupyterProcess] = []
 
-    def start(app: str = "server", base_url: str = "/", env: dict | None = None
-              ) -> JupyterProcess:
+    def start(app: str = "server", base_url: str = "/", env: dict | None = None,
+              args: list[str] | None = None) -> JupyterProcess:
         extra_env = env or {}
         root = tmp_path_factory.mktemp(f"jupyter-{app}")
         for sub in ("notebooks", "config", "data", "runtime", "ipython", "settings",
@@ -138,6 +138,7 @@ def jupyter_factory(tmp_path_factory):
             f"--IdentityProvider.token={TOKEN}",
             f"--ServerApp.base_url={base_url}",
             "--FileContentsManager.delete_to_trash=False",
+            *(args or []),
         ]
         process = subprocess.Popen(command, env=env, stdout=open(log, "wb"),
                                    stderr=subprocess.STDOUT, cwd=root / "notebooks")

@@ -390,3 +390,44 @@ def test_containerize_job_builds_a_real_image(jupyter, iris_clf):
             client.images.remove(image, force=True)
         except Exception:  # noqa: BLE001
             pass
+
+
+# -- authorization ------------------------------------------------------------------------
+
+READ_ONLY_AUTHORIZER = '''
+from jupyter_server.auth import Authorizer
+
+
+class ReadOnlyBento(Authorizer):
+    """May read the "bento" resource, never write it."""
+
+    def is_authorized(self, handler, user, action, resource):
+        return not (resource == "bento" and action == "write")
+'''
+
+
+@pytest.fixture(scope="module")
+def read_only_jupyter(jupyter_factory, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("authorizer")
+    (folder / "read_only_bento.py").write_text(READ_ONLY_AUTHORIZER)
+    return jupyter_factory("server", base_url="/jp/", env={"PYTHONPATH": str(folder)},
+                           args=["--ServerApp.authorizer_class=read_only_bento.ReadOnlyBento"])
+
+
+def test_handlers_ask_the_jupyter_authorizer(read_only_jupyter, point_at, monkeypatch,
+                                             iris_clf, recording_server, register):
+    """Every route goes through jupyter-server's Authorizer with resource "bento": a
+    deployment that grants only "read" can list but not delete, build or POST via the proxy."""
+    jupyter = point_at(read_only_jupyter, monkeypatch)
+    bundle = bento_nb.pack(iris_clf, name="ReadOnly")
+    register(recording_server.port)
+    assert jupyter.json("bento/api/bundles")[0] == 200
+    assert jupyter.json("bento/api/servers")[0] == 200
+    assert jupyter.api(f"bento/proxy/{recording_server.port}/x")[0] == 200
+    assert jupyter.json(f"bento/api/bundles/ReadOnly/{bundle.version}", "DELETE")[0] == 403
+    assert jupyter.json("bento/api/containerize", "POST", {"tag": "ReadOnly"})[0] == 403
+    assert jupyter.api(f"bento/proxy/{recording_server.port}/predict", "POST", b"[]")[0] == 403
+    assert bundle.path.is_dir()
+    # the recorder saw the health check and the proxied GET, never a write
+    assert {(r["method"], r["path"]) for r in recording_server.requests} == {
+        ("GET", "/healthz"), ("GET", "/x")}
