@@ -50,6 +50,7 @@ off the IOLoop and still behind the bounded queue.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import threading
 import time
@@ -57,6 +58,8 @@ from collections import deque
 from functools import partial
 from queue import SimpleQueue
 from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from ..adapters import Payload, dumps_json
 from ..errors import BentoNbError, ModelError, Overloaded
@@ -263,10 +266,24 @@ class Dispatcher:
         outcomes = []
         for result in results:
             try:
-                outcomes.append((True, dumps_json(result)))
+                outcomes.append((True, _to_json(result)))
             except Exception as e:  # noqa: BLE001
                 outcomes.append((False, _as_error(e)))
         return outcomes
+
+
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def _to_json(result: Any) -> bytes:
+    """JSON bytes of one request's result; numpy slices (the usual case) take a shortcut
+    around :func:`~bento_nb.adapters.dumps_json`, which handles everything else."""
+    if type(result) is np.ndarray and result.dtype.kind in "iufb":
+        try:
+            return _encode(result.tolist()).encode()
+        except ValueError:  # NaN or infinity: dumps_json turns them into null
+            pass
+    return dumps_json(result)
 
 
 def _set_future(future: asyncio.Future, ok: bool, body: Any) -> None:
