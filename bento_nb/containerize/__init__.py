@@ -47,7 +47,7 @@ def build(tag: str | os.PathLike | Bundle, image: str | None = None,
     bundle = resolve_bundle(tag)
     image = image or default_image(bundle.name, bundle.version)
     if base_image is not None:
-        validate_image(base_image)
+        validate_image(base_image, allow_digest=True)
     with locked(resolve_context_dir(bundle, context_dir)):
         context = write_context(bundle, out_dir=context_dir, base_image=base_image, image=image)
         command = build_command(image, context)
@@ -72,7 +72,7 @@ def run_cli(tag: str, image: str | None = None, base_image: str | None = None,
         if image is not None:
             validate_image(image)
         if base_image is not None:
-            validate_image(base_image)
+            validate_image(base_image, allow_digest=True)
         bundle = resolve_bundle(tag)
         image = image or default_image(bundle.name, bundle.version)
         with locked(resolve_context_dir(bundle, context_only)):
