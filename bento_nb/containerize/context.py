@@ -37,7 +37,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .. import __version__, config, templates
-from ..errors import UsageError
+from ..errors import BundleNotFound, UsageError
 from ..store import Bundle, Store, read_manifest
 from . import wheel
 from .reference import default_image
@@ -66,6 +66,8 @@ def resolve_bundle(target: str | os.PathLike | Bundle) -> Bundle:
         return target
     if isinstance(target, os.PathLike) or (isinstance(target, str) and os.sep in target):
         path = Path(target).expanduser().resolve()
+        if not path.is_dir():
+            raise BundleNotFound(f"no bundle at {path}: give a tag (Name:version) or a bundle folder")
         manifest = read_manifest(path)
         return Bundle(manifest["name"], manifest["version"], path, manifest)
     return Store().get(target)
