@@ -63,7 +63,20 @@ def bento_errors(method):
     return wrapper
 
 
-class BentoAPIHandler(APIHandler):
+class JSONErrors:
+    """Mixin: tornado's own errors (403, 404, 405, XSRF, 500) in the bento_nb error shape
+    instead of Jupyter's HTML or ``{"message", "reason"}``."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        message = self._reason
+        exc = (kwargs.get("exc_info") or (None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.set_header("Content-Type", "application/json")
+        self.finish({"error": {"type": f"HTTP{status_code}", "message": message}})
+
+
+class BentoAPIHandler(JSONErrors, APIHandler):
     """Base of the JSON routes."""
 
     auth_resource = AUTH_RESOURCE
@@ -71,16 +84,6 @@ class BentoAPIHandler(APIHandler):
     def initialize(self, settings, runner: JobRunner) -> None:
         self.bento_settings = settings
         self.runner = runner
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # Keep the bento_nb error shape for tornado's own errors (403, 404, 405, XSRF).
-        message = self._reason
-        exc_info = kwargs.get("exc_info")
-        if exc_info and isinstance(exc_info[1], web.HTTPError) and exc_info[1].log_message:
-            message = exc_info[1].log_message % exc_info[1].args if exc_info[1].args \
-                else exc_info[1].log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish({"error": {"type": f"HTTP{status_code}", "message": message}})
 
 
 def _tag(name: str, version: str) -> Tag:

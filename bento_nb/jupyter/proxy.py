@@ -27,6 +27,7 @@ from tornado.simple_httpclient import HTTPTimeoutError
 
 from ..errors import BentoNbError
 from . import discovery
+from .handlers import AUTH_RESOURCE, JSONErrors
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -52,10 +53,10 @@ def loopback_target(host: str | None) -> str | None:
     return f"[{address}]" if address.version == 6 else str(address)
 
 
-class ProxyHandler(JupyterHandler):
+class ProxyHandler(JSONErrors, JupyterHandler):
     """Forward one request to a registered local bento_nb server."""
 
-    auth_resource = "bento"
+    auth_resource = AUTH_RESOURCE
 
     def initialize(self, settings, runner=None) -> None:
         self.bento_settings = settings
@@ -106,15 +107,6 @@ class ProxyHandler(JupyterHandler):
                 max_body_size=self.bento_settings.proxy_max_body_bytes)
             self.bento_settings._proxy_client = client
         return client
-
-    def write_error(self, status_code: int, **kwargs) -> None:
-        # the bento_nb error shape (the default is Jupyter's HTML error page)
-        message = self._reason
-        exc = (kwargs.get("exc_info") or (None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish({"error": {"type": f"HTTP{status_code}", "message": message}})
 
     def _refuse(self, status: int, type_: str, message: str) -> None:
         self.set_status(status)
