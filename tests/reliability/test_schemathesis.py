@@ -9,6 +9,9 @@ tests/test_adapters.py.
 
 Two of Schemathesis's default checks found server bugs (/tmp/server_bugs.md R3, R4); they
 are pinned by the strict-xfail tests at the bottom and excluded from the sweep until fixed.
+The sweep also found a 500 for split-form bodies whose "columns" do not fit the rows (R8,
+pinned in test_batch_integrity.py); such bodies are skipped here until it is fixed, so the
+"no 5xx" check keeps guarding everything else.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import jsonschema
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, assume, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
 import bento_nb
@@ -26,6 +29,17 @@ import bento_nb
 from .conftest import call
 
 KNOWN_BUG_CHECKS = [unsupported_method, positive_data_acceptance]  # R3, R4
+
+
+def known_bug_r8(body) -> bool:
+    """A split-form body whose column names do not fit its rows (R8: 500, not 400)."""
+    if not isinstance(body, dict) or not isinstance(body.get("columns"), list):
+        return False
+    columns, data = body["columns"], body.get("data")
+    if len(set(map(str, columns))) != len(columns):
+        return True
+    return isinstance(data, list) and any(isinstance(row, list) and len(row) != len(columns)
+                                          for row in data)
 
 
 @pytest.fixture
@@ -68,6 +82,7 @@ lazy_token_schema = schemathesis.pytest.from_fixture("token_schema")
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
           database=None)
 def test_served_spec_holds(case, iris_api):
+    assume(not known_bug_r8(case.body))
     response = case.call_and_validate(base_url=iris_api.url, timeout=10,
                                       excluded_checks=KNOWN_BUG_CHECKS)
     assert response.status_code < 500
