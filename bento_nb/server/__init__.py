@@ -18,5 +18,12 @@ from .process import run_cli
 from .registry import list_servers
 from .runner import ServerHandle, running_servers, serve, stop_all
 
-__all__ = ["serve", "ServerHandle", "ServerConfig", "running_servers", "stop_all", "run_cli",
-           "list_servers"]
+__all__ = [
+           "ServerConfig",
+           "ServerHandle",
+           "list_servers",
+           "run_cli",
+           "running_servers",
+           "serve",
+           "stop_all",
+]

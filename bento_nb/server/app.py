@@ -15,7 +15,9 @@ the model thread already serialized; nothing in it is done twice per request.
 from __future__ import annotations
 
 import hmac
+import html
 import json
+import logging
 import os
 import re
 import time
@@ -25,8 +27,16 @@ from typing import Any
 from tornado import httputil, web
 
 from .. import __version__
-from ..errors import (BadInput, BentoNbError, MethodNotAllowed, NotFound, Overloaded,
-                      PayloadTooLarge, ServerError, Unauthorized)
+from ..errors import (
+    BadInput,
+    BentoNbError,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    ServerError,
+    Unauthorized,
+)
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -34,6 +44,7 @@ from .metrics import Metrics
 from .openapi import build_openapi
 
 _JSON = "application/json"
+_log = logging.getLogger("bento_nb.server")
 _STATUS_ERRORS = {400: BadInput, 401: Unauthorized, 404: NotFound, 405: MethodNotAllowed,
                   413: PayloadTooLarge, 503: Overloaded}
 
@@ -181,10 +192,19 @@ class ApiCall(httputil.HTTPMessageDelegate):
     writes the status line, two headers and the JSON bytes the model thread already made.
     """
 
-    __slots__ = ("api", "connection", "headers", "chunks", "size", "started", "answered",
-                 "closed", "counted")
+    __slots__ = (
+        "answered",
+        "api",
+        "chunks",
+        "closed",
+        "connection",
+        "counted",
+        "headers",
+        "size",
+        "started",
+    )
 
-    def __init__(self, api: "ApiRoute", connection: httputil.HTTPConnection):
+    def __init__(self, api: ApiRoute, connection: httputil.HTTPConnection):
         self.api = api
         self.connection = connection
         self.chunks: list[bytes] = []
@@ -232,6 +252,10 @@ class ApiCall(httputil.HTTPMessageDelegate):
             self.api.dispatcher.submit(payload, self.reply)
         except BentoNbError as error:
             self.fail(error)
+        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
+            _log.exception("parsing a request for %s failed", self.api.name)
+            self.fail(ServerError(f"internal error while reading the request: "
+                                  f"{type(e).__name__}: {e}"))
 
     def reply(self, ok: bool, body: Any) -> None:
         if ok:
@@ -310,9 +334,9 @@ class _Router(httputil.HTTPMessageDelegate):
     """Sends ``POST <api route>`` to :class:`ApiCall`, everything else to tornado's
     normal routing."""
 
-    __slots__ = ("app", "server_connection", "connection", "delegate")
+    __slots__ = ("app", "connection", "delegate", "server_connection")
 
-    def __init__(self, app: "ServerApplication", server_connection: Any,
+    def __init__(self, app: ServerApplication, server_connection: Any,
                  connection: httputil.HTTPConnection):
         self.app = app
         self.server_connection = server_connection
@@ -410,7 +434,7 @@ class SwaggerPageHandler(BaseHandler):
     route_label = "/"
 
     def get(self) -> None:
-        title = f"{self.state.service.name} - bento_nb"
+        title = html.escape(f"{self.state.service.name} - bento_nb")
         self._headers["Content-Type"] = "text/html; charset=utf-8"
         self.finish(_SWAGGER_PAGE.format(title=title))
 

@@ -58,9 +58,10 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from functools import partial
 from queue import SimpleQueue
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,7 @@ class Dispatcher:
         self._thread.start()
 
     def submit(self, payload: Payload,
-               reply: Callable[[bool, Any], None] | None = None) -> "asyncio.Future | None":
+               reply: Callable[[bool, Any], None] | None = None) -> asyncio.Future | None:
         """Queue one parsed request. With ``reply``, ``reply(ok, body)`` is called on the
         IOLoop when it is answered; without, a future resolving to ``(ok, body)`` is
         returned. Raises Overloaded when the queue is full or the server is stopping."""
@@ -194,7 +195,7 @@ class Dispatcher:
         for (_, reply), (ok, body) in zip(items, outcomes):
             try:
                 reply(ok, body)
-            except Exception:  # noqa: BLE001 - one broken reply must not lose the others
+            except Exception:
                 import logging
 
                 logging.getLogger("bento_nb.server").exception("reply failed")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -37,7 +37,7 @@ class _RequestCollector:
     """Per-request series kept as plain counters on the IOLoop thread (no locks, well under
     a microsecond per request) and turned into Prometheus families only when scraped."""
 
-    def __init__(self, metrics: "Metrics"):
+    def __init__(self, metrics: Metrics):
         self.metrics = metrics
 
     def collect(self):

@@ -10,11 +10,11 @@ worker that dies and forwards SIGINT/SIGTERM, after which every worker drains an
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import os
 import signal
 import socket
 import sys
-import time
 from typing import Any
 
 from tornado import netutil
@@ -48,7 +48,7 @@ def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 
     url = f"http://{shown}:{bound}"
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
-              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     print(f"bento-nb: serving {service.tag or service.name} at {url} "
           f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}; Ctrl-C to stop)",
           flush=True)

@@ -14,7 +14,14 @@ from bento_nb.errors import ModelError, Overloaded
 from bento_nb.server.batching import BatchTimeModel, Dispatcher
 from bento_nb.service import service_from_model
 
-from .conftest import GateModel, PoisonModel, SlowEchoModel, metric_value, post_json, request
+from .conftest import (
+    GateModel,
+    PoisonModel,
+    SlowEchoModel,
+    metric_value,
+    post_json,
+    request,
+)
 
 CLIENTS = 64
 REQUESTS_PER_CLIENT = 5

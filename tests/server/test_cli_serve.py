@@ -73,7 +73,7 @@ def test_cli_serve_predicts_json_and_csv(cli_server):
     # the same with curl, exactly as a user would type it
     out = subprocess.run(["curl", "-s", "-d", "[[5.1,3.5,1.4,0.2]]", "-H",
                           "Content-Type: application/json", f"localhost:{port}/predict"],
-                         capture_output=True, text=True, timeout=30)
+                         capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout == "[0]"
     from bento_nb.server import list_servers
 

@@ -11,8 +11,7 @@ import pytest
 
 import bento_nb
 from bento_nb.errors import ServerError
-from bento_nb.server import list_servers, running_servers, serve, stop_all
-from bento_nb.server import registry
+from bento_nb.server import list_servers, registry, running_servers, serve, stop_all
 
 from .conftest import EchoModel, SlowEchoModel, free_port, post_json, request
 
