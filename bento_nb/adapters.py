@@ -241,6 +241,13 @@ class DataframeInput(InputAdapter):
             raise BadInput("empty input: expected at least one row")
         if not all(isinstance(r, list) for r in rows):
             raise BadInput("every row must be a list of values")
+        if names is not None:
+            if len(set(names)) != len(names):
+                duplicates = sorted({n for n in names if names.count(n) > 1})
+                raise BadInput(f"duplicate column name(s): {duplicates}")
+            if any(len(r) != len(names) for r in rows):
+                raise BadInput(f"{len(names)} column name(s) but rows of other lengths: "
+                               "every row needs one value per column")
         if names is not None and self.columns is not None and names != self.columns:
             if set(names) != set(self.columns):
                 raise BadInput(
@@ -259,8 +266,10 @@ class DataframeInput(InputAdapter):
         if array.ndim != 2 or (array.dtype == object and any(
                 isinstance(v, (list, dict)) for v in array.flat)):
             raise BadInput("each row must be a flat list of values (a table has two dimensions)")
-        if names is None and self.columns is not None:
+        if self.columns is not None:
             names = self.columns
+        elif self.n_columns is not None:
+            names = None  # a positional model: names in the body are only labels
         return self._finish(array, names)
 
     def _from_csv(self, body: bytes) -> Payload:
@@ -312,40 +321,48 @@ class DataframeInput(InputAdapter):
         import pandas as pd
 
         columns = payloads[0].columns
-        if all(p.columns == columns for p in payloads):
-            arrays = [p.value for p in payloads]
-            data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            return pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
-        frames = [pd.DataFrame(p.value, columns=list(p.columns) if p.columns else None)
-                  for p in payloads]
-        return pd.concat(frames, ignore_index=True)
+        if any(p.columns != columns for p in payloads):
+            raise ValueError("make_batch needs payloads with equal columns; "
+                             "group them by Payload.columns first")
+        arrays = [p.value for p in payloads]
+        data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        return pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
 
     def openapi_request(self) -> dict:
+        """Request schema: every body it admits is accepted (or refused only for values,
+        such as numbers too large for a float, that JSON Schema cannot express)."""
         width = self.n_columns or 4
         item = {"type": "number"} if self.numeric else {}
-        row = {"type": "array", "items": item, "minItems": 1}
+        row: dict[str, Any] = {"type": "array", "items": item, "minItems": 1}
         if self.n_columns is not None:
             row.update(minItems=self.n_columns, maxItems=self.n_columns)
+        # Records: the model's names, or x0..xN for a positional model (any names are
+        # accepted there, as labels, but these are the documented ones).
         names = list(self.columns) if self.columns else [f"x{i}" for i in range(width)]
-        record = {"type": "object", "properties": {n: item for n in names}}
-        if self.columns:
-            record["required"] = names
+        if self.n_columns is not None:
+            record = {"type": "object", "properties": {n: item for n in names},
+                      "required": names, "additionalProperties": False}
+        else:
+            record = {"type": "object", "minProperties": 1, "additionalProperties": item}
+        column_names: dict[str, Any] = {"type": "array", "items": {"type": "string"},
+                                        "minItems": 1, "uniqueItems": True}
+        if self.columns is not None:
+            column_names["items"] = {"type": "string", "enum": names}
+        if self.n_columns is not None:
+            column_names.update(minItems=self.n_columns, maxItems=self.n_columns)
+        table = {"anyOf": [
+            {"type": "array", "items": row, "minItems": 1, "description": "a list of rows"},
+            {"type": "array", "items": record, "minItems": 1, "description": "a list of records"},
+            {"type": "object", "required": ["columns", "data"], "additionalProperties": False,
+             "description": "pandas' split form; rows have one value per column",
+             "properties": {"columns": column_names,
+                            "data": {"type": "array", "items": row, "minItems": 1}}},
+        ]}
         example_rows = [[round(0.5 + i, 1) for i in range(width)]]
         return {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"oneOf": [
-                        {"type": "array", "items": row, "minItems": 1,
-                         "description": "a list of rows"},
-                        {"type": "array", "items": record, "minItems": 1,
-                         "description": "a list of records"},
-                        {"type": "object", "required": ["columns", "data"],
-                         "properties": {"columns": {"type": "array", "items": {"type": "string"}},
-                                        "data": {"type": "array", "items": row}}},
-                    ]},
-                    "example": example_rows,
-                },
+                "application/json": {"schema": table, "example": example_rows},
                 "text/csv": {
                     "schema": {"type": "string"},
                     "example": ",".join(str(v) for v in example_rows[0]) + "\n",

@@ -143,10 +143,26 @@ class InferenceAPI:
     def run_batch(self, payloads: Sequence[Payload]) -> list[Any]:
         """One result per payload, in order. Raises ModelError if the function raises or
         returns the wrong number of results (the caller may then split the batch)."""
-        result = self._call(self.input.make_batch(payloads))
         if self._per_row:
+            columns = payloads[0].columns
+            if any(p.columns != columns for p in payloads):
+                return self._run_by_columns(payloads)
+            result = self._call(self.input.make_batch(payloads))
             return split_results(result, [p.rows for p in payloads])
+        result = self._call(self.input.make_batch(payloads))
         return [r[0] for r in split_results(result, [1] * len(payloads))]
+
+    def _run_by_columns(self, payloads: Sequence[Payload]) -> list[Any]:
+        """Tables with different column names never share a DataFrame (pandas would align
+        them by name into NaN): one call per set of names, results put back in order."""
+        groups: dict[Any, list[int]] = {}
+        for index, payload in enumerate(payloads):
+            groups.setdefault(payload.columns, []).append(index)
+        results: list[Any] = [None] * len(payloads)
+        for indices in groups.values():
+            for index, result in zip(indices, self.run_batch([payloads[i] for i in indices])):
+                results[index] = result
+        return results
 
     def _call(self, argument: Any) -> Any:
         try:

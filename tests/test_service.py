@@ -19,6 +19,7 @@ from bento_nb.adapters import DataframeInput, JsonInput
 from bento_nb.artifacts import PickleArtifact
 from bento_nb.errors import ModelError, PackError
 from bento_nb.frameworks.sklearn import SklearnModelArtifact
+from bento_nb.service import service_from_model
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 
@@ -129,3 +130,21 @@ def test_class_defined_in_a_kernel_loads_in_a_fresh_process(tmp_path, bento_home
     requirements = (bento_home / "repository" / "NotebookIris").glob("*/requirements.txt")
     pins = next(requirements).read_text()
     assert "scikit-learn==" in pins and "numpy==" in pins
+
+
+def test_tables_with_different_column_names_are_never_mixed_in_one_call():
+    calls = []
+
+    def first_column(df):
+        calls.append(list(df.columns))
+        return df.iloc[:, 0]
+
+    svc = service_from_model(first_column, name="First")  # live: `calls` is shared
+    parse = svc.apis["predict"].input.parse
+    payloads = [parse(b"[[22, 1]]", "application/json"),
+                parse(b'{"columns": ["a", "b"], "data": [[11, 1]]}', "application/json"),
+                parse(b'[{"p": 33, "q": 1}]', "application/json"),
+                parse(b'[{"a": 44, "b": 1}]', "application/json")]
+    results = svc.apis["predict"].run_batch(payloads)
+    assert [r.tolist() for r in results] == [[22], [11], [33], [44]]
+    assert sorted(map(str, calls)) == sorted(map(str, [[0, 1], ["a", "b"], ["p", "q"]]))
