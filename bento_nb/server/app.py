@@ -61,6 +61,7 @@ class ServerState:
         self.draining = False
         self.ready = False
         self.in_flight = 0
+        self.last_request = 0.0  # perf_counter() of the last API request seen
         self.pid = os.getpid()
         token = config.api_token
         self.expected_auth = f"Bearer {token}".encode() if token else None
@@ -112,6 +113,8 @@ _SWAGGER_INIT = b"""window.onload = function () {
 
 # -- handlers -----------------------------------------------------------------------------
 
+_ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
 
 class BaseHandler(web.RequestHandler):
     """JSON errors, optional bearer auth, and a lean response path."""
@@ -141,7 +144,14 @@ class BaseHandler(web.RequestHandler):
             self._headers["Retry-After"] = str(self.retry_after())
         elif error.http_status == 401:
             self._headers["WWW-Authenticate"] = "Bearer"
+        elif error.http_status == 405:
+            self._headers["Allow"] = ", ".join(self.allowed_methods())
         self.finish(json.dumps(error.to_json()).encode())
+
+    def allowed_methods(self) -> list[str]:
+        """The methods this handler implements (the ``Allow`` header of a 405)."""
+        return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+                if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())]
 
     def retry_after(self) -> int:
         return self.state.config.retry_after_s
@@ -190,6 +200,11 @@ class ApiCall(httputil.HTTPMessageDelegate):
     soon as the headers arrive (stopping, token, declared size), collects the body, parses
     and validates it, queues it on the dispatcher and, when the model thread replies,
     writes the status line, two headers and the JSON bytes the model thread already made.
+
+    Errors found from the headers (401, 503 while stopping) are answered once the body has
+    been read, so the connection stays in a known state; only a body over the size limit is
+    refused before it is read, with ``Connection: close``. Answers given while the server
+    stops say ``Connection: close`` and close the connection.
     """
 
     __slots__ = (
@@ -200,6 +215,7 @@ class ApiCall(httputil.HTTPMessageDelegate):
         "connection",
         "counted",
         "headers",
+        "pending_error",
         "size",
         "started",
     )
@@ -212,23 +228,25 @@ class ApiCall(httputil.HTTPMessageDelegate):
         self.answered = False
         self.closed = False
         self.counted = False
+        self.pending_error: BentoNbError | None = None
 
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> None:
         self.started = time.perf_counter()
         self.headers = headers
         state = self.api.state
         state.in_flight += 1
+        state.last_request = self.started
         self.counted = True
-        if state.draining:
-            return self.fail(Overloaded("the server is shutting down; retry shortly"))
-        if state.expected_auth is not None and not hmac.compare_digest(
-                headers.get("Authorization", "").encode("latin-1", "replace"),
-                state.expected_auth):
-            return self.fail(Unauthorized(
-                "missing or wrong token: send 'Authorization: Bearer <token>'"))
         length = headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self.api.max_body:
             return self.fail(PayloadTooLarge(self.api.too_large))
+        if state.draining:
+            self.pending_error = Overloaded("the server is shutting down; retry shortly")
+        elif state.expected_auth is not None and not hmac.compare_digest(
+                headers.get("Authorization", "").encode("latin-1", "replace"),
+                state.expected_auth):
+            self.pending_error = Unauthorized(
+                "missing or wrong token: send 'Authorization: Bearer <token>'")
         return None
 
     def data_received(self, chunk: bytes) -> None:
@@ -239,11 +257,14 @@ class ApiCall(httputil.HTTPMessageDelegate):
             self.chunks = []
             self.fail(PayloadTooLarge(self.api.too_large))
             return
-        self.chunks.append(chunk)
+        if self.pending_error is None:
+            self.chunks.append(chunk)
 
     def finish(self) -> None:
         if self.answered:
             return
+        if self.pending_error is not None:
+            return self.fail(self.pending_error)
         chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []
@@ -256,6 +277,7 @@ class ApiCall(httputil.HTTPMessageDelegate):
             _log.exception("parsing a request for %s failed", self.api.name)
             self.fail(ServerError(f"internal error while reading the request: "
                                   f"{type(e).__name__}: {e}"))
+        return None
 
     def reply(self, ok: bool, body: Any) -> None:
         if ok:
@@ -287,6 +309,11 @@ class ApiCall(httputil.HTTPMessageDelegate):
         for name, value in headers:
             out[name] = value
         out["Content-Length"] = str(len(body))
+        if status == 413 or state.draining:
+            # The body will not be read (413), or the server is going away: say so, and
+            # make tornado close the connection after this answer.
+            out["Connection"] = "close"
+            _close_after_answer(self.connection)
         self.connection.write_headers(
             httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses.get(status, "")),
             out, body)
@@ -297,6 +324,13 @@ class ApiCall(httputil.HTTPMessageDelegate):
         if self.counted:
             self.api.state.in_flight -= 1
             self.counted = False
+
+
+def _close_after_answer(connection: Any) -> None:
+    """Ask tornado's HTTP1Connection to close once the answer is written (the flag its own
+    ``finish()`` sets when a body was left unread; there is no public setter)."""
+    if hasattr(connection, "_disconnect_on_finish"):
+        connection._disconnect_on_finish = True
 
 
 _JSON_HEADERS = [("Content-Type", _JSON)]
@@ -318,14 +352,16 @@ class ApiRoute:
 class ApiMethodHandler(BaseHandler):
     """Every method but POST on an API route (POST goes to :class:`ApiCall`): 405."""
 
-    SUPPORTED_METHODS = ("GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS")
+    SUPPORTED_METHODS = _ANY_METHOD
 
     def initialize(self, state: ServerState, name: str) -> None:
         self.state = state
         self.route_label = name
 
+    def allowed_methods(self) -> list[str]:
+        return ["POST"]
+
     def prepare(self) -> None:
-        self.set_header("Allow", "POST")
         raise MethodNotAllowed(
             f"method {self.request.method} is not allowed on {self.request.path}; use POST")
 
@@ -379,6 +415,8 @@ class ServerApplication(web.Application):
 
 
 class NotFoundHandler(BaseHandler):
+    SUPPORTED_METHODS = _ANY_METHOD
+
     def prepare(self) -> None:
         routes = ", ".join(f"POST /{api.route}" for api in self.state.service.apis.values())
         raise NotFound(f"no route {self.request.method} {self.request.path}; "

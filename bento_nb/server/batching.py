@@ -137,6 +137,7 @@ class Dispatcher:
         self._idle = False
         self._closed = False
         self._running = 0  # requests inside the current model call
+        self._current: list = []  # (payload, reply) of the current model call
         self._thread = threading.Thread(target=self._serve_forever, daemon=True,
                                         name=f"bento-nb-model-{api.name}")
 
@@ -186,6 +187,25 @@ class Dispatcher:
         self._closed = True
         self._wakeup.put(None)
 
+    def abandon(self, error: BentoNbError) -> int:
+        """Answer every request still queued or inside the model call with ``error`` (on
+        the IOLoop, when a drain runs out of time); returns how many. Results the model
+        thread delivers later for them are dropped (each request is answered once)."""
+        self._closed = True
+        answered = 0
+        for _, reply in list(self._current):
+            reply(False, error)
+            answered += 1
+        while True:
+            try:
+                _, reply = self._queue.popleft()
+            except IndexError:
+                break
+            reply(False, error)
+            answered += 1
+        self._wakeup.put(None)
+        return answered
+
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -218,7 +238,8 @@ class Dispatcher:
             cap = self.model.largest_within(self.budget, self.max_batch_size)
             if 1 < len(queue) < cap:
                 self._gather(cap)
-            items = []
+            # Published before it is filled, so abandon() sees every request taken.
+            items = self._current = []
             try:
                 while len(items) < cap:
                     items.append(queue.popleft())
@@ -259,7 +280,22 @@ class Dispatcher:
             before = now
 
     def _run(self, payloads: list[Payload]) -> list[Outcome]:
-        """Outcomes for ``payloads`` in order, bisecting a failing batch."""
+        """Outcomes for ``payloads`` in order. Only requests of one shape (the same column
+        names, or none) share a model call; a failing call is bisected."""
+        shape = payloads[0].columns
+        if all(p.columns == shape for p in payloads):
+            return self._run_same_shape(payloads)
+        groups: dict = {}
+        for index, payload in enumerate(payloads):
+            groups.setdefault(payload.columns, []).append(index)
+        outcomes: list = [None] * len(payloads)
+        for indexes in groups.values():
+            for index, outcome in zip(indexes, self._run_same_shape(
+                    [payloads[i] for i in indexes])):
+                outcomes[index] = outcome
+        return outcomes
+
+    def _run_same_shape(self, payloads: list[Payload]) -> list[Outcome]:
         try:
             if self.batch:
                 results = self.api.run_batch(payloads)
@@ -269,7 +305,8 @@ class Dispatcher:
             if len(payloads) == 1:
                 return [(False, _as_error(e))]
             middle = len(payloads) // 2
-            return self._run(payloads[:middle]) + self._run(payloads[middle:])
+            return (self._run_same_shape(payloads[:middle])
+                    + self._run_same_shape(payloads[middle:]))
         outcomes = []
         for result in results:
             try:

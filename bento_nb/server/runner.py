@@ -27,7 +27,7 @@ from typing import Any
 from tornado import httpserver, netutil
 from tornado.ioloop import IOLoop
 
-from ..errors import BentoNbError, ServerError
+from ..errors import BentoNbError, Overloaded, ServerError
 from . import registry
 from .app import ServerState, make_app
 from .batching import Dispatcher
@@ -36,6 +36,7 @@ from .metrics import Metrics
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _FALLBACK_TRIES = 100
+_QUIET = 0.1  # seconds without a new request before a draining server closes connections
 
 
 def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.socket], int, int | None]:
@@ -106,21 +107,37 @@ class ModelServer:
         self.state.ready = True
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Stop accepting, drain in-flight requests (up to ``timeout``), close everything."""
+        """Stop accepting, drain in-flight requests (up to ``timeout``), close everything.
+
+        The listening sockets close first (the port is free at once). Requests already
+        received keep being answered; requests arriving on open connections get 503 with
+        ``Connection: close``. Once nothing is in flight and no request arrived for
+        ``_QUIET`` seconds (a request may be on the wire), connections are closed. If the
+        timeout runs out first, every request still waiting gets 503 "shutting down"
+        before its connection is closed: none is left without an answer."""
         if self._stopping:
             return
         self._stopping = True
         timeout = self.config.drain_timeout if timeout is None else timeout
         state = self.state
         if self.http is not None:
-            self.http.stop()  # closes the listening sockets: the port is free now
+            self.http.stop()
         if state is not None:
             state.draining = True
+            state.ready = False
         for dispatcher in self.dispatchers.values():
             dispatcher.close()
         deadline = time.monotonic() + timeout
-        while state is not None and state.in_flight > 0 and time.monotonic() < deadline:
+        while state is not None and time.monotonic() < deadline:
+            quiet = time.perf_counter() - state.last_request >= _QUIET
+            if state.in_flight == 0 and quiet:
+                break
             await asyncio.sleep(0.005)
+        if state is not None and state.in_flight > 0:
+            error = Overloaded("the server is shutting down; retry shortly")
+            for dispatcher in self.dispatchers.values():
+                dispatcher.abandon(error)
+            await asyncio.sleep(0)  # let the 503s be written
         if self.http is not None:
             try:
                 await asyncio.wait_for(self.http.close_all_connections(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
@@ -120,8 +121,18 @@ def test_bad_input_gets_json_error_then_server_still_answers(iris_server, case):
     error = r.json()["error"]
     assert error["type"] == error_type
     assert error["message"]
+    if status == 405:
+        assert r.headers["allow"] == "POST"
     good = post_json(iris_server.url + "/predict", ROW)
     assert (good.status, good.json()) == (200, [0])
+
+
+def test_405_says_which_methods_are_allowed(iris_server):
+    for method, path, allowed in [("TRACE", "/predict", "POST"), ("PUT", "/predict", "POST"),
+                                  ("DELETE", "/healthz", "GET"), ("POST", "/metrics", "GET")]:
+        r = request(iris_server.url + path, method)
+        assert r.status == 405 and r.json()["error"]["type"] == "MethodNotAllowed"
+        assert r.headers["allow"] == allowed, (method, path)
 
 
 def test_oversize_body_gets_413(iris_bundle, serve_model):
@@ -184,6 +195,14 @@ def test_token_auth(iris_bundle, serve_model):
     assert post_json(url, ROW, headers={"Authorization": "Bearer wrong"}).status == 401
     r = post_json(url, ROW, headers={"Authorization": "Bearer s3cret"})
     assert (r.status, r.json()) == (200, [0])
+    # a 401 leaves the keep-alive connection usable
+    conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=10)
+    try:
+        assert post_json(url, ROW, conn=conn).status == 401
+        r = post_json(url, ROW, conn=conn, headers={"Authorization": "Bearer s3cret"})
+        assert (r.status, r.json()) == (200, [0])
+    finally:
+        conn.close()
     assert request(handle.url + "/metadata").status == 401
     assert request(handle.url + "/healthz").status == 200
     assert request(handle.url + "/readyz").status == 200

@@ -122,6 +122,41 @@ def test_poisoned_request_is_isolated_by_bisection():
             assert ok and body == f"[{value}]".encode()
 
 
+def test_requests_of_different_shapes_share_no_model_call():
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        first = dispatcher.submit(api.input.parse(b"[[100, 0]]", "application/json"))
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        bodies = [b"[[22, 1]]", b'{"columns": ["a", "b"], "data": [[11, 1]]}',
+                  b'[{"p": 33, "q": 1}]', b"[[44, 1]]"]
+        rest = [dispatcher.submit(api.input.parse(b, "application/json")) for b in bodies]
+        model.gate.set()
+        return await asyncio.gather(first, *rest)
+
+    outcomes = _run_dispatcher(model, scenario)
+    assert [body for _, body in outcomes] == [b"[100]", b"[22]", b"[11]", b"[33]", b"[44]"]
+    assert sorted(model.sizes[1:]) == [1, 1, 2]  # rows together, each named shape alone
+
+
+def test_abandon_answers_queued_and_running_requests():
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        payload = api.input.parse(b"[[1, 0]]", "application/json")
+        running = dispatcher.submit(payload)
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        queued = [dispatcher.submit(payload) for _ in range(3)]
+        assert dispatcher.abandon(Overloaded("the server is shutting down")) == 4
+        answers = await asyncio.gather(running, *queued)
+        model.gate.set()  # the model's late result for `running` is dropped
+        return answers
+
+    answers = _run_dispatcher(model, scenario)
+    assert [ok for ok, _ in answers] == [False] * 4
+    assert all(isinstance(e, Overloaded) for _, e in answers)
+
+
 def test_full_queue_refuses_at_once():
     model = GateModel()
 
