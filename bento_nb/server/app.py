@@ -201,10 +201,10 @@ class ApiCall(httputil.HTTPMessageDelegate):
     and validates it, queues it on the dispatcher and, when the model thread replies,
     writes the status line, two headers and the JSON bytes the model thread already made.
 
-    Errors found from the headers (401, 503 while stopping) are answered once the body has
-    been read, so the connection stays in a known state; only a body over the size limit is
-    refused before it is read, with ``Connection: close``. Answers given while the server
-    stops say ``Connection: close`` and close the connection.
+    Errors found from the headers (401, 503 while stopping, 413) are answered once the body
+    has been read (a too large body is read and dropped, up to a bound), so the client can
+    always read its answer; 413s and answers given while the server stops say
+    ``Connection: close`` and close the connection.
     """
 
     __slots__ = (
@@ -239,7 +239,10 @@ class ApiCall(httputil.HTTPMessageDelegate):
         self.counted = True
         length = headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self.api.max_body:
-            return self.fail(PayloadTooLarge(self.api.too_large))
+            self.pending_error = PayloadTooLarge(self.api.too_large)
+            if int(length) > self.api.max_linger:
+                return self.fail(self.pending_error)
+            return None  # read and drop the body, then answer (see data_received)
         if state.draining:
             self.pending_error = Overloaded("the server is shutting down; retry shortly")
         elif state.expected_auth is not None and not hmac.compare_digest(
@@ -254,8 +257,14 @@ class ApiCall(httputil.HTTPMessageDelegate):
             return
         self.size += len(chunk)
         if self.size > self.api.max_body:
+            # Too large: drop what came, keep reading (up to max_linger) and answer 413 when
+            # the body ends, so the client can read the answer instead of getting a reset
+            # for the unread rest (a "lingering close"). Past max_linger, answer at once.
             self.chunks = []
-            self.fail(PayloadTooLarge(self.api.too_large))
+            if not isinstance(self.pending_error, PayloadTooLarge):
+                self.pending_error = PayloadTooLarge(self.api.too_large)
+            if self.size > self.api.max_linger:
+                self.fail(self.pending_error)
             return
         if self.pending_error is None:
             self.chunks.append(chunk)
@@ -345,6 +354,7 @@ class ApiRoute:
         self.parse = api.input.parse
         self.dispatcher = dispatcher
         self.max_body = state.config.max_body_bytes
+        self.max_linger = max(4 * self.max_body, 64 * 1024 * 1024)
         self.too_large = (f"request body is larger than the limit of {self.max_body} bytes; "
                           "send fewer rows per request")
 

@@ -102,7 +102,7 @@ class ModelServer:
             make_app(self.state), xheaders=False, idle_connection_timeout=300,
             # Bodies over our limit get a JSON 413 from the handler; tornado's own limit
             # (which answers a bare 400) stays out of the way.
-            max_body_size=max(config.max_body_bytes * 4, 256 * 1024 * 1024))
+            max_body_size=max(config.max_body_bytes * 8, 256 * 1024 * 1024))
         self.http.add_sockets(sockets)
         self.state.ready = True
 
