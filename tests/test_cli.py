@@ -49,7 +49,8 @@ def test_export_import(iris_bundle, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "NoSuch", "predict", "--input", "[[1]]"], "no bundle named 'NoSuch'"),
-    (["run", "../x", "predict", "--input", "[[1]]"], "invalid name"),
+    (["run", "../x", "predict", "--input", "[[1]]"], "no bundle at"),
+    (["run", "a b", "predict", "--input", "[[1]]"], "invalid name"),
     (["run", "IrisClassifier", "nope", "--input", "[[1]]"], "has no API 'nope'"),
     (["run", "IrisClassifier", "predict", "--input", "[[1,2]]"], "expected 4 columns"),
     (["run", "IrisClassifier", "predict", "--input", "{oops"], "malformed JSON"),
