@@ -1,15 +1,13 @@
 """Bad or unusual inputs must not spoil a batch or turn into server errors.
 
-Found by the Schemathesis sweep (a 500 for a split-form body) and followed up by hand:
-/tmp/server_bugs.md R7, R8. Each test forces the batch it needs with a model that sleeps
+Found by the Schemathesis sweep (a 500 for a split-form body) and followed up by hand
+(README reliability table, R7 and R8; both fixed). Each test forces the batch it needs with a model that sleeps
 until released, so the outcome does not depend on timing."""
 
 from __future__ import annotations
 
 import json
 import threading
-
-import pytest
 
 from .conftest import GatedEcho, call, wait_for
 
@@ -45,9 +43,6 @@ def test_same_shape_requests_in_one_batch_get_their_own_answers(serve_model):
         "first": (200, [0]), **{f"r{i}": (200, [float(i)]) for i in range(1, 6)}}
 
 
-@pytest.mark.xfail(reason="R7: requests with different column names in one batch are "
-                          "concatenated by name (adapters.py make_batch): NaN rows, wrong "
-                          "answers with 200", strict=True)
 def test_mixed_body_forms_in_one_batch_get_their_own_answers(serve_model):
     """Rows, records and the split form are all documented bodies; batched together each
     must still get the prediction for its own values."""
@@ -61,8 +56,6 @@ def test_mixed_body_forms_in_one_batch_get_their_own_answers(serve_model):
                        "records": (200, [33])}
 
 
-@pytest.mark.xfail(reason="R8: split-form bodies whose columns do not fit the rows get 500 "
-                          "ModelError instead of 400 BadInput", strict=True)
 def test_split_form_with_wrong_columns_is_a_400(iris_bundle):
     import bento_nb
 
