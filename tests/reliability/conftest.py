@@ -58,7 +58,8 @@ def predict(port: int, rows, **kwargs) -> Reply:
     return call(port, "POST", "/predict", json.dumps(rows), **kwargs)
 
 
-def raw_exchange(port: int, data: bytes, timeout: float = TIMEOUT, shut_write: bool = False) -> bytes:
+def raw_exchange(port: int, data: bytes, timeout: float = TIMEOUT,
+                 shut_write: bool = False) -> bytes:
     """Send ``data`` on a raw socket and read until the server closes (or ``timeout``)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)

@@ -1,8 +1,8 @@
 """Bad or unusual inputs must not spoil a batch or turn into server errors.
 
 Found by the Schemathesis sweep (a 500 for a split-form body) and followed up by hand
-(README reliability table, R7 and R8; both fixed). Each test forces the batch it needs with a model that sleeps
-until released, so the outcome does not depend on timing."""
+(README reliability table, R7 and R8; both fixed). Each test forces the batch it needs
+with a model that sleeps until released, so the outcome does not depend on timing."""
 
 from __future__ import annotations
 
