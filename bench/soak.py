@@ -15,7 +15,9 @@ Two targets, one after the other:
 The load generator is an asyncio loop of ``--clients`` keep-alive HTTP/1.1 connections, each
 sending requests back to back (no think time). Every request carries 1-4 distinct rows of a
 pool of 4096 jittered iris rows whose right answers were computed beforehand with the same
-model; one request in five is CSV. A response counts as *ok* only if it is a 200 whose JSON
+model, in every body form the API documents: JSON rows (most), CSV (one in five), records
+and the split form ``{"columns", "data"}``, so requests of different shapes meet in one
+batch. A response counts as *ok* only if it is a 200 whose JSON
 is exactly the expected predictions; anything else (another status, a wrong or reordered
 answer, a reset, a 10 s timeout) is a failure and is printed. Memory growth is measured from
 the end of the warm-up (a fifth of the run, at least 2 s) to the end of the run.
@@ -42,6 +44,7 @@ CLIENTS = 64
 POOL = 4096
 REQUEST_TIMEOUT = 10.0
 MAX_GROWTH = 0.10
+NAMES = ["x0", "x1", "x2", "x3"]  # the column names /docs.json gives a positional model
 
 
 def rss_kib(pid: int) -> int:
@@ -80,7 +83,7 @@ class Load:
         self.examples: list[str] = []
         self.latencies = array("d")
         self.sent = 0
-        self.csv = 0
+        self.forms = {"rows": 0, "csv": 0, "records": 0, "split": 0}
         self.stop_at = 0.0
 
     def fail(self, kind: str, detail: str) -> None:
@@ -93,13 +96,20 @@ class Load:
         start = (client * 613 + k * 37) % (len(self.rows) - n)
         rows = self.rows[start:start + n]
         expected = self.answers[start:start + n]
+        ctype = "application/json"
         if k % 5 == 4:
-            self.csv += 1
+            self.forms["csv"] += 1
             body = "".join(",".join(repr(v) for v in row) + "\n" for row in rows).encode()
             ctype = "text/csv"
+        elif k % 7 == 3:
+            self.forms["records"] += 1
+            body = json.dumps([dict(zip(NAMES, row)) for row in rows]).encode()
+        elif k % 11 == 5:
+            self.forms["split"] += 1
+            body = json.dumps({"columns": NAMES, "data": rows}).encode()
         else:
+            self.forms["rows"] += 1
             body = json.dumps(rows).encode()
-            ctype = "application/json"
         head = (f"POST /predict HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                 f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
         return head + body, expected
@@ -202,7 +212,7 @@ def soak(target: str, port: int, pid: int, seconds: float, warmup: float, rows, 
         "wrong": load.failures.get("wrong answer", 0),
         "failures": load.failures,
         "examples": load.examples,
-        "csv_requests": load.csv,
+        "body_forms": load.forms,
         "requests_per_second": round(requests / wall, 1),
         "p50_ms": round(percentile(load.latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(load.latencies, 0.99) * 1000, 2),
@@ -277,6 +287,8 @@ def print_table(results: list[dict]) -> None:
     for r in results:
         print("  ".join(str(r[k]).rjust(w) for (k, _), w in zip(cols, widths)))
     for r in results:
+        print(f"{r['target']}: body forms {r['body_forms']}, RSS start {r['rss_start_mb']} MB, "
+              f"max {r['rss_max_mb']} MB, slowest {r['max_ms']} ms")
         if r["failures"]:
             print(f"{r['target']}: failures {r['failures']}")
             for example in r["examples"]:
