@@ -17,9 +17,9 @@ sending requests back to back (no think time). Every request carries 1-4 distinc
 pool of 4096 jittered iris rows whose right answers were computed beforehand with the same
 model, in every body form the API documents: JSON rows (most), CSV (one in five), records
 and the split form ``{"columns", "data"}``, so requests of different shapes meet in one
-batch. A response counts as *ok* only if it is a 200 whose JSON
-is exactly the expected predictions; anything else (another status, a wrong or reordered
-answer, a reset, a 10 s timeout) is a failure and is printed. Memory growth is measured from
+batch. A response counts as *ok* only if it is a 200 whose JSON is exactly the expected
+predictions; anything else (another status, a wrong or reordered answer, a reset, a 10 s
+timeout) is a failure and is printed. Memory growth is measured from
 the end of the warm-up (a fifth of the run, at least 2 s) to the end of the run.
 
 Pass (exit code 0): zero failures, zero wrong answers, memory growth < 10 %. ``--json FILE``
