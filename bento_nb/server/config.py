@@ -30,6 +30,8 @@ class ServerConfig:
     ``api_token``        when set, API routes, /metadata and /metrics need
                          ``Authorization: Bearer <token>``; defaults to $BENTO_NB_API_TOKEN.
     ``drain_timeout``    seconds ``stop()`` waits for in-flight requests.
+    ``body_timeout``     seconds a client may take to send a request body; a client that
+                         stalls longer is disconnected (no slowloris holding sockets).
     """
 
     host: str = "127.0.0.1"
@@ -41,6 +43,7 @@ class ServerConfig:
     api_token: str | None = None
     port_fallback: bool = False
     drain_timeout: float = 10.0
+    body_timeout: float = 60.0
     retry_after_s: int = 1
 
     def __post_init__(self) -> None:

@@ -100,6 +100,7 @@ class ModelServer:
             dispatcher.start()
         self.http = httpserver.HTTPServer(
             make_app(self.state), xheaders=False, idle_connection_timeout=300,
+            body_timeout=config.body_timeout,
             # Bodies over our limit get a JSON 413 from the handler; tornado's own limit
             # (which answers a bare 400) stays out of the way.
             max_body_size=max(config.max_body_bytes * 8, 256 * 1024 * 1024))

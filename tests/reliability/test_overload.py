@@ -153,3 +153,25 @@ def test_slow_clients_do_not_block_others(serve_model):
     # the stalled half-requests were let go: nothing stays counted in flight
     assert wait_for(lambda: handle.stats()["in_flight"] == 0, 10), handle.stats()
     assert predict(port, [[5.0, 1, 2, 3]]).json() == [5.0]
+
+
+def test_a_stalled_body_is_disconnected_after_body_timeout(serve_model):
+    handle = serve_model(Echo(), config=ServerConfig(port=0, body_timeout=1.0))
+    stalled = socket.create_connection(("127.0.0.1", handle.port), timeout=10)
+    try:
+        stalled.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100\r\n\r\n[[1, 2")
+        assert wait_for(lambda: handle.stats()["in_flight"] == 0 and _closed(stalled), 10)
+    finally:
+        stalled.close()
+    assert predict(handle.port, [[7.0, 1, 2, 3]]).status == 200  # others are still served
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1024) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
