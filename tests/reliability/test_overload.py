@@ -161,7 +161,8 @@ def test_a_stalled_body_is_disconnected_after_body_timeout(serve_model):
     try:
         stalled.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                         b"Content-Length: 100\r\n\r\n[[1, 2")
-        assert wait_for(lambda: handle.stats()["in_flight"] == 0 and _closed(stalled), 10)
+        assert wait_for(lambda: _closed(stalled), 20), "the stalled client was not disconnected"
+        assert wait_for(lambda: handle.stats()["in_flight"] == 0, 20), handle.stats()
     finally:
         stalled.close()
     assert predict(handle.port, [[7.0, 1, 2, 3]]).status == 200  # others are still served
