@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from . import config
+from ._processes import pid_alive
 from .errors import BundleCorrupted, BundleNotFound, InvalidName, UnsafeArchive
 
 MANIFEST = "bento.yml"
@@ -421,7 +422,7 @@ class Store:
                 age = time.time() - path.stat().st_mtime
             except FileNotFoundError:
                 continue
-            if not _pid_alive(pid) or age > _STALE_SECONDS:
+            if not pid_alive(pid) or age > _STALE_SECONDS:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         return removed
@@ -504,15 +505,3 @@ def _check_members(members: list[tarfile.TarInfo], file: Path) -> tuple[str, str
     validate_name(name)
     validate_name(version, "version")
     return name, version
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

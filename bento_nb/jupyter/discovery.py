@@ -21,6 +21,8 @@ import json
 import os
 from pathlib import Path
 
+from .._processes import pid_alive
+
 PID_VAR = "BENTO_NB_JUPYTER_PID"
 BASE_URL_VAR = "BENTO_NB_JUPYTER_BASE_URL"
 
@@ -54,7 +56,7 @@ def proxy_url_for(port: int, absolute: bool = False) -> str | None:
         return None
     pid = _server_pid()
     base_url = os.environ.get(BASE_URL_VAR)
-    if pid is None or base_url is None or not _pid_alive(pid):
+    if pid is None or base_url is None or not pid_alive(pid):
         return None
     path = proxy_path(base_url, port)
     if not absolute:
@@ -90,15 +92,3 @@ def _server_info(pid: int) -> dict | None:
 def _normalize_base_url(base_url: str) -> str:
     base_url = "/" + (base_url or "").strip("/")
     return base_url if base_url.endswith("/") else base_url + "/"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -21,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .._processes import pid_alive
+
 _lock = threading.Lock()
 _running: list[Any] = []
 _atexit_registered = False
@@ -99,7 +101,7 @@ def list_servers() -> list[dict]:
         except (OSError, ValueError, KeyError, TypeError):
             _unlink(path)
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             _unlink(path)
             continue
         found.append(record)
@@ -111,15 +113,3 @@ def _unlink(path: Path) -> None:
         path.unlink()
     except OSError:
         pass
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

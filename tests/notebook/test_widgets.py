@@ -136,7 +136,7 @@ b = bento_nb.notebook.current().server_widgets[0]
     text = kernel.text(outputs)
     assert "docker build -t button-iris:test" in text
     assert not any(o.output_type == "error" for o in outputs)
-    kernel.run(f"os.environ.pop('DOCKER_HOST')")
+    kernel.run("os.environ.pop('DOCKER_HOST')")
     kernel.magic("stop all")
 
 
