@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _list(args) -> int:
-    from .store import Store
+    from .store import Store, human_size
 
     entries = Store().list(args.name)
     if args.json:
@@ -247,11 +247,3 @@ def _quickstart(args) -> int:
 _COMMANDS = {"list": _list, "get": _get, "delete": _delete, "run": _run, "export": _export,
              "import": _import, "serve": _serve, "containerize": _containerize, "k8s": _k8s,
              "quickstart": _quickstart}
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"

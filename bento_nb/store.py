@@ -210,6 +210,15 @@ class Bundle:
                 )
 
 
+def human_size(n: float) -> str:
+    """``6.9 KB``, ``1.0 GB``: bundle sizes for people."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
 def iter_file_records(manifest: dict) -> Iterator[dict]:
     """Every ``{file, sha256, size}`` record a manifest lists (service and artifacts)."""
     service = manifest.get("service") or {}

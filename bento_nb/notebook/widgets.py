@@ -27,20 +27,14 @@ from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
+from ..store import human_size
+
 _REFRESH_SECONDS = 1.0
 _TRY_TIMEOUT_SECONDS = 30.0
 _LOG_LINES = 200
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def _e(value: Any) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from pathlib import Path
 
 import nbformat
@@ -88,23 +87,6 @@ def shown_url(outputs: list) -> tuple[str, int]:
     match = URL_RE.search(Kernel.text(outputs))
     assert match, f"no server URL in the outputs: {Kernel.text(outputs)!r}"
     return match.group(1), int(match.group(2))
-
-
-def port_is_free(port: int) -> bool:
-    """Nothing listens on ``port`` and a new server could listen there (SO_REUSEADDR, as
-    servers bind: connections closed a moment ago may linger in TIME_WAIT)."""
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
-        except OSError:
-            return False
-    return True
 
 
 def kernel_env(home: Path, **extra: str) -> dict:

@@ -4,9 +4,11 @@ rather than the process merely dying)."""
 
 from __future__ import annotations
 
+from netcheck import port_is_free
+
 from tests.conftest import free_port
 
-from .conftest import TRAIN, Kernel, port_is_free, shown_url
+from .conftest import TRAIN, Kernel, shown_url
 
 
 def test_restart_and_shutdown_stop_the_kernels_servers(tmp_path, bento_home):

@@ -11,10 +11,11 @@ import urllib.error
 import urllib.request
 
 import pytest
+from netcheck import port_is_free
 
 from tests.conftest import free_port
 
-from .conftest import error_outputs, has_widget_view, port_is_free, shown_url
+from .conftest import error_outputs, has_widget_view, shown_url
 
 SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
 

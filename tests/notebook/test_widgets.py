@@ -8,10 +8,11 @@ import json
 import os
 
 import pytest
+from netcheck import port_is_free
 
 from tests.conftest import free_port
 
-from .conftest import TRAIN, Kernel, has_widget_view, kernel_env, port_is_free, shown_url
+from .conftest import TRAIN, Kernel, has_widget_view, kernel_env, shown_url
 
 DEAD_DOCKER = "unix:///nonexistent/bento-nb-test-docker.sock"
 

@@ -12,20 +12,9 @@ import socket
 import threading
 import time
 
+from netcheck import port_is_free
+
 from .conftest import GatedEcho, SleepyEcho, predict, wait_for
-
-
-def port_is_free(port: int) -> bool:
-    """Free for a new server: bind + listen with SO_REUSEADDR, as tornado does (TIME_WAIT
-    entries of closed connections do not count)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
-        except OSError:
-            return False
-        return True
 
 
 def refuses(port: int) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 
 import pytest
+from netcheck import port_is_free
 
 import bento_nb
 from bento_nb.errors import ServerError
@@ -16,22 +16,6 @@ from bento_nb.server import list_servers, registry, running_servers, serve, stop
 from .conftest import EchoModel, SlowEchoModel, free_port, post_json, request
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
-
-
-def _port_is_free(port: int) -> bool:
-    """Nothing listens, and a new server may bind it (as servers do, with SO_REUSEADDR,
-    so TIME_WAIT leftovers of closed connections do not count)."""
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", port)) == 0:
-            return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen()
-        except OSError:
-            return False
-    return True
 
 
 def test_three_servers_in_one_process(iris_bundle, iris_clf, serve_model):
@@ -66,7 +50,7 @@ def test_stop_frees_the_port_and_serve_again(iris_bundle):
     assert not first.running and first.stats()["status"] == "stopped"
     assert first not in running_servers()
     assert not registry.record_path(os.getpid(), port).exists()
-    assert _port_is_free(port)
+    assert port_is_free(port)
     first.stop()  # idempotent
     second = serve(iris_bundle.tag, port=port)
     try:
@@ -111,7 +95,7 @@ def test_stop_drains_in_flight_requests(serve_model):
         t.join(10)
     assert sorted(r.json()[0] for r in answers) == [1, 2, 3]
     assert all(r.status == 200 for r in answers)
-    assert _port_is_free(handle.port)
+    assert port_is_free(handle.port)
 
 
 def test_stats_keys(serve_model):
