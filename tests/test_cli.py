@@ -83,3 +83,11 @@ def test_list_shows_unreadable_bundles_beside_good_ones(iris_bundle, iris_clf):
     out = cli("list")
     assert out.returncode == 0
     assert iris_bundle.tag in out.stdout and "unreadable" in out.stdout
+
+
+def test_quickstart_trains_packs_serves_and_predicts(port):
+    out = cli("quickstart", "--port", str(port))
+    assert out.returncode == 0, out.stderr
+    assert "serving IrisClassifier:" in out.stdout and f"http://127.0.0.1:{port}" in out.stdout
+    assert "predictions: [0, 2]" in out.stdout
+    assert json.loads(cli("list", "--json").stdout)[0]["name"] == "IrisClassifier"
