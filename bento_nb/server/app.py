@@ -105,7 +105,14 @@ _SWAGGER_INIT = b"""window.onload = function () {
     dom_id: "#swagger-ui",
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    layout: "BaseLayout"
+    layout: "BaseLayout",
+    // Reached through the Jupyter proxy with a cookie login, "Try it out" POSTs need
+    // Jupyter's XSRF token; the bento_nb server itself ignores the header.
+    requestInterceptor: function (request) {
+      var match = document.cookie.match(/(?:^|;\\s*)_xsrf=([^;]+)/);
+      if (match) { request.headers["X-XSRFToken"] = match[1]; }
+      return request;
+    }
   });
 };
 """

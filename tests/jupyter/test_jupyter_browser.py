@@ -117,6 +117,20 @@ def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
         popup.wait_for_load_state()
         assert popup.url == href
         assert "swagger" in popup.content().lower()
+        # Swagger's "Try it out" through the proxy: its request interceptor adds Jupyter's
+        # XSRF token, without which Jupyter refuses a cookie-authenticated POST.
+        popup.wait_for_function("() => window.ui && window.ui.getConfigs")
+        tried = popup.evaluate("""async () => {
+            const request = window.ui.getConfigs().requestInterceptor({
+                url: "predict", method: "POST", body: "[[5.1, 3.5, 1.4, 0.2]]",
+                headers: {"Content-Type": "application/json"}});
+            const reply = await fetch("predict", {method: "POST", headers: request.headers,
+                                                  body: request.body});
+            const bare = await fetch("predict", {method: "POST", body: request.body,
+                                                 headers: {"Content-Type": "application/json"}});
+            return [reply.status, await reply.text(), bare.status];
+        }""")
+        assert tried[:2] == [200, "[0]"] and tried[2] == 403, tried
         popup.close()
         answer = page.request.post(href + "predict", data=json.dumps([[5.1, 3.5, 1.4, 0.2]]),
                                    headers={"Content-Type": "application/json",
