@@ -307,14 +307,20 @@ class ModelService(BentoService):
     _bento_artifacts = [PickleArtifact("model")]
 
     def __init__(self, name: str = "Model", apis: Sequence[str] = ("predict",),
-                 input: str | InputAdapter | dict = "dataframe", batch: bool = True):
+                 input: str | InputAdapter | dict = "dataframe", batch: bool = True,
+                 sklearn: bool = False):
         self._name = validate_name(name)
         self._api_names = [validate_name(a, "API name") for a in apis]
         if not self._api_names:
             raise PackError("at least one API name is needed, e.g. apis=['predict']")
         self._input = input if isinstance(input, (InputAdapter, dict)) else str(input)
         self._batch = bool(batch)
+        self._sklearn = bool(sklearn)
         super().__init__()
+        if self._sklearn:  # same file format; the manifest then says what the model is
+            from .frameworks.sklearn import SklearnModelArtifact
+
+            self.artifacts = ArtifactCollection([SklearnModelArtifact("model")])
 
     @property
     def name(self) -> str:
@@ -349,11 +355,12 @@ class ModelService(BentoService):
     def _definition(self) -> dict:
         return {"name": self._name, "apis": self._api_names,
                 "input": self._input if isinstance(self._input, (str, dict)) else self._input.config(),
-                "batch": self._batch}
+                "batch": self._batch, "sklearn": self._sklearn}
 
     @classmethod
     def _restore(cls, definition: dict) -> "ModelService":
-        return cls(definition["name"], definition["apis"], definition["input"], definition["batch"])
+        return cls(definition["name"], definition["apis"], definition["input"], definition["batch"],
+                   definition.get("sklearn", False))
 
 
 # -- module-level entry points ------------------------------------------------------------
@@ -374,7 +381,8 @@ def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | st
     """Wrap a live model object in a service without saving it."""
     if isinstance(apis, str):
         apis = [a.strip() for a in apis.split(",") if a.strip()]
-    svc = ModelService(name, apis, input, batch)
+    svc = ModelService(name, apis, input, batch,
+                       sklearn=type(model).__module__.split(".")[0] == "sklearn")
     svc.pack("model", model)
     return svc
 

@@ -63,6 +63,7 @@ def test_manifest_is_readable_and_complete(iris_bundle):
     for key in ("name: IrisClassifier", "version:", "created_at:", "python_version:",
                 "apis:", "route: /predict", "artifacts:", "sha256:", "requirements:", "labels:"):
         assert key in manifest
+    assert "type: SklearnModelArtifact" in manifest
     for file in ("requirements.txt", "README.md", "Dockerfile", "service.pkl", "artifacts/model.pkl"):
         assert (iris_bundle.path / file).is_file(), file
 
