@@ -1,8 +1,52 @@
-"""Port checks shared by the test packages (tests/ is on sys.path: ``from netcheck import``)."""
+"""Network helpers shared by the test packages (tests/ is on sys.path:
+``from netcheck import ...``): port checks and one bounded HTTP exchange."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
+
+TIMEOUT = 10.0
+
+
+class Response:
+    """Status, lower-cased headers and body of one HTTP answer."""
+
+    def __init__(self, status: int, headers: dict, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.body[:200]!r}>"
+
+
+def exchange(host: str, port: int, method: str, target: str, body: bytes | str | None = None,
+             content_type: str | None = "application/json", headers: dict | None = None,
+             timeout: float = TIMEOUT,
+             conn: http.client.HTTPConnection | None = None) -> Response:
+    """One request, sent as is to ``target``, every read bounded by ``timeout``; on a new
+    connection (closed afterwards) unless ``conn`` is given."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    all_headers = dict(headers or {})
+    if body is not None and content_type is not None:
+        all_headers.setdefault("Content-Type", content_type)
+    if isinstance(body, str):
+        body = body.encode()
+    try:
+        conn.request(method, target, body=body, headers=all_headers)
+        response = conn.getresponse()
+        data = response.read()
+        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+    finally:
+        if own:
+            conn.close()
 
 
 def port_is_free(port: int) -> bool:

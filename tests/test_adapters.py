@@ -10,8 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bento_nb.adapters import (DataframeInput, FileInput, JsonInput, StringInput,
-                               adapter_from_config, dumps_json, split_results)
+from bento_nb.adapters import (
+    DataframeInput,
+    FileInput,
+    JsonInput,
+    StringInput,
+    adapter_from_config,
+    dumps_json,
+    split_results,
+)
 from bento_nb.errors import BadInput, ModelError, UnsupportedMediaType
 
 IRIS = DataframeInput(n_columns=4, numeric=True)

@@ -4,7 +4,6 @@ Everything talks to 127.0.0.1; every read has a timeout and every loop a bound."
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -17,44 +16,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from netcheck import Response, exchange
 
 TIMEOUT = 10.0
 REPO = Path(__file__).resolve().parents[2]
 
 
-class Reply:
-    def __init__(self, status: int, headers: dict, body: bytes):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self) -> str:
-        return f"<Reply {self.status} {self.body[:200]!r}>"
-
-
 def call(port: int, method: str = "GET", path: str = "/", body: bytes | str | None = None,
          content_type: str | None = "application/json", headers: dict | None = None,
-         timeout: float = TIMEOUT) -> Reply:
+         timeout: float = TIMEOUT) -> Response:
     """One request on a new connection to 127.0.0.1:port, bounded by ``timeout``."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    all_headers = dict(headers or {})
-    if body is not None and content_type is not None:
-        all_headers.setdefault("Content-Type", content_type)
-    if isinstance(body, str):
-        body = body.encode()
-    try:
-        conn.request(method, path, body=body, headers=all_headers)
-        response = conn.getresponse()
-        data = response.read()
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
-    finally:
-        conn.close()
+    return exchange("127.0.0.1", port, method, path, body, content_type, headers, timeout)
 
 
-def predict(port: int, rows, **kwargs) -> Reply:
+def predict(port: int, rows, **kwargs) -> Response:
     return call(port, "POST", "/predict", json.dumps(rows), **kwargs)
 
 

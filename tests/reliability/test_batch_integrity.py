@@ -14,7 +14,7 @@ from .conftest import GatedEcho, call, wait_for
 
 def _batched(serve_model, bodies: dict) -> dict:
     """Hold the model on a first request, queue ``bodies`` (name -> JSON) so that they form
-    one batch, release; returns name -> Reply."""
+    one batch, release; returns name -> Response."""
     model = GatedEcho()
     handle = serve_model(model)
     replies: dict = {}

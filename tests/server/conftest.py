@@ -10,21 +10,10 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from netcheck import Response, exchange
 
 TIMEOUT = 10
 
-
-class Response:
-    def __init__(self, status: int, headers: dict, body: bytes):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self) -> str:
-        return f"<Response {self.status} {self.body[:200]!r}>"
 
 
 def request(url: str, method: str = "GET", body: bytes | str | None = None,
@@ -32,22 +21,8 @@ def request(url: str, method: str = "GET", body: bytes | str | None = None,
             conn: http.client.HTTPConnection | None = None) -> Response:
     """One HTTP request with a timeout (a new connection unless ``conn`` is given)."""
     parts = urlsplit(url)
-    own = conn is None
-    if own:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
-    all_headers = dict(headers or {})
-    if content_type is not None and body is not None:
-        all_headers.setdefault("Content-Type", content_type)
-    if isinstance(body, str):
-        body = body.encode()
-    try:
-        conn.request(method, parts.path or "/", body=body, headers=all_headers)
-        response = conn.getresponse()
-        data = response.read()
-        return Response(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
-    finally:
-        if own:
-            conn.close()
+    return exchange(parts.hostname, parts.port, method, parts.path or "/", body,
+                    content_type, headers, TIMEOUT, conn)
 
 
 def post_json(url: str, value, **kwargs) -> Response:
