@@ -40,6 +40,27 @@ def iris_bundle(iris_clf):
     return bento_nb.pack(iris_clf, name="IrisClassifier")
 
 
+@pytest.fixture
+def serve_model():
+    """serve_model(model, **options) -> an in-process server handle (port 0 unless a
+    ``config`` says otherwise); every handle is stopped afterwards."""
+    from bento_nb.server import serve
+
+    handles = []
+
+    def start(model, **options):
+        if "config" not in options:
+            options.setdefault("port", 0)
+        options.setdefault("input", "dataframe")
+        handle = serve(model, **options)
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop(timeout=5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

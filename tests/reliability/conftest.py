@@ -151,25 +151,6 @@ class SleepyEcho(Echo):
 # -- servers ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def serve_model():
-    """serve_model(model, **options) -> handle (in-process, port 0); stopped afterwards."""
-    from bento_nb.server import serve
-
-    handles = []
-
-    def start(model, **options):
-        if "config" not in options:
-            options.setdefault("port", 0)
-        options.setdefault("input", "dataframe")
-        handle = serve(model, **options)
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.stop(timeout=5)
-
 
 class CliServer:
     def __init__(self, proc: subprocess.Popen, port: int, banner: str):

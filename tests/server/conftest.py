@@ -92,24 +92,6 @@ def metric_value(text: str, name: str, **labels) -> float:
     return total
 
 
-@pytest.fixture
-def serve_model():
-    """serve_model(model, **options) -> handle; every handle is stopped afterwards."""
-    from bento_nb.server import serve
-
-    handles = []
-
-    def start(model, **options):
-        options.setdefault("port", 0)
-        options.setdefault("input", "dataframe")
-        handle = serve(model, **options)
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.stop(timeout=5)
-
 
 @pytest.fixture
 def iris_server(iris_bundle, serve_model):
