@@ -38,7 +38,7 @@ from .adapters import (DataframeInput, InputAdapter, Payload, adapter_from_confi
                        split_results)
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
 from .errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
-from .store import Bundle, Store, read_manifest, validate_name
+from .store import Bundle, Store, Tag, read_manifest, validate_name
 
 SERVICE_FILE = "service.pkl"
 
@@ -391,18 +391,41 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
          verify: bool = True) -> BentoService:
     """Load a bundle by tag (``Name``, ``Name:latest``, ``Name:version``), by path, or from a
     :class:`Bundle`. Checksums are verified first. Loading unpickles code: trusted bundles
-    only."""
+    only.
+
+    A bundle another process deletes while it is being read raises BundleNotFound, not
+    BundleCorrupted; ``Name`` and ``Name:latest`` then resolve again (a few times) to the
+    version that is now the newest."""
+    moving = _is_tag(target) and Tag.parse(target).version is None
+    for _ in range(3 if moving else 1):
+        bundle = _bundle_for(target, store)
+        try:
+            return _load_bundle(bundle, verify)
+        except BentoNbError as e:
+            if bundle.path.exists():
+                raise
+            gone = BundleNotFound(f"bundle {bundle.tag} was deleted while it was being loaded")
+            gone.__cause__ = e
+    raise gone
+
+
+def _bundle_for(target: str | os.PathLike | Bundle, store: Store | None) -> Bundle:
     if isinstance(target, Bundle):
-        bundle = target
-    elif isinstance(target, os.PathLike) or (isinstance(target, str) and (
-            os.sep in target or target.startswith("."))):
+        return target
+    if not _is_tag(target):
         path = Path(target).expanduser().resolve()
         if not path.is_dir():
             raise BundleNotFound(f"no bundle at {path}")
         manifest = read_manifest(path)
-        bundle = Bundle(manifest["name"], manifest["version"], path, manifest)
-    else:
-        bundle = (store or Store()).get(str(target))
+        return Bundle(manifest["name"], manifest["version"], path, manifest)
+    return (store or Store()).get(str(target))
+
+
+def _is_tag(target: Any) -> bool:
+    return isinstance(target, str) and os.sep not in target and not target.startswith(".")
+
+
+def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
     if verify:
         bundle.verify()
     manifest = bundle.manifest

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 import bento_nb
+from bento_nb import _pickling
 from bento_nb.errors import BundleNotFound
 from bento_nb.store import Store
 
@@ -63,6 +64,26 @@ def test_kill_9_during_export_leaves_no_half_archive(iris_bundle, tmp_path):
     assert Store().get(iris_bundle.tag).tag == iris_bundle.tag
     Store().export(iris_bundle.tag, target)  # and a later export works
     assert target.stat().st_size > 0
+
+
+def test_a_bundle_deleted_while_loading_is_not_found_and_latest_moves_on(iris_clf, monkeypatch):
+    older = bento_nb.pack(iris_clf, name="Moving")
+    newer = bento_nb.pack(iris_clf, name="Moving")
+    real_load = _pickling.load
+    deleted = []
+
+    def delete_then_load(bundle_dir, record):  # another process deletes it mid-load
+        if not deleted:
+            deleted.append(Store().delete(newer.tag))
+        return real_load(bundle_dir, record)
+
+    monkeypatch.setattr(_pickling, "load", delete_then_load)
+    svc = bento_nb.load("Moving:latest")         # resolves again, to what is newest now
+    assert svc.bundle.tag == older.tag and deleted
+    deleted.clear()
+    newer = bento_nb.pack(iris_clf, name="Moving")
+    with pytest.raises(BundleNotFound, match="deleted while it was being loaded"):
+        bento_nb.load(newer.tag)                  # a pinned version cannot move on
 
 
 _WORKER = textwrap.dedent("""
