@@ -309,7 +309,8 @@ class Store:
                     manifest = read_manifest(path)
                     entries.append(ListEntry(n, version, path, Bundle(n, version, path, manifest)))
                 except BundleCorrupted as e:
-                    entries.append(ListEntry(n, version, path, error=e.message))
+                    if path.exists():  # else deleted since listdir(): not part of the list
+                        entries.append(ListEntry(n, version, path, error=e.message))
         return entries
 
     def bundles(self, name: str | None = None) -> list[Bundle]:
@@ -320,10 +321,11 @@ class Store:
         tag = Tag.parse(tag) if isinstance(tag, str) else tag
         folder = self.repository / tag.name
         if tag.version is None:
-            versions = sorted(
-                v for v in (os.listdir(folder) if folder.is_dir() else [])
-                if not v.startswith(".") and (folder / v).is_dir()
-            )
+            try:
+                names = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError):  # never made, or just emptied
+                names = []
+            versions = sorted(v for v in names if not v.startswith(".") and (folder / v).is_dir())
             if not versions:
                 raise BundleNotFound(
                     f"no bundle named {tag.name!r} in {self.root}; see `bento-nb list`"
