@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-from tornado import httpserver, netutil
+from tornado import httpserver, iostream, netutil
 from tornado.ioloop import IOLoop
 
 from ..errors import BentoNbError, Overloaded, ServerError
@@ -37,6 +37,7 @@ from .metrics import Metrics
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections
+_BACKLOG = 1024  # at most this many queued connections are accepted and answered at stop()
 
 
 def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.socket], int, int | None]:
@@ -82,6 +83,7 @@ class ModelServer:
                                queue_depths=self._queue_depths)
         self.state: ServerState | None = None
         self.http: httpserver.HTTPServer | None = None
+        self._sockets: list[socket.socket] = []
         self._stopping = False
 
     def _queue_depths(self) -> dict:
@@ -105,12 +107,14 @@ class ModelServer:
             # (which answers a bare 400) stays out of the way.
             max_body_size=max(config.max_body_bytes * 8, 256 * 1024 * 1024))
         self.http.add_sockets(sockets)
+        self._sockets = sockets
         self.state.ready = True
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting, drain in-flight requests (up to ``timeout``), close everything.
 
-        The listening sockets close first (the port is free at once). Requests already
+        The listening sockets close first (the port is free at once); connections still in
+        the kernel's accept queue are accepted before that and answered. Requests already
         received keep being answered; requests arriving on open connections get 503 with
         ``Connection: close``. Once nothing is in flight and no request arrived for
         ``_QUIET`` seconds (a request may be on the wire), connections are closed. If the
@@ -121,11 +125,16 @@ class ModelServer:
         self._stopping = True
         timeout = self.config.drain_timeout if timeout is None else timeout
         state = self.state
-        if self.http is not None:
-            self.http.stop()
         if state is not None:
             state.draining = True
             state.ready = False
+        if self.http is not None:
+            self._take_backlog()
+            self.http.stop()
+        if state is not None:
+            # Connections just accepted (here or by the loop's last accept) may have a
+            # request on the wire that was not read yet: give them the quiet period.
+            state.last_request = time.perf_counter()
         for dispatcher in self.dispatchers.values():
             dispatcher.close()
         deadline = time.monotonic() + timeout
@@ -148,6 +157,27 @@ class ModelServer:
         for dispatcher in self.dispatchers.values():
             await asyncio.get_running_loop().run_in_executor(
                 None, dispatcher.join, max(0.1, deadline - time.monotonic()))
+
+    def _take_backlog(self) -> int:
+        """Accept the connections waiting in the kernel's accept queue, so that each gets an
+        answer (503 "shutting down", ``Connection: close``) instead of the reset the kernel
+        sends when a listening socket closes with connections still queued."""
+        taken = 0
+        for sock in self._sockets:
+            while taken < _BACKLOG:
+                try:
+                    connection, address = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except ConnectionAbortedError:
+                    continue
+                except OSError:
+                    break
+                stream = iostream.IOStream(connection, max_buffer_size=self.http.max_buffer_size,
+                                           read_chunk_size=self.http.read_chunk_size)
+                self.http.handle_stream(stream, address)
+                taken += 1
+        return taken
 
     def stats(self) -> dict:
         out = self.metrics.summary()
