@@ -401,7 +401,7 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
         bundle = _bundle_for(target, store)
         try:
             return _load_bundle(bundle, verify)
-        except BentoNbError as e:
+        except (BentoNbError, OSError) as e:  # OSError: a file vanished during verify()
             if bundle.path.exists():
                 raise
             gone = BundleNotFound(f"bundle {bundle.tag} was deleted while it was being loaded")
