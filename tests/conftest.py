@@ -51,7 +51,6 @@ def serve_model():
     def start(model, **options):
         if "config" not in options:
             options.setdefault("port", 0)
-        options.setdefault("input", "dataframe")
         handle = serve(model, **options)
         handles.append(handle)
         return handle

@@ -15,6 +15,7 @@ foreground (one process per ``--workers``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
 import errno
 import os
@@ -27,7 +28,8 @@ from typing import Any
 from tornado import httpserver, iostream, netutil
 from tornado.ioloop import IOLoop
 
-from ..errors import BentoNbError, Overloaded, ServerError
+from ..errors import BentoNbError, Overloaded, ServerError, UsageError
+from ..store import Bundle
 from . import registry
 from .app import ServerState, make_app
 from .batching import Dispatcher
@@ -38,6 +40,9 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections
 _BACKLOG = 1024  # at most this many queued connections are accepted and answered at stop()
+_SERVER_OPTIONS = {f.name for f in dataclasses.fields(ServerConfig)} - {
+    "host", "port", "max_batch_size", "max_latency_ms", "api_token", "port_fallback"}
+_MODEL_OPTIONS = {"name", "apis", "input", "batch"}
 
 
 def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.socket], int, int | None]:
@@ -273,24 +278,40 @@ class ServerHandle:
 def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
           max_batch_size: int | None = None, max_latency_ms: float | None = None,
           api_token: str | None = None, port_fallback: bool = False,
-          config: ServerConfig | None = None, **model_options: Any) -> ServerHandle:
+          config: ServerConfig | None = None, **options: Any) -> ServerHandle:
     """Serve ``target`` over HTTP from a background thread; returns once it accepts
     connections.
 
     ``target``: a tag (``"Iris"``, ``"Iris:latest"``, ``"Iris:<version>"``), a bundle path, a
-    :class:`~bento_nb.store.Bundle`, a service, or a live model object (wrapped with
-    ``model_options`` such as ``name=``, ``apis=``, ``input=``, ``batch=``; no pack needed).
+    :class:`~bento_nb.store.Bundle`, a service, or a live model object (wrapped with the
+    model options ``name=``, ``apis=``, ``input=``, ``batch=``; no pack needed).
     ``port=0`` picks a free port. A busy port raises ServerError, unless
     ``port_fallback=True`` (the notebook), which moves to the next free port and sets
     ``handle.moved_from``. ``api_token`` (or $BENTO_NB_API_TOKEN) requires
-    ``Authorization: Bearer <token>`` on the API routes.
+    ``Authorization: Bearer <token>`` on the API routes. Every other
+    :class:`~bento_nb.server.config.ServerConfig` field (``max_queue``, ``max_body_bytes``,
+    ``drain_timeout``, ``body_timeout``, ``retry_after_s``) is a keyword too; or pass a whole
+    ``config=``. An option that applies to nothing is refused, never ignored.
     """
-    from ..service import as_service
+    from ..service import BentoService, as_service
 
+    server_options = {k: v for k, v in options.items() if k in _SERVER_OPTIONS}
+    model_options = {k: v for k, v in options.items() if k in _MODEL_OPTIONS}
+    unknown = sorted(set(options) - set(server_options) - set(model_options))
+    if unknown:
+        raise UsageError(
+            f"serve() got unknown option(s) {', '.join(unknown)}; server options: "
+            f"{', '.join(sorted(_SERVER_OPTIONS))}; for a live model: "
+            f"{', '.join(sorted(_MODEL_OPTIONS))}")
+    if model_options and isinstance(target, (str, os.PathLike, Bundle, BentoService)):
+        raise UsageError(f"{', '.join(sorted(model_options))} only apply when serving a live "
+                         "model object; a tag, path or service already defines its APIs")
     if config is None:
         config = ServerConfig(host=host, port=port, max_batch_size=max_batch_size,
                               max_latency_ms=max_latency_ms, api_token=api_token,
-                              port_fallback=port_fallback)
+                              port_fallback=port_fallback, **server_options)
+    elif server_options:
+        raise UsageError("pass server options either in config= or as keywords, not both")
     service = as_service(target, **model_options)
     sockets, bound_port, moved_from = bind(config)
     warn_if_public(config.host)

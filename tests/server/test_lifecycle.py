@@ -138,3 +138,23 @@ def test_unknown_target_is_a_clear_error():
 
     with pytest.raises(BundleNotFound):
         serve("NoSuchModel", port=0)
+
+
+def test_server_options_are_keywords_and_unknown_ones_are_refused(iris_bundle, iris_clf,
+                                                                   serve_model):
+    from bento_nb.errors import UsageError
+    from bento_nb.server import ServerConfig
+
+    small = serve_model(iris_bundle.tag, max_body_bytes=100, max_queue=8)
+    r = request(small.url + "/predict", "POST", json.dumps(ROW * 10))
+    assert r.status == 413 and r.json()["error"]["type"] == "PayloadTooLarge"
+    assert post_json(small.url + "/predict", ROW).json() == [0]
+    with pytest.raises(UsageError, match="unknown option.*bogus"):
+        serve(iris_bundle.tag, port=0, bogus=1)
+    with pytest.raises(UsageError, match="name only apply when serving a live model"):
+        serve(iris_bundle.tag, port=0, name="Other")
+    with pytest.raises(UsageError, match="either in config= or as keywords"):
+        serve(iris_bundle.tag, config=ServerConfig(port=0), max_body_bytes=100)
+    with pytest.raises(UsageError, match="max_body_bytes must be at least 1"):
+        serve(iris_clf, port=0, max_body_bytes=0)
+    assert [h.port for h in running_servers()] == [small.port]  # no refused one started
