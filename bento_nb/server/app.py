@@ -155,10 +155,15 @@ class BaseHandler(web.RequestHandler):
             self._headers["Allow"] = ", ".join(self.allowed_methods())
         self.finish(json.dumps(error.to_json()).encode())
 
+    def head(self, *args: Any) -> Any:
+        """HEAD wherever GET is (health checks, monitors): tornado drops the body."""
+        return self.get(*args)
+
     def allowed_methods(self) -> list[str]:
         """The methods this handler implements (the ``Allow`` header of a 405)."""
         return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-                if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())]
+                if getattr(type(self), "get" if m == "HEAD" else m.lower())
+                is not getattr(web.RequestHandler, "get" if m == "HEAD" else m.lower())]
 
     def retry_after(self) -> int:
         return self.state.config.retry_after_s
@@ -318,7 +323,8 @@ class ApiCall(httputil.HTTPMessageDelegate):
         if self.counted:
             state.in_flight -= 1
             self.counted = False
-        state.metrics.observe_request(self.api.name, status, time.perf_counter() - self.started)
+        state.metrics.observe_request(self.api.route_label, status,
+                                      time.perf_counter() - self.started)
         if self.closed:
             return
         out = httputil.HTTPHeaders()
@@ -358,6 +364,7 @@ class ApiRoute:
     def __init__(self, state: ServerState, api: Any, dispatcher: Dispatcher):
         self.state = state
         self.name = api.name
+        self.route_label = f"/{api.route}"  # the route label in /metrics
         self.parse = api.input.parse
         self.dispatcher = dispatcher
         self.max_body = state.config.max_body_bytes
@@ -371,9 +378,9 @@ class ApiMethodHandler(BaseHandler):
 
     SUPPORTED_METHODS = _ANY_METHOD
 
-    def initialize(self, state: ServerState, name: str) -> None:
+    def initialize(self, state: ServerState, route_label: str) -> None:
         self.state = state
-        self.route_label = name
+        self.route_label = route_label
 
     def allowed_methods(self) -> list[str]:
         return ["POST"]
@@ -508,9 +515,12 @@ class StaticHandler(web.StaticFileHandler):
     route_label = "/static"
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = (NotFound("no such static file") if status_code == 404
-                 else ServerError(f"static file error {status_code}"))
-        error.http_status = status_code
+        if status_code in (403, 404):  # 403: a path outside the folder; say only "no"
+            error: BentoNbError = NotFound("no such static file")
+        else:
+            error = ServerError(f"static file error {status_code}")
+            error.http_status = status_code
+        status_code = error.http_status
         self.clear()
         self.set_status(status_code)
         self.set_header("Content-Type", _JSON)
@@ -524,7 +534,7 @@ def make_app(state: ServerState) -> web.Application:
     for api in state.service.apis.values():
         api_routes[f"/{api.route}"] = ApiRoute(state, api, state.dispatchers[api.name])
         handlers.append((f"/{re.escape(api.route)}", ApiMethodHandler,
-                         {"state": state, "name": api.name}))
+                         {"state": state, "route_label": f"/{api.route}"}))
     kwargs = {"state": state}
     handlers += [
         (r"/", SwaggerPageHandler, kwargs),

@@ -73,9 +73,9 @@ def test_operational_routes(iris_server, iris_bundle):
     metrics = request(iris_server.url + "/metrics")
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.body.decode()
-    assert metric_value(text, "bento_nb_requests_total", route="predict", code="200") == 1
-    assert metric_value(text, "bento_nb_errors_total", route="predict", code="400") == 1
-    assert metric_value(text, "bento_nb_request_duration_seconds_count", route="predict") == 2
+    assert metric_value(text, "bento_nb_requests_total", route="/predict", code="200") == 1
+    assert metric_value(text, "bento_nb_errors_total", route="/predict", code="400") == 1
+    assert metric_value(text, "bento_nb_request_duration_seconds_count", route="/predict") == 2
     assert metric_value(text, "bento_nb_batch_size_count", api="predict") == 1
 
 
@@ -129,10 +129,28 @@ def test_bad_input_gets_json_error_then_server_still_answers(iris_server, case):
 
 def test_405_says_which_methods_are_allowed(iris_server):
     for method, path, allowed in [("TRACE", "/predict", "POST"), ("PUT", "/predict", "POST"),
-                                  ("DELETE", "/healthz", "GET"), ("POST", "/metrics", "GET")]:
+                                  ("DELETE", "/healthz", "GET, HEAD"),
+                                  ("POST", "/metrics", "GET, HEAD"), ("HEAD", "/predict", "POST")]:
         r = request(iris_server.url + path, method)
-        assert r.status == 405 and r.json()["error"]["type"] == "MethodNotAllowed"
-        assert r.headers["allow"] == allowed, (method, path)
+        assert r.status == 405 and r.headers["allow"] == allowed, (method, path)
+        if method != "HEAD":
+            assert r.json()["error"]["type"] == "MethodNotAllowed"
+
+
+def test_head_wherever_get_is(iris_server):
+    """Monitors and load balancers probe with HEAD: the GET answer without its body."""
+    for path in ["/healthz", "/readyz", "/", "/docs.json", "/metrics", "/metadata",
+                 "/static/swagger-ui/swagger-ui.css"]:
+        head, get = request(iris_server.url + path, "HEAD"), request(iris_server.url + path)
+        assert (head.status, head.body) == (200, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+
+
+def test_static_traversal_is_not_found(iris_server):
+    for path in ["/static/swagger-ui/../../../../etc/passwd",
+                 "/static/swagger-ui/%2e%2e/%2e%2e/%2e%2e/etc/passwd"]:
+        r = request(iris_server.url + path)
+        assert r.status == 404 and r.json()["error"]["type"] == "NotFound", path
 
 
 def test_oversize_body_gets_413(iris_bundle, serve_model):
