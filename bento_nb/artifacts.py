@@ -73,10 +73,13 @@ class ArtifactCollection:
         return self._objects.items()
 
     def __getattr__(self, name: str) -> Any:
+        objects = self.__dict__.get("_objects")
+        if objects is None:  # mid-unpickling: nothing set yet
+            raise AttributeError(name)
         try:
-            return self._objects[name]
+            return objects[name]
         except KeyError:
-            if name in self._specs:
+            if name in self.__dict__.get("_specs", {}):
                 raise AttributeError(f"artifact {name!r} is declared but not packed") from None
             raise AttributeError(f"no artifact named {name!r}") from None
 

@@ -326,6 +326,14 @@ class ModelService(BentoService):
     def name(self) -> str:
         return self._name
 
+    def __getattr__(self, attr: str) -> Any:
+        """``svc.predict(rows)``: each API is also an attribute, as on a class-style service."""
+        apis = self.__dict__.get("_apis") or {}
+        if attr in apis:
+            return apis[attr]
+        raise AttributeError(f"{type(self).__name__} {self.__dict__.get('_name', '')!r} has no "
+                             f"attribute or API {attr!r}; its APIs: {', '.join(apis) or 'none'}")
+
     def _collect_apis(self) -> dict[str, InferenceAPI]:
         apis = {}
         for api_name in self._api_names:

@@ -36,6 +36,17 @@ def test_pack_and_load_quick(iris_clf, iris):
     assert np.allclose(svc.apis["decision_function"](ROW), iris_clf.decision_function(ROW))
 
 
+def test_apis_are_attributes_and_a_loaded_service_pickles(iris_clf):
+    import cloudpickle
+
+    svc = bento_nb.load(bento_nb.pack(iris_clf, name="Iris").tag)
+    assert svc.predict(ROW).tolist() == [0]  # as on a class-style service
+    with pytest.raises(AttributeError, match="no attribute or API 'predict_proba'.*predict"):
+        svc.predict_proba(ROW)
+    again = cloudpickle.loads(cloudpickle.dumps(svc))  # e.g. to a worker process
+    assert again.predict(ROW).tolist() == [0] and again.artifacts.model is not None
+
+
 def test_pack_refuses_missing_methods(iris_clf):
     with pytest.raises(PackError, match="no method 'predict_proba'"):
         bento_nb.pack(iris_clf, name="Iris", apis=["predict_proba"])
