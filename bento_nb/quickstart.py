@@ -37,13 +37,14 @@ def main(port: int = 5000, keep_serving: bool = False) -> int:
             predictions = json.loads(response.read())
         print(f"POST {server.url}/predict {json.dumps(ROWS)}")
         print(f"predictions: {predictions}")
-        print(f"curl -H 'Content-Type: application/json' -d '[[5.1,3.5,1.4,0.2]]' {server.url}/predict")
         if keep_serving:
-            print("serving until Ctrl-C")
+            print("serving until Ctrl-C; try: curl -H 'Content-Type: application/json' "
+                  f"-d '[[5.1,3.5,1.4,0.2]]' {server.url}/predict")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+    print(f"stopped the server; serve the bundle again with: bento-nb serve {bundle.name}")
     return 0

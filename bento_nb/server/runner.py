@@ -65,7 +65,7 @@ def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.so
     raise ServerError(
         f"port {port} is already in use on {config.host}"
         + (f" (and the next {tries - 1} ports)" if tries > 1 else "")
-        + "; pick another with --port, or port=0 for any free port") from last
+        + "; pick another port (0 picks any free one)") from last
 
 
 def warn_if_public(host: str) -> None:
