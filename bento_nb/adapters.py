@@ -32,6 +32,9 @@ from .errors import BadInput, ModelError, UnsupportedMediaType
 
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 _CSV_TYPES = ("text/csv", "application/csv")
+# CSV cells that are values, never column names: pandas' missing-value markers and booleans.
+_NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
+                        "true", "false"})
 
 
 class Payload:
@@ -109,6 +112,15 @@ class DataframeInput(InputAdapter):
     JSON bodies: a list of rows ``[[5.1, 3.5, 1.4, 0.2]]``, records ``[{"a": 1, ...}]``,
     pandas' split form ``{"columns": [...], "data": [[...]]}``, ``{"instances": ...}`` or a
     single record ``{"a": 1}``; ``text/csv`` bodies with or without a header row.
+
+    A CSV's first row is its header only when it spells the adapter's column names (in any
+    order) or when every cell is a name: not empty, not a number, not a missing-value or
+    boolean marker (``NA``, ``NaN``, ``null``, ``None``, ``TRUE``, ...). Anything else is a
+    data row, so a row is never dropped as a header by mistake: a first row with an empty or
+    ``NA`` cell is data and, like a JSON ``null``, refused (400) when ``numeric``. A header
+    with a numeric-looking name (``id,2021``) is therefore read as data too (refused by a
+    numeric adapter); send such names in the JSON split form or make them the adapter's
+    ``columns``.
 
     ``columns`` (names) or ``n_columns`` fix the expected width; ``numeric=True`` refuses
     strings, booleans and nulls. When the packed model is a scikit-learn estimator both are
@@ -278,14 +290,18 @@ class DataframeInput(InputAdapter):
         except UnicodeDecodeError:
             raise BadInput("CSV body is not UTF-8 text") from None
         try:
-            records = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+            # Only blank lines are skipped: a row of empty cells (",,,") is data, like any row.
+            records = [r for r in csv.reader(io.StringIO(text)) if len(r) > 1 or r and r[0].strip()]
         except csv.Error as e:
             raise BadInput(f"malformed CSV: {e}") from None
         if not records:
             raise BadInput("empty CSV: expected at least one row")
         header = None
-        if not all(_is_number(c) for c in records[0]):
-            header, records = tuple(c.strip() for c in records[0]), records[1:]
+        first = [c.strip() for c in records[0]]
+        if (self.columns is not None and len(first) == len(self.columns)
+                and set(first) == set(self.columns)) or all(
+                c.lower() not in _NOT_NAMES and not _is_number(c) for c in first):
+            header, records = tuple(first), records[1:]
             if not records:
                 raise BadInput("CSV has a header row but no data rows")
         width = len(header) if header else len(records[0])
@@ -329,35 +345,55 @@ class DataframeInput(InputAdapter):
         return pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
 
     def openapi_request(self) -> dict:
-        """Request schema: every body it admits is accepted (or refused only for values,
-        such as numbers too large for a float, that JSON Schema cannot express)."""
+        """Request schema. For a known width of numbers (a scikit-learn model) every body
+        it admits is accepted, but numbers too large for a float, and every body it refuses
+        is refused, but what JSON Schema cannot pin down: a positional model takes records
+        with any n names, the same in every record, so the schema admits one record with any
+        names or many named x0, x1, ...; a single record, a dict of columns, the split form
+        with ``index`` and nested ``instances`` are accepted but not described."""
         width = self.n_columns or 4
         item = {"type": "number"} if self.numeric else {}
         row: dict[str, Any] = {"type": "array", "items": item, "minItems": 1}
         if self.n_columns is not None:
             row.update(minItems=self.n_columns, maxItems=self.n_columns)
-        # Records: the model's names, or x0..xN for a positional model (any names are
-        # accepted there, as labels, but these are the documented ones).
         names = list(self.columns) if self.columns else [f"x{i}" for i in range(width)]
-        if self.n_columns is not None:
-            record = {"type": "object", "properties": {n: item for n in names},
-                      "required": names, "additionalProperties": False}
+        named = {"type": "object", "properties": {n: item for n in names},
+                 "required": names, "additionalProperties": False}
+        if self.columns is not None:
+            records = [{"type": "array", "items": named, "minItems": 1,
+                        "description": "a list of records"}]
+        elif self.n_columns is not None:
+            records = [
+                {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                    "type": "object", "minProperties": width, "maxProperties": width,
+                    "additionalProperties": item},
+                 "description": f"one record: any {width} names, taken in order as labels"},
+                {"type": "array", "items": named, "minItems": 1,
+                 "description": "a list of records (any names are taken as labels, "
+                                "the same in every record; x0, x1, ... shown here)"},
+            ]
         else:
-            record = {"type": "object", "minProperties": 1, "additionalProperties": item}
+            records = [{"type": "array", "minItems": 1, "items": {
+                "type": "object", "minProperties": 1, "additionalProperties": item},
+                "description": "a list of records with the same names"}]
         column_names: dict[str, Any] = {"type": "array", "items": {"type": "string"},
                                         "minItems": 1, "uniqueItems": True}
         if self.columns is not None:
             column_names["items"] = {"type": "string", "enum": names}
         if self.n_columns is not None:
             column_names.update(minItems=self.n_columns, maxItems=self.n_columns)
-        table = {"anyOf": [
+        forms = [
             {"type": "array", "items": row, "minItems": 1, "description": "a list of rows"},
-            {"type": "array", "items": record, "minItems": 1, "description": "a list of records"},
+            *records,
             {"type": "object", "required": ["columns", "data"], "additionalProperties": False,
              "description": "pandas' split form; rows have one value per column",
              "properties": {"columns": column_names,
                             "data": {"type": "array", "items": row, "minItems": 1}}},
-        ]}
+        ]
+        table = {"anyOf": [*forms, {
+            "type": "object", "required": ["instances"], "additionalProperties": False,
+            "description": 'any of the forms above inside {"instances": ...}',
+            "properties": {"instances": {"anyOf": forms}}}]}
         example_rows = [[round(0.5 + i, 1) for i in range(width)]]
         return {
             "required": True,

@@ -67,6 +67,54 @@ def test_csv_header_maps_named_columns():
     assert df.iloc[0].tolist() == [1, 2]
 
 
+@pytest.mark.parametrize("first", ["5.1,3.5,,0.2", "5.1,3.5,NA,0.2", "5.1,3.5,NaN,0.2",
+                                   "5.1,null,1.4,0.2", "TRUE,3.5,1.4,0.2", "5.1,3.5,1.4,false",
+                                   ",,,", 'NA,"",None,n/a', "sepal_length,3.5,1.4,0.2"])
+@pytest.mark.parametrize("more", ["", "6.2,3.4,5.4,2.3\n"])
+def test_csv_first_row_with_a_missing_value_is_data_and_refused(first, more):
+    # Regression: such a row was taken as a header and got no prediction (200, one result
+    # fewer), or alone gave "CSV has a header row but no data rows".
+    with pytest.raises(BadInput) as info:
+        IRIS.parse(f"{first}\n{more}".encode(), "text/csv")
+    assert "no data rows" not in info.value.message
+    assert info.value.http_status == 400
+
+
+def test_csv_empty_cell_is_refused_like_a_json_null():
+    with pytest.raises(BadInput) as from_json:
+        IRIS.parse(b"[[5.1, null, 1.4, 0.2]]", JSON)
+    for csv in ("5.1,,1.4,0.2\n6.2,3.4,5.4,2.3\n", "5.1,3.4,5.4,2.3\n5.1,,1.4,0.2\n",
+                "5.1,3.4,5.4,2.3\n,,,\n6.2,3.4,5.4,2.3\n"):  # a row of empty cells is a row
+        with pytest.raises(BadInput) as from_csv:
+            IRIS.parse(csv.encode(), "text/csv")
+        assert from_csv.value.message == from_json.value.message
+
+
+@pytest.mark.parametrize("adapter, csv, columns, values", [
+    (IRIS, "a,b,c,d\n1,2,3,4\n", [0, 1, 2, 3], [1, 2, 3, 4]),
+    (IRIS, '"sepal length","sepal width","petal length","petal width"\n1,2,3,4\n',
+     [0, 1, 2, 3], [1, 2, 3, 4]),
+    (IRIS, " x , y , z , w \r\n1,2,3,4\r\n", [0, 1, 2, 3], [1, 2, 3, 4]),
+    (DataframeInput(), '"sl","Sw","NAME","x_1"\n1,2,3,4\n', ["sl", "Sw", "NAME", "x_1"],
+     [1, 2, 3, 4]),
+    # the adapter's own names are a header even when they look like values
+    (DataframeInput(columns=["2020", "2021"]), "2021,2020\n1,2\n", ["2020", "2021"], [2, 1]),
+    (DataframeInput(columns=["id", "NA"]), "NA,id\n1,2\n", ["id", "NA"], [2, 1]),
+])
+def test_csv_headers_are_still_detected(adapter, csv, columns, values):
+    df = frame(adapter, csv, "text/csv")
+    assert list(df.columns) == columns
+    assert df.values.tolist() == [values]
+
+
+def test_csv_header_with_a_numeric_name_is_data():
+    # Documented choice: "2021" may be a value, so the row is data, refused by a numeric
+    # adapter (never silently dropped) and kept as a row by one that takes any values.
+    with pytest.raises(BadInput, match="expected numbers"):
+        IRIS.parse(b"a,b,c,2021\n1,2,3,4\n", "text/csv")
+    assert len(frame(DataframeInput(), "name,2021\nx,3\n", "text/csv")) == 2
+
+
 @pytest.mark.parametrize("body, message", [
     ("", "empty body"),
     ("[[5.1, 3.5, 1.4", "malformed JSON"),
@@ -99,7 +147,7 @@ def test_bad_json_is_a_documented_400(body, message):
     ("5.1,3.5,1.4\n", "expected 4 columns"),
     ("5.1,3.5,1.4,0.2\n6.2,3.4\n", "row 2 has 2 values"),
     ("a,b,c,d\n", "no data rows"),
-    ("5.1,x,1.4,0.2\n", "no data rows|expected numbers"),
+    ("5.1,x,1.4,0.2\n", "expected numbers"),
     ("\n\n", "empty CSV"),
 ])
 def test_bad_csv_is_a_documented_400(csv, message):
@@ -176,6 +224,63 @@ def test_json_string_and_file_inputs():
     assert FileInput().parse(body, "multipart/form-data; boundary=XyZ").value == b"\x00abc"
 
 
+NAMED = DataframeInput(columns=["a", "b", "c", "d"], numeric=True)
+RECORD = {"a": 1, "b": 2, "c": 3, "d": 4.5}
+
+
+def json_schema(adapter):
+    return adapter.openapi_request()["content"]["application/json"]["schema"]
+
+
+@pytest.mark.parametrize("adapter", [IRIS, NAMED, DataframeInput(), DataframeInput(n_columns=2)])
+def test_request_schema_is_valid_openapi(adapter):
+    from openapi_spec_validator import validate
+
+    validate({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/predict": {
+        "post": {"requestBody": adapter.openapi_request(),
+                 "responses": {"200": {"description": "ok"}}}}}})
+
+
+@pytest.mark.parametrize("adapter, body", [
+    (IRIS, [[5.1, 3.5, 1.4, 0.2]]),
+    (IRIS, [RECORD]),  # a positional model takes any names as labels
+    (IRIS, [{"": 0, "0": 0, "1": 0, "2": 0}]),
+    (IRIS, [{"x0": 1, "x1": 2, "x2": 3, "x3": 4}] * 3),
+    (IRIS, {"columns": ["p", "q", "r", "s"], "data": [[1, 2, 3, 4]]}),
+    (IRIS, {"instances": [[5.1, 3.5, 1.4, 0.2]]}),
+    (IRIS, {"instances": [RECORD]}),
+    (IRIS, {"instances": {"columns": ["a", "b", "c", "d"], "data": [[1, 2, 3, 4]]}}),
+    (NAMED, [RECORD, {"d": 1, "c": 2, "b": 3, "a": 4}]),
+    (NAMED, {"instances": [RECORD]}),
+    (NAMED, {"columns": ["d", "c", "b", "a"], "data": [[1, 2, 3, 4]]}),
+])
+def test_request_schema_admits_accepted_bodies(adapter, body):
+    import jsonschema
+
+    jsonschema.Draft7Validator(json_schema(adapter)).validate(body)
+    assert adapter.parse(json.dumps(body).encode(), JSON).rows >= 1
+
+
+@pytest.mark.parametrize("adapter, body", [
+    (IRIS, [{"x0": 1, "x1": 2, "x2": 3}]),
+    (IRIS, [{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}]),
+    (IRIS, [RECORD, {"e": 1, "f": 2, "g": 3, "h": 4}]),  # records with different names
+    (IRIS, [{"a": 1, "b": 2, "c": True, "d": 4}]),
+    (IRIS, {"instances": [[1, 2, 3]]}),
+    (IRIS, {"instances": []}),
+    (IRIS, {"instances": [[1, 2, 3, 4]], "extra": 1}),
+    (NAMED, [{"x0": 1, "x1": 2, "x2": 3, "x3": 4}]),
+    (NAMED, [{"a": 1, "b": 2, "c": 3, "e": 4}]),
+    (NAMED, {"columns": ["a", "b", "c", "e"], "data": [[1, 2, 3, 4]]}),
+])
+def test_request_schema_refuses_refused_bodies(adapter, body):
+    import jsonschema
+
+    assert not jsonschema.Draft7Validator(json_schema(adapter)).is_valid(body)
+    with pytest.raises(BadInput):
+        adapter.parse(json.dumps(body).encode(), JSON)
+
+
 # -- properties -------------------------------------------------------------------------
 
 json_values = st.recursive(
@@ -222,3 +327,16 @@ def test_valid_rows_round_trip_through_json_and_csv(rows):
     from_csv = frame(IRIS, csv, "text/csv")
     np.testing.assert_array_equal(from_json.to_numpy(dtype=float), np.array(rows, dtype=float))
     np.testing.assert_array_equal(from_csv.to_numpy(dtype=float), np.array(rows, dtype=float))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=4, max_size=4),
+                min_size=1, max_size=5),
+       st.integers(0, 3), st.sampled_from(["", " ", "NA", "n/a", "NaN", "nan", "null", "NULL",
+                                           "None", "TRUE", "false", "<NA>", "#N/A", "-nan"]))
+def test_csv_first_row_is_never_dropped_for_a_missing_value(rows, column, marker):
+    lines = [[repr(v) for v in r] for r in rows]
+    lines[0][column] = marker
+    csv = "\n".join(",".join(line) for line in lines) + "\n"
+    with pytest.raises(BadInput, match="expected numbers|NaN"):
+        IRIS.parse(csv.encode(), "text/csv")
