@@ -4,7 +4,7 @@
     bento-nb get TAG [--json]                   one bundle's manifest
     bento-nb delete TAG [-y]
     bento-nb run TAG API --input JSON | --input-file FILE [--format csv|json]
-    bento-nb export TAG FILE / import FILE
+    bento-nb export TAG FILE.tar.gz|.tgz|.bento / import FILE
     bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
     bento-nb containerize TAG -t IMAGE[:TAG] [--base-image ...] [--context-only DIR]
     bento-nb k8s TAG --image IMAGE [--replicas N] [--port 5000] [-o DIR]
@@ -12,7 +12,10 @@
 
 User errors print one line on stderr (``bento-nb: error: ...``) and exit non-zero with the
 code of their :mod:`~bento_nb.errors` class; there is no traceback unless
-``BENTO_NB_DEBUG=1``.
+``BENTO_NB_DEBUG=1``. A file or folder the command cannot read or write (an ``OSError``
+no module turned into a clearer error) is a user error too: ``bento-nb: error: PATH:
+REASON``, exit code 2 like other bad input. Any other exception is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
@@ -102,15 +105,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return 0
         return _COMMANDS[args.command](args) or 0
-    except BentoNbError as e:
-        if os.environ.get("BENTO_NB_DEBUG"):
-            raise
-        print(f"bento-nb: error: {e.message}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except (BentoNbError, OSError) as e:  # OSError: a path the user gave cannot be used
+        if os.environ.get("BENTO_NB_DEBUG"):
+            raise
+        message, exit_code = _describe(e)
+        print(f"bento-nb: error: {_one_line(message)}", file=sys.stderr)
+        return exit_code
+
+
+def _describe(e: BentoNbError | OSError) -> tuple[str, int]:
+    """Message and exit code of a user error: a BentoNbError's own; for an OSError
+    ``PATH: REASON`` (``A -> B: REASON`` for a rename) and the usage/input code."""
+    if isinstance(e, BentoNbError):
+        return e.message, e.exit_code
+    paths = " -> ".join(os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None)
+    reason = e.strerror or str(e) or type(e).__name__
+    return (f"{paths}: {reason}" if paths else reason), UsageError.exit_code
+
+
+def _one_line(text: str) -> str:
+    """``text`` with each run of whitespace, newlines included, as one space."""
+    return " ".join(str(text).split())
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -126,12 +145,15 @@ def _list(args) -> int:
                           for e in entries], indent=2))
         return 0
     if not entries:
-        print("no bundles yet: pack one with bento_nb.pack(model, name=...) or %bento pack")
+        if args.name and Store().list():
+            print(f"no bundle named {args.name!r}; see `bento-nb list`")
+        else:
+            print("no bundles yet: pack one with bento_nb.pack(model, name=...) or %bento pack")
         return 0
     rows = [("TAG", "APIS", "SIZE", "CREATED")]
     for e in entries:
         if e.bundle is None:
-            rows.append((f"{e.name}:{e.version}", "-", "-", f"unreadable: {e.error}"))
+            rows.append((f"{e.name}:{e.version}", "-", "-", f"unreadable: {_one_line(e.error)}"))
         else:
             b = e.bundle
             rows.append((b.tag, ",".join(a["name"] for a in b.apis), human_size(b.size), b.created_at))

@@ -23,6 +23,7 @@ moment leaves no visible half bundle; leftovers of dead writers are removed by t
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import hashlib
 import os
 import re
@@ -30,6 +31,7 @@ import secrets
 import shutil
 import tarfile
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +41,13 @@ import yaml
 
 from . import config
 from ._processes import pid_alive
-from .errors import BundleCorrupted, BundleNotFound, InvalidName, UnsafeArchive
+from .errors import BundleCorrupted, BundleNotFound, InvalidName, UnsafeArchive, UsageError
 
 MANIFEST = "bento.yml"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 _TMP = ".tmp"
 _STALE_SECONDS = 3600
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".bento")  # what export writes: a gzip'd tar
 
 
 # -- names and tags -----------------------------------------------------------------------
@@ -69,11 +72,16 @@ class Tag:
 
     @classmethod
     def parse(cls, text: str) -> "Tag":
+        """``Name``, ``Name:latest`` or ``Name:version``; anything else (``Name:`` too)
+        raises InvalidName."""
         if not isinstance(text, str) or not text:
             raise InvalidName("empty tag: expected Name or Name:version")
         name, sep, version = text.partition(":")
         validate_name(name)
-        if not sep or version in ("", "latest"):
+        if sep and not version:
+            raise InvalidName(f"invalid tag {text!r}: empty version after ':'; "
+                              f"use {name} or {name}:latest")
+        if version in ("", "latest"):
             return cls(name, None)
         return cls(name, validate_name(version, "version"))
 
@@ -238,10 +246,20 @@ def read_manifest(path: Path) -> dict:
     except FileNotFoundError:
         raise BundleCorrupted(f"bundle at {path} has no {MANIFEST}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise BundleCorrupted(f"bundle at {path}: {MANIFEST} is not valid YAML ({e})") from None
+        raise BundleCorrupted(
+            f"bundle at {path}: {MANIFEST} is not valid YAML ({_first_line(e)})") from None
     if not isinstance(manifest, dict) or not manifest.get("name") or not manifest.get("version"):
         raise BundleCorrupted(f"bundle at {path}: {MANIFEST} lacks name/version")
     return manifest
+
+
+def _first_line(error: Exception) -> str:
+    """What a parser error says is wrong, and where, in one line (YAML's own messages
+    span several lines with a quote of the text)."""
+    problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 class _ManifestDumper(yaml.SafeDumper):
@@ -441,14 +459,29 @@ class Store:
     # archives
 
     def export(self, tag: str | Tag, file: str | os.PathLike) -> Path:
-        """Write one bundle to a ``.tar.gz`` archive (``.tar`` when the name says so)."""
+        """Write one bundle to a gzip'd tar archive named ``*.tar.gz``, ``*.tgz`` or
+        ``*.bento``; an existing file of that name is replaced. The archive is written
+        beside ``file`` and renamed into place, so a crash leaves no half archive. A
+        directory, a missing folder or another suffix is refused (UsageError) before any
+        write."""
         bundle = self.get(tag)
-        bundle.verify()
         file = Path(file)
-        mode = "w" if file.suffix == ".tar" else "w:gz"
+        if file.is_dir():
+            raise UsageError(f"cannot export to {file}: it is a directory; "
+                             f"give a file name such as {file / bundle.name}.tar.gz")
+        if not file.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise UsageError(f"cannot export to {file}: the archive name must end in "
+                             f"{', '.join(ARCHIVE_SUFFIXES[:-1])} or {ARCHIVE_SUFFIXES[-1]}")
+        if not file.parent.is_dir():
+            problem = "is not a folder" if file.parent.exists() else "does not exist"
+            raise UsageError(f"cannot export to {file}: {file.parent} {problem}")
+        bundle.verify()
         tmp = file.with_name(f".{file.name}.{os.getpid()}.part")
         try:
-            with tarfile.open(tmp, mode) as tar:
+            # gzip records the final name (not the temp file's) in its header
+            with open(tmp, "wb") as raw, \
+                    gzip.GzipFile(file.name, "wb", fileobj=raw) as stream, \
+                    tarfile.open(fileobj=stream, mode="w") as tar:
                 tar.add(bundle.path, arcname=f"{bundle.name}/{bundle.version}")
             os.replace(tmp, file)
         except BaseException:
@@ -459,14 +492,22 @@ class Store:
     def import_(self, file: str | os.PathLike) -> Bundle:
         """Import an archive made by :meth:`export`. Members that would land outside the
         bundle (absolute paths, ``..``), links and devices are refused before anything is
-        written; the bundle's checksums are verified before it becomes visible."""
+        written; the bundle's checksums are verified before it becomes visible. A missing
+        file is BundleNotFound, a file that is no tar archive UnsafeArchive, a truncated
+        one BundleCorrupted."""
         file = Path(file)
         try:
             tar = tarfile.open(file, "r:*")
-        except (tarfile.TarError, OSError) as e:
-            raise UnsafeArchive(f"{file}: not a bento_nb archive ({e})") from None
+        except FileNotFoundError:
+            raise BundleNotFound(f"no such file: {file}") from None
+        except tarfile.TarError:
+            raise UnsafeArchive(f"{file}: not a bento_nb archive (not a gzip'd tar file)") from None
         with tar:
-            members = tar.getmembers()
+            try:
+                members = tar.getmembers()
+            except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+                raise BundleCorrupted(
+                    f"{file}: damaged or truncated archive ({_first_line(e)})") from None
             name, version = _check_members(members, file)
             if (self.repository / name / version).exists():
                 raise InvalidName(f"bundle {name}:{version} already exists in {self.root}")

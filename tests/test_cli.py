@@ -57,7 +57,7 @@ def test_export_import(iris_bundle, tmp_path, monkeypatch):
     (["run", "IrisClassifier", "predict", "--input-file", "/nonexistent.csv"], "cannot read"),
     (["run", "IrisClassifier", "predict"], "one of the arguments --input --input-file is required"),
     (["get", "Iris:../../etc"], "invalid version"),
-    (["import", "/nonexistent.tar.gz"], "not a bento_nb archive"),
+    (["import", "/nonexistent.tar.gz"], "no such file: /nonexistent.tar.gz"),
     (["frobnicate"], "invalid choice"),
     (["serve", "IrisClassifier", "--port", "notaport"], "invalid int value"),
 ])
@@ -68,6 +68,52 @@ def test_user_errors_are_one_line_without_traceback(args, message, iris_bundle):
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("bento-nb: error:") and message in lines[0]
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args, exit_code, message", [
+    (["export", "IrisClassifier", "{tmp}/missing/x.tar.gz"], 2, "{tmp}/missing does not exist"),
+    (["export", "IrisClassifier", "{tmp}/file.txt/x.tar.gz"], 2, "{tmp}/file.txt is not a folder"),
+    (["export", "IrisClassifier", "{tmp}"], 2, "{tmp}: it is a directory"),
+    (["export", "IrisClassifier", "{tmp}/out.zip"], 2, "must end in .tar.gz, .tgz or .bento"),
+    (["containerize", "IrisClassifier", "--context-only", "{tmp}/file.txt/ctx"], 2,
+     "cannot create the build context folder {tmp}/file.txt/ctx: Not a directory"),
+    (["k8s", "IrisClassifier", "--image", "iris:1", "-o", "{tmp}/file.txt/k8s"], 2,
+     "cannot create the output folder {tmp}/file.txt/k8s: Not a directory"),
+    (["import", "{tmp}/missing.tar.gz"], 3, "no such file: {tmp}/missing.tar.gz"),
+    (["import", "{tmp}/file.txt"], 4, "not a bento_nb archive (not a gzip'd tar file)"),
+    (["import", "{tmp}"], 2, "{tmp}: Is a directory"),  # an OSError no module turned into an error
+    (["get", "IrisClassifier:"], 2, "use IrisClassifier or IrisClassifier:latest"),
+])
+def test_bad_paths_and_tags_are_one_line_with_their_exit_code(args, exit_code, message,
+                                                              iris_bundle, tmp_path):
+    (tmp_path / "file.txt").write_text("not an archive\nnor a folder\n")
+    before = sorted(tmp_path.rglob("*"))
+    out = cli(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert out.returncode == exit_code, out.stderr
+    assert out.stderr.splitlines() == [out.stderr.strip()], out.stderr
+    assert out.stderr.startswith("bento-nb: error: ")
+    assert message.replace("{tmp}", str(tmp_path)) in out.stderr
+    assert sorted(tmp_path.rglob("*")) == before  # refused before writing anything
+
+
+def test_os_errors_are_one_line_but_other_exceptions_keep_their_traceback(monkeypatch, capsys):
+    from bento_nb import cli as cli_module
+    from bento_nb.errors import BadInput
+
+    def fails(error):
+        def command(args):
+            raise error
+        return command
+
+    monkeypatch.setitem(cli_module._COMMANDS, "list", fails(BadInput("two\n  lines")))
+    assert cli_module.main(["list"]) == 2
+    assert capsys.readouterr().err == "bento-nb: error: two lines\n"
+    monkeypatch.setitem(cli_module._COMMANDS, "list", fails(PermissionError(13, "Permission denied", "/x/y")))
+    assert cli_module.main(["list"]) == 2
+    assert capsys.readouterr().err == "bento-nb: error: /x/y: Permission denied\n"
+    monkeypatch.setitem(cli_module._COMMANDS, "list", fails(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli_module.main(["list"])
 
 
 def test_corrupted_bundle_error_names_the_file(iris_bundle):
@@ -83,6 +129,18 @@ def test_list_shows_unreadable_bundles_beside_good_ones(iris_bundle, iris_clf):
     out = cli("list")
     assert out.returncode == 0
     assert iris_bundle.tag in out.stdout and "unreadable" in out.stdout
+    assert len(out.stdout.splitlines()) == 3  # header and one line per bundle
+    assert "not valid YAML (expected <block end>, but found ':' at line 1, column 1)" in out.stdout
+    got = cli("get", broken.tag)
+    assert got.returncode == 4 and len(got.stderr.splitlines()) == 1, got.stderr
+    assert "at line 1, column 1" in got.stderr and "Traceback" not in got.stderr
+
+
+def test_list_of_an_unknown_name_says_so(iris_bundle, tmp_path, monkeypatch):
+    out = cli("list", "Nope")
+    assert out.returncode == 0 and out.stdout.strip() == "no bundle named 'Nope'; see `bento-nb list`"
+    monkeypatch.setenv("BENTO_NB_HOME", str(tmp_path / "empty"))
+    assert cli("list", "Nope").stdout.startswith("no bundles yet")
 
 
 def test_quickstart_trains_packs_serves_and_predicts(port):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import signal
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import bento_nb
-from bento_nb.errors import BundleCorrupted, BundleNotFound, InvalidName, UnsafeArchive
+from bento_nb.errors import BundleCorrupted, BundleNotFound, InvalidName, UnsafeArchive, UsageError
 from bento_nb.store import Store, Tag, new_version
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
@@ -34,10 +35,19 @@ def test_longest_valid_name_is_accepted(iris_clf):
     assert bundle.name == "N" * 63
 
 
-@pytest.mark.parametrize("tag", ["Iris:../x", "Iris:a/b", "../Iris:latest", ":v1", "Iris:" + "v" * 64])
+@pytest.mark.parametrize("tag", ["Iris:../x", "Iris:a/b", "../Iris:latest", ":v1", "Iris:" + "v" * 64,
+                                 "Iris:"])
 def test_bad_tags_are_refused(tag):
     with pytest.raises(InvalidName):
         Store().get(tag)
+
+
+def test_empty_version_is_refused_not_taken_for_latest(iris_bundle):
+    with pytest.raises(InvalidName, match="empty version after ':'; use IrisClassifier or "
+                                          "IrisClassifier:latest"):
+        Tag.parse("IrisClassifier:")
+    with pytest.raises(InvalidName):
+        bento_nb.load("IrisClassifier:")
 
 
 def test_tags_latest_and_versions_sort_by_creation(iris_clf):
@@ -103,7 +113,9 @@ def test_corrupt_manifest_hides_only_that_bundle(iris_clf):
     (gone.path / "bento.yml").unlink()
     entries = {e.name: e for e in Store().list()}
     assert entries["Good"].bundle is not None
-    assert "not valid YAML" in entries["Bad"].error
+    assert "not valid YAML (expected ',' or ']', but got '<stream end>' at line 2, column 1)" \
+        in entries["Bad"].error
+    assert "\n" not in entries["Bad"].error
     assert "no bento.yml" in entries["Gone"].error
     with pytest.raises(BundleCorrupted):
         bento_nb.load("Bad")
@@ -179,16 +191,54 @@ def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, None]:
 def test_not_an_archive(tmp_path):
     bogus = tmp_path / "bogus.tar.gz"
     bogus.write_bytes(b"not a tar")
-    with pytest.raises(UnsafeArchive, match="not a bento_nb archive"):
+    with pytest.raises(UnsafeArchive, match=r"bogus.tar.gz: not a bento_nb archive \(not a gzip'd tar file\)$"):
         Store().import_(bogus)
 
 
+def test_missing_or_truncated_archive(iris_bundle, tmp_path, monkeypatch):
+    with pytest.raises(BundleNotFound, match="no such file: .*missing.tar.gz"):
+        Store().import_(tmp_path / "missing.tar.gz")
+    archive = Store().export(iris_bundle.tag, tmp_path / "iris.tar.gz")
+    archive.write_bytes(archive.read_bytes()[:-100])
+    monkeypatch.setenv("BENTO_NB_HOME", str(tmp_path / "other"))
+    with pytest.raises(BundleCorrupted, match="damaged or truncated archive"):
+        Store().import_(archive)
+    assert Store().list() == []
+
+
+@pytest.mark.parametrize("name, header", [
+    ("iris.tar.gz", b"iris.tar"), ("iris.tgz", b"iris.tgz"), ("iris.bento", b"iris.bento")])
+def test_export_suffixes_and_the_name_in_the_gzip_header(name, header, iris_bundle, tmp_path):
+    archive = Store().export(iris_bundle.tag, tmp_path / name)
+    data = archive.read_bytes()
+    assert data[3] & 0x08  # FNAME: gzip keeps the archive's own name, not the temp file's
+    assert data[10:data.index(b"\0", 10)] == header  # (minus .gz, as gzip does)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    with tarfile.open(archive) as tar:
+        assert f"{iris_bundle.name}/{iris_bundle.version}/bento.yml" in tar.getnames()
+
+
+def test_export_refuses_bad_targets_before_writing(iris_bundle, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(UsageError, match="must end in .tar.gz, .tgz or .bento"):
+        Store().export(iris_bundle.tag, tmp_path / "iris.zip")
+    with pytest.raises(UsageError, match="it is a directory"):
+        Store().export(iris_bundle.tag, tmp_path)
+    with pytest.raises(UsageError, match="missing does not exist"):
+        Store().export(iris_bundle.tag, tmp_path / "missing" / "iris.tar.gz")
+    with pytest.raises(UsageError, match="file.txt is not a folder"):
+        Store().export(iris_bundle.tag, tmp_path / "file.txt" / "iris.tar.gz")
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+    (tmp_path / "iris.tar.gz").write_text("an older file")  # an existing file is replaced
+    assert tarfile.is_tarfile(Store().export(iris_bundle.tag, tmp_path / "iris.tar.gz"))
+
+
 def test_archive_with_tampered_file_is_refused(iris_bundle, tmp_path, monkeypatch):
-    archive = Store().export(iris_bundle.tag, tmp_path / "iris.tar")
-    data = bytearray(archive.read_bytes())
+    archive = Store().export(iris_bundle.tag, tmp_path / "iris.tar.gz")
+    data = bytearray(gzip.decompress(archive.read_bytes()))
     marker = data.find(b"sklearn")
     data[marker] ^= 0x20
-    archive.write_bytes(bytes(data))
+    archive.write_bytes(gzip.compress(bytes(data)))
     monkeypatch.setenv("BENTO_NB_HOME", str(tmp_path / "other"))
     with pytest.raises(BundleCorrupted):
         Store().import_(archive)

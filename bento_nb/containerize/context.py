@@ -127,7 +127,10 @@ def write_context(tag: str | os.PathLike | Bundle, out_dir: str | os.PathLike | 
             if not (out / MARKER).exists():
                 raise UsageError(f"{out} is not empty; choose a new or empty directory")
             shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the build context folder {out}: {e.strerror}") from None
 
     shutil.copytree(bundle.path, out / "bundle", copy_function=_link_or_copy,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -174,7 +174,10 @@ def write_manifests(tag: str | os.PathLike | Bundle, image: str,
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create the output folder {out}: {e.strerror}") from None
     paths = []
     for filename, doc in zip(FILES, docs):
         path = out / filename
