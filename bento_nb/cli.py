@@ -212,10 +212,13 @@ def _run(args) -> int:
         except OSError as e:
             raise BadInput(f"cannot read {path}: {e.strerror}") from None
         suffix = path.suffix.lower()
-    fmt = args.format or ("csv" if suffix == ".csv" else "json")
-    content_type = "text/csv" if fmt == "csv" else "application/json"
-    if fmt == "csv" and not isinstance(inference_api.input, DataframeInput):
+    if isinstance(inference_api.input, DataframeInput):
+        fmt = args.format or ("csv" if suffix == ".csv" else "json")
+        content_type = "text/csv" if fmt == "csv" else "application/json"
+    elif args.format == "csv":
         raise UsageError(f"API {args.api!r} takes {inference_api.input.kind} input, not CSV")
+    else:  # JSON, text or a file: the input as that API takes it, whatever its suffix
+        content_type = inference_api.input.media_types[0]
     payload = inference_api.input.parse(body, content_type)
     result = inference_api.run_one(payload)
     print(dumps_json(result, compact=False).decode())

@@ -38,6 +38,20 @@ def test_run_json_and_csv_and_stdin(iris_bundle, tmp_path):
     assert out.stdout.strip() == "[0]", out.stderr
 
 
+def test_run_hands_a_file_api_the_file_whatever_its_suffix(tmp_path):
+    from bento_nb.adapters import FileInput, StringInput
+
+    bento_nb.pack(len, name="FileLen", input=FileInput(), batch=False)
+    bento_nb.pack(str.upper, name="Upper", input=StringInput(), batch=False)
+    table = tmp_path / "table.csv"
+    table.write_bytes(b"a,b\n1,2\n")
+    assert cli("run", "FileLen", "predict", "--input-file", str(table)).stdout.strip() == "8"
+    out = cli("run", "Upper", "predict", "--input-file", str(table))
+    assert json.loads(out.stdout) == "A,B\n1,2\n", out.stderr
+    refused = cli("run", "FileLen", "predict", "--input-file", str(table), "--format", "csv")
+    assert refused.returncode == 2 and "takes file input, not CSV" in refused.stderr
+
+
 def test_export_import(iris_bundle, tmp_path, monkeypatch):
     archive = tmp_path / "iris.tar.gz"
     assert cli("export", iris_bundle.tag, str(archive)).returncode == 0
