@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-latency-ms", type=float, default=None)
     p.add_argument("--api-token", default=None,
                    help="require 'Authorization: Bearer TOKEN' on API routes (or BENTO_NB_API_TOKEN)")
+    p.add_argument("--max-body-bytes", type=int, default=None,
+                   help="larger request bodies get 413 (default 20 MiB)")
 
     p = sub.add_parser("containerize", help="build a Docker image serving a bundle")
     p.add_argument("tag")
@@ -246,7 +248,7 @@ def _serve(args) -> int:
 
     return run_cli(args.tag, host=args.host, port=args.port, workers=args.workers,
                    max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                   api_token=args.api_token)
+                   api_token=args.api_token, max_body_bytes=args.max_body_bytes)
 
 
 def _containerize(args) -> int:

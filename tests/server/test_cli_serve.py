@@ -101,11 +101,14 @@ def test_cli_workers_answer_from_two_processes(cli_server):
             os.kill(pid, 0)
 
 
-def test_cli_token(cli_server):
-    _, url, _ = cli_server("--api-token", "t0ken")
+def test_cli_token_and_body_limit(cli_server):
+    _, url, _ = cli_server("--api-token", "t0ken", "--max-body-bytes", "100")
     assert post_json(url + "/predict", ROW).status == 401
-    r = post_json(url + "/predict", ROW, headers={"Authorization": "Bearer t0ken"})
+    auth = {"Authorization": "Bearer t0ken"}
+    r = post_json(url + "/predict", ROW, headers=auth)
     assert (r.status, r.json()) == (200, [0])
+    r = post_json(url + "/predict", ROW * 10, headers=auth)
+    assert r.status == 413 and r.json()["error"]["type"] == "PayloadTooLarge"
 
 
 def test_cli_busy_port_is_one_line_error(iris_bundle):
