@@ -202,6 +202,22 @@ class BentoMagics(Magics):
             return None
         return obj
 
+    def _packed_bundle(self, name: str) -> str | None:
+        """The tag ``%bento pack NAME`` saved, while the variable still holds that object
+        and the bundle still exists: then ``NAME`` means the bundle (with the options it
+        was packed with), not a fresh wrap of the live object."""
+        from ..store import Store
+
+        if not name.isidentifier() or name not in self._ns:
+            return None
+        tag = current().packed_tag(name, self._ns[name])
+        if tag is None:
+            return None
+        try:
+            return Store().get(tag).tag
+        except BentoNbError:  # deleted since: the live object it is
+            return None
+
     def _variable(self, name: str) -> Any:
         if not name.isidentifier() or name not in self._ns:
             raise UsageError(f"name {name!r} is not defined in the notebook")
@@ -233,6 +249,7 @@ class BentoMagics(Magics):
                           input=args.input or "dataframe", batch=not args.no_batch,
                           labels=labels, requirements=args.requirement)
         current().last_packed = bundle.tag
+        current().remember_pack(args.var, obj, bundle.tag)
         widget = BundleWidget(bundle, on_serve=self._serve_tag)
         current().last_widget = widget
         display(widget)
@@ -273,8 +290,10 @@ class BentoMagics(Magics):
         current().server_widgets.append(widget)
         return widget
 
-    def _serve_target(self, text: str | None) -> tuple[Any, str]:
-        """What to serve and the key that identifies it (same key -> replaced)."""
+    def _serve_target(self, text: str | None, variables: bool = True) -> tuple[Any, str]:
+        """What to serve and the key that identifies it (same key -> replaced).
+        ``variables=False``: ``text`` is a tag or path only (the value of a string variable
+        is never looked up as a variable again)."""
         from ..service import BentoService, service_from_model
         from ..store import Bundle
 
@@ -283,12 +302,15 @@ class BentoMagics(Magics):
             if tag is None:
                 raise UsageError("nothing packed yet: %bento pack VAR first, or give a tag or a variable")
             return tag, f"bundle:{tag.partition(':')[0]}"
-        obj = self._servable(text)
+        packed = self._packed_bundle(text) if variables else None
+        if packed is not None:
+            return packed, f"bundle:{packed.partition(':')[0]}"
+        obj = self._servable(text) if variables else None
         if obj is not None:
             if isinstance(obj, Bundle):
                 return obj.tag, f"bundle:{obj.name}"
             if isinstance(obj, (str, os.PathLike)):
-                return self._serve_target(os.fspath(obj))
+                return self._serve_target(os.fspath(obj), variables=False)
             if isinstance(obj, BentoService):
                 return obj, f"var:{text}"
             return service_from_model(obj, name=_safe_name(text)), f"var:{text}"
@@ -323,6 +345,7 @@ class BentoMagics(Magics):
         from ..adapters import to_jsonable
 
         api_name, target_text, data_text = _split_predict(rest)
+        target_text = self._packed_bundle(target_text) or target_text
         data = self._data(data_text)
         entry = self._running_entry(target_text)
         if entry is not None:
@@ -349,6 +372,9 @@ class BentoMagics(Magics):
                              "or a variable name")
         if text.isidentifier() and text in self._ns:
             return self._ns[text]
+        if text.isidentifier() and text not in ("true", "false", "null"):
+            raise UsageError(f"name {text!r} is not defined in the notebook (DATA is a JSON "
+                             "literal or a variable name)")
         try:
             return json.loads(text)
         except ValueError:
@@ -381,13 +407,14 @@ class BentoMagics(Magics):
                 return entry
         return None
 
-    def _service_for(self, text: str):
+    def _service_for(self, text: str, variables: bool = True):
         from ..service import as_service, load
 
-        obj = self._servable(text)
+        obj = self._servable(text) if variables else None
         if obj is not None:
             if isinstance(obj, (str, os.PathLike)) or _is_bundle(obj):
-                return self._service_for(obj.tag if _is_bundle(obj) else os.fspath(obj))
+                return self._service_for(obj.tag if _is_bundle(obj) else os.fspath(obj),
+                                         variables=False)
             return as_service(obj, name=_safe_name(text))
         bundle = self._resolve_bundle(text)
         key = str(bundle.path)
@@ -408,8 +435,9 @@ class BentoMagics(Magics):
                 b = e.bundle
                 rows.append([b.tag, ",".join(a["name"] for a in b.apis), human_size(b.size),
                              b.created_at])
-        display(Table(["tag", "APIs", "size", "created"], rows,
-                      empty="no bundles yet: %bento pack VAR saves one"))
+        empty = (f"no bundle named {args.name!r} (see %bento list)"
+                 if args.name and Store().list() else "no bundles yet: %bento pack VAR saves one")
+        display(Table(["tag", "APIs", "size", "created"], rows, empty=empty))
 
     def _cmd_servers(self, args):
         rows = []
@@ -458,8 +486,15 @@ class BentoMagics(Magics):
         elif what.isdigit():
             matches = [h for h in handles if h.port == int(what)]
             if not matches:
+                from ..server.registry import list_servers
+
                 running = ", ".join(str(h.port) for h in handles) or "none"
-                raise UsageError(f"no server of this kernel on port {what} (running: {running})")
+                owner = next((r.get("pid") for r in list_servers()
+                              if r.get("port") == int(what) and r.get("pid") != os.getpid()), None)
+                elsewhere = f"; port {what} is served by another process (pid {owner})" \
+                    if owner else ""
+                raise UsageError(f"no server of this kernel on port {what} (running: "
+                                 f"{running}){elsewhere}")
             chosen = matches[0]
         else:
             raise UsageError(f"expected a port number or 'all', got {args.what!r}")
@@ -485,20 +520,26 @@ class BentoMagics(Magics):
     def _cmd_export(self, args):
         from ..store import Store
 
-        path = Store().export(args.tag, os.path.expanduser(args.file))
-        print(f"exported {args.tag} to {path}")
+        store = Store()
+        bundle = store.get(args.tag)
+        path = store.export(bundle.tag, os.path.expanduser(args.file))
+        print(f"exported {bundle.tag} to {path}")
 
     # containerize
 
     def _cmd_containerize(self, args):
+        from ..containerize import build_command, default_image, validate_image, write_context
+
         tag = args.tag or current().last_packed
         if not tag:
             raise UsageError("nothing packed yet: give a tag, e.g. %bento containerize IrisClassifier")
+        if args.image:
+            validate_image(args.image)  # a bad name is a usage error, before any widget
+        if args.base_image:
+            validate_image(args.base_image, allow_digest=True)
         bundle = self._resolve_bundle(tag)
         if args.context_only:
-            from ..containerize import build_command, default_image, validate_image, write_context
-
-            image = validate_image(args.image) if args.image else default_image(bundle.name, bundle.version)
+            image = args.image or default_image(bundle.name, bundle.version)
             path = write_context(bundle, out_dir=args.context_only, base_image=args.base_image,
                                  image=image)
             print(f"build context for {bundle.tag} written to {path}")
@@ -516,12 +557,7 @@ class BentoMagics(Magics):
             print(f"built {result.image} from {bundle.tag}"
                   + (f" in {result.seconds:.1f} s" if getattr(result, "seconds", None) else ""))
             print(f"run it: docker run -p 5000:5000 {result.image}")
-        elif view.state == "no-daemon":
-            e = view.error
-            print(f"%bento: {_one_line(e.message)}")
-            if getattr(e, "command", None):
-                print(e.command)  # alone on its line, ready to copy
-        else:
+        else:  # no daemon (the message holds the context and the command) or failed
             print(f"%bento: error: {_one_line(view.message)}", file=sys.stderr)
         return None
 

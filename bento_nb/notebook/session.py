@@ -1,7 +1,9 @@
 """The notebook session: what one kernel has packed and is serving.
 
 One :class:`NotebookSession` per kernel process (see :func:`current`) remembers the last
-packed bundle (what ``%bento serve`` with no target serves) and the servers started from
+packed bundle (what ``%bento serve`` with no target serves), which variable was packed as
+which bundle (``%bento serve clf`` after ``%bento pack clf`` serves that bundle, while
+``clf`` still holds the packed object), and the servers started from
 the notebook, keyed by what was served. Serving the same target again *replaces* its
 server instead of leaking a port, so re-running a ``%bento serve`` cell is harmless::
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,10 +42,31 @@ class NotebookSession:
 
     def __init__(self) -> None:
         self.last_packed: str | None = None
+        self._packed: dict[str, tuple[Callable[[], Any] | None, int, str]] = {}
         self._served: dict[str, ServedEntry] = {}
         self._lock = threading.RLock()
         self.last_widget = None          # the widget the magic showed last
         self.server_widgets: list = []   # every server widget, refreshed after a %bento stop
+
+    # packing
+
+    def remember_pack(self, var: str, obj: Any, tag: str) -> None:
+        """``%bento pack VAR`` saved ``obj`` (the value of ``VAR``) as ``tag``. Held weakly
+        where possible: a retrained model is not kept alive by this."""
+        try:
+            ref: Callable[[], Any] | None = weakref.ref(obj)
+        except TypeError:  # lists, dicts, ...: compared by identity only
+            ref = None
+        with self._lock:
+            self._packed[var] = (ref, id(obj), tag)
+
+    def packed_tag(self, var: str, obj: Any) -> str | None:
+        """The tag ``var`` was packed as, while ``var`` still holds that very object."""
+        with self._lock:
+            ref, ident, tag = self._packed.get(var, (None, 0, None))
+        if tag is None or id(obj) != ident or (ref is not None and ref() is not obj):
+            return None
+        return tag
 
     # serving
 

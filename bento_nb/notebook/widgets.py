@@ -116,6 +116,9 @@ def _linkify(cell: str) -> str:
 # -- containerize progress -----------------------------------------------------------------
 
 
+_STATE_WORDS = {"idle": "not started", "no-daemon": "no Docker daemon"}
+
+
 class ContainerizeView(_PlainReprMixin, W.VBox):
     """Progress of one ``bento_nb.containerize.build``: a status line and the build log.
 
@@ -183,7 +186,7 @@ class ContainerizeView(_PlainReprMixin, W.VBox):
             extra = ""
             if context and str(context) not in e.message:
                 extra += f"<br>build context: <code>{_e(context)}</code>"
-            if command:
+            if command and command not in e.message:
                 extra += f"<br>build it where Docker runs: <code>{_e(command)}</code>"
             self.message = e.message
             self._set("no-daemon", f"⚠ {_e(e.message)}{extra}", force=True)
@@ -232,9 +235,8 @@ class ContainerizeView(_PlainReprMixin, W.VBox):
             self.log_box.value = "\n".join(lines)
 
     def plain_text(self) -> str:
-        if self.state == "idle":
-            return "containerize: not started"
-        return f"containerize: {self.state}" + (f" — {self.message}" if self.message else "")
+        state = _STATE_WORDS.get(self.state, self.state)
+        return f"containerize: {state}" + (f" — {self.message}" if self.message else "")
 
     def plain_html(self) -> str:
         return f"<div>{self.status.value}</div>"

@@ -126,11 +126,12 @@ def test_busy_port_moves_to_the_next_free_one(trained_kernel):
 
 def test_serve_a_variable_at_once_and_stop_by_port(trained_kernel):
     k = trained_kernel
-    outputs = k.magic("serve clf --port 0")
+    k.run("live = clf")  # a variable that was never packed: served as the live object
+    outputs = k.magic("serve live --port 0")
     url, port = shown_url(outputs)
-    assert "clf (live object)" in outputs[0]["data"]["text/html"]
+    assert "live (live object)" in outputs[0]["data"]["text/html"]
     assert post(url + "/predict", [SETOSA]) == (200, [0])
-    outputs = k.magic("predict clf [[6.7, 3.0, 5.2, 2.3]]")
+    outputs = k.magic("predict live [[6.7, 3.0, 5.2, 2.3]]")
     assert f"answered by {url}/predict" in k.text(outputs)
     outputs = k.magic("servers")
     assert str(port) in k.text(outputs) and "this kernel" in k.text(outputs)
@@ -140,17 +141,39 @@ def test_serve_a_variable_at_once_and_stop_by_port(trained_kernel):
     assert "no servers running" in k.text(k.magic("stop"))
 
 
+def test_a_packed_variable_means_its_bundle_until_it_changes(trained_kernel):
+    """`%bento pack clf` then `%bento serve clf`: the bundle just packed (Containerize works,
+    the pack's options hold), not a fresh wrap of the object; once `clf` holds something
+    else, the live object again."""
+    k = trained_kernel
+    k.run("double = lambda rows: [[2 * v for v in row] for row in rows]")
+    k.magic("pack double --input json --no-batch")
+    assert k.text(k.magic("predict double [[1, 2, 3]]")).strip() == "[[2, 4, 6]]"
+    k.magic("pack clf --name PackedClf")
+    k.run("model = clf")
+    k.magic("pack model")
+    outputs = k.magic("serve model --port 0")
+    html = outputs[0]["data"]["text/html"]
+    assert "model:" in html and "live object" not in html
+    out = k.text(k.run("print(bento_nb.notebook.last_widget().containerize_button.disabled)"))
+    assert out.strip() == "False"
+    k.run("from sklearn.svm import SVC\nmodel = SVC().fit(X, y)")  # retrained
+    outputs = k.magic("serve model --port 0")
+    assert "model (live object)" in outputs[0]["data"]["text/html"]
+    k.magic("stop all")
+
+
 def test_list_export_delete(trained_kernel, tmp_path):
     k = trained_kernel
     k.magic("pack clf --name Shelf --label stage=test")
     assert "Shelf:" in k.text(k.magic("list"))
     archive = tmp_path / "shelf.tar.gz"
     outputs = k.magic(f"export Shelf {archive}")
-    assert "exported Shelf" in k.text(outputs)
+    assert "exported Shelf:" in k.text(outputs)  # with the version
     assert archive.stat().st_size > 0
     outputs = k.magic("delete Shelf")
     assert "deleted Shelf:" in k.text(outputs)
-    assert "Shelf:" not in k.text(k.magic("list Shelf"))
+    assert "no bundle named 'Shelf'" in k.text(k.magic("list Shelf"))
 
 
 def test_help(trained_kernel):
@@ -175,9 +198,14 @@ def test_help(trained_kernel):
     ("stop 1", "no server of this kernel on port 1"),
     ("delete a/b", "invalid name 'a/b'"),
     ("pack clf --label nokey", "--label expects KEY=VALUE"),
+    ("predict clf undefined_rows", "name 'undefined_rows' is not defined in the notebook"),
+    ("containerize clf -t Iris:1", "invalid image name 'Iris:1'"),
+    ("serve selfref", "'selfref' is neither a variable of this notebook nor a bundle"),
 ])
 def test_usage_errors_print_one_line(trained_kernel, line, message):
+    trained_kernel.run("selfref = 'selfref'")  # a string variable naming itself: no loop
     outputs = trained_kernel.magic(line)
+    assert not has_widget_view(outputs)
     assert not error_outputs(outputs)
     stderr = trained_kernel.text(outputs, stream="stderr")
     assert "Traceback" not in trained_kernel.text(outputs)

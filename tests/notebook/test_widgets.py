@@ -143,7 +143,8 @@ b = bento_nb.notebook.current().server_widgets[0]
 
 def test_live_object_server_cannot_containerize(kernel):
     result = _json(kernel, """
-%bento serve clf --port 0
+unpacked = clf  # clf itself was packed above: `%bento serve clf` would serve that bundle
+%bento serve unpacked --port 0
 w = bento_nb.notebook.last_widget()
 disabled = w.containerize_button.disabled
 w.containerize()
