@@ -1,11 +1,14 @@
 /**
  * The "Bento" left-sidebar panel: running bento_nb servers, the bundles of the store, and
  * containerize jobs. It refreshes itself every few seconds while visible and polls the
- * jobs it started until they finish. All text goes in through textContent (never HTML).
+ * jobs it started until they finish; a job started here also shows as a JupyterLab
+ * notification ("Building …", then its outcome) and its row is scrolled into view and
+ * highlighted. All text goes in through textContent (never HTML).
  */
 import {
   Dialog,
   InputDialog,
+  Notification,
   showDialog,
   showErrorMessage
 } from '@jupyterlab/apputils';
@@ -31,6 +34,7 @@ export const PANEL_ID = 'bento-nb-panel';
 const REFRESH_MS = 5000;
 const JOB_POLL_MS = 1000;
 const JOB_LOG_LINES = 200;
+const SUCCESS_CLOSE_MS = 8000;
 
 export const bentoIcon = new LabIcon({
   name: 'bento-nb:bento',
@@ -87,6 +91,23 @@ export function formatBytes(n?: number): string {
     i++;
   }
   return `${value.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function isPending(job: IJob): boolean {
+  return job.status === 'queued' || job.status === 'running';
+}
+
+/** The notification text for a job: in progress, built, or failed. */
+export function jobMessage(job: IJob): string {
+  if (isPending(job)) {
+    return job.image ? `Building ${job.image} from ${job.tag} …` : `Building ${job.tag} …`;
+  }
+  if (job.status === 'succeeded') {
+    const image = job.result?.image ?? job.image;
+    return image ? `Built ${job.tag} as ${image}` : `Built ${job.tag}`;
+  }
+  // the toast that said "Building <tag> …" turns into this one: the message gets the room
+  return `Containerize failed: ${job.error?.message ?? 'unknown error'}`;
 }
 
 function formatDate(text?: string | number): string {
@@ -327,7 +348,12 @@ export class BentoPanel extends Widget {
     }
     try {
       const job = await containerize(bundle.tag, (result.value ?? '').trim() || null);
+      this._notes.set(job.id, Notification.emit(jobMessage(job), 'in-progress',
+        { autoClose: false }));
+      this._highlight = job.id;
       this._addJob(job);
+      this._jobsNode.querySelector(`[data-job="${CSS.escape(job.id)}"]`)
+        ?.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
     } catch (error) {
       await showErrorMessage(`Could not containerize ${bundle.tag}`, error as Error);
     }
@@ -344,6 +370,7 @@ export class BentoPanel extends Widget {
   private _addJob(job: IJob, render = true): void {
     const known = { ...job, log: [...(job.log ?? [])] };
     this._jobs.set(job.id, known);
+    this._settle(known);
     if (render) {
       this._renderJobs();
     }
@@ -368,6 +395,7 @@ export class BentoPanel extends Widget {
           const update = await getJob(job.id, job.log_total);
           const log = [...(job.log ?? []), ...(update.log ?? [])].slice(-JOB_LOG_LINES);
           this._jobs.set(job.id, { ...update, log });
+          this._settle(update);
         } catch {
           // the server may restart; keep polling until it answers or the job ends
         }
@@ -378,6 +406,22 @@ export class BentoPanel extends Widget {
       }
       this._scheduleJobPoll();
     }, JOB_POLL_MS);
+  }
+
+  /** Turn the "Building …" notification of a job that has ended into its outcome. */
+  private _settle(job: IJob): void {
+    const id = this._notes.get(job.id);
+    if (id === undefined || isPending(job)) {
+      return;
+    }
+    this._notes.delete(job.id);
+    const ok = job.status === 'succeeded';
+    Notification.update({
+      id,
+      message: jobMessage(job),
+      type: ok ? 'success' : 'error',
+      autoClose: ok ? SUCCESS_CLOSE_MS : false
+    });
   }
 
   private _renderJobs(): void {
@@ -395,8 +439,9 @@ export class BentoPanel extends Widget {
       node.append(
         h(
           'div',
-          { class: 'jp-BentoPanel-item jp-BentoPanel-job', 'data-job': job.id,
-            'data-status': job.status },
+          { class: 'jp-BentoPanel-item jp-BentoPanel-job' +
+              (job.id === this._highlight ? ' jp-mod-highlighted' : ''),
+            'data-job': job.id, 'data-status': job.status },
           h('div', { class: 'jp-BentoPanel-row' },
             h('span', { class: 'jp-BentoPanel-name', title }, title),
             h('span', { class: 'jp-BentoPanel-pill', 'data-status': job.status }, job.status)),
@@ -422,6 +467,10 @@ export class BentoPanel extends Widget {
   private _bundles: IBundle[] = [];
   private _servers: IServer[] = [];
   private _jobs = new Map<string, IJob>();
+  /** Job id -> id of its in-progress notification, for the jobs started here. */
+  private _notes = new Map<string, string>();
+  /** The job started last from this panel: its row is highlighted. */
+  private _highlight: string | null = null;
   private _jobsLoaded = false;
   private _refreshing = false;
   private _timer: number;

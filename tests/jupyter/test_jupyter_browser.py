@@ -2,8 +2,9 @@
 against ``jupyter lab`` on 127.0.0.1 under a JupyterHub-like base_url.
 
 The Bento panel shows a bundle the test packed and a running server whose link works;
-Containerize shows the job's progress; Delete asks for confirmation; a notebook running
-``%bento serve`` shows the server widget and a real click on Stop stops the server.
+Containerize shows a JupyterLab notification ("Building …", then the outcome) and scrolls the
+job's progress into view; Delete asks for confirmation; a notebook running ``%bento serve``
+shows the server widget and a real click on Stop stops the server.
 Screenshots go to the test's temp dir, and also to ``$BENTO_NB_SCREENSHOTS`` when set.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -77,6 +79,22 @@ def open_lab(page, lab, path: str = "lab") -> None:
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
 
 
+# Records the text of every JupyterLab toast shown from now on in window.__bentoToasts (a
+# toast updated in place, like "Building …" turning into the outcome, leaves both texts).
+TOAST_RECORDER = """() => {
+    window.__bentoToasts = [];
+    const record = () => {
+        for (const node of document.querySelectorAll('.jp-toast-message')) {
+            if (!window.__bentoToasts.includes(node.textContent)) {
+                window.__bentoToasts.push(node.textContent);
+            }
+        }
+    };
+    new MutationObserver(record).observe(document.body,
+        {childList: true, subtree: true, characterData: true});
+}"""
+
+
 def xsrf_header(page) -> dict:
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     return {"X-XSRFToken": cookies["_xsrf"]} if "_xsrf" in cookies else {}
@@ -84,6 +102,8 @@ def xsrf_header(page) -> dict:
 
 def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
         lab, browser_page, point_at, monkeypatch, iris_clf, tmp_path):
+    from playwright.sync_api import expect
+
     point_at(lab, monkeypatch)
     old = bento_nb.pack(iris_clf, name="BrowserIris")
     bundle = bento_nb.pack(iris_clf, name="BrowserIris")
@@ -137,8 +157,13 @@ def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
                                             **xsrf_header(page)})
         assert answer.status == 200 and answer.json() == [0]
 
-        # Containerize: the job and its progress show in the panel (no daemon here, so it
-        # ends with the manual command)
+        # Containerize: a JupyterLab notification says "Building …" at once and then the
+        # outcome; the job's row is scrolled into view, highlighted, and shows its progress
+        # (no daemon here, so it fails with the manual command). A short window puts the jobs
+        # section below the fold, as many bundles would.
+        page.set_viewport_size({"width": 1400, "height": 480})
+        expect(panel.locator(".jp-BentoPanel-jobs")).not_to_be_in_viewport()
+        page.evaluate(TOAST_RECORDER)
         row.locator('button[data-action="containerize"]').click()
         dialog = page.locator(".jp-Dialog")
         dialog.wait_for()
@@ -148,7 +173,15 @@ def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
         job.wait_for(timeout=60_000)
         text = job.inner_text()
         assert "browser-iris:test" in text and "docker build" in text
+        expect(job).to_have_class(re.compile(r"\bjp-mod-highlighted\b"))
+        expect(job).to_be_in_viewport(timeout=10_000)
+        toast = page.locator(".Toastify__toast--error .jp-toast-message",
+                             has_text="Containerize failed: no Docker daemon reachable")
+        toast.wait_for(timeout=20_000)
+        seen = page.evaluate("window.__bentoToasts")
+        assert f"Building browser-iris:test from {bundle.tag} …" in seen, seen
         save_screenshot(page, tmp_path, "bento-panel-containerize.png")
+        page.set_viewport_size({"width": 1400, "height": 900})
 
         # Delete asks first; Cancel keeps the bundle, Delete removes it
         row.locator('button[data-action="delete"]').click()
