@@ -1,10 +1,12 @@
 """REST handlers of the extension, under ``<base_url>/bento/api/`` (see :mod:`bento_nb.jupyter`).
 
-Thin classes, one per route. Each method is ``@web.authenticated`` and ``@authorized``
-(resource ``"bento"``: read for GET, write for POST/DELETE), so a request without a token
-or login cookie gets 403, and tornado's XSRF check refuses cookie-authenticated writes that
-lack the ``_xsrf`` token (JupyterLab's ``ServerConnection`` sends it). Errors use the
-bento_nb shape ``{"error": {"type", "message"}}`` with the status of the error class.
+Thin classes, one per route; ``GET api/bundles/<name>`` lists the versions of one name, and
+any other path under ``api/`` gets a JSON 404 from :class:`NotFoundHandler`. Each method is
+``@web.authenticated`` and ``@authorized`` (resource ``"bento"``: read for GET, write for
+POST/DELETE), so a request without a token or login cookie gets 403 (never a 404 that would
+tell it what exists), and tornado's XSRF check refuses cookie-authenticated writes that lack
+the ``_xsrf`` token (JupyterLab's ``ServerConnection`` sends it). Errors use the bento_nb
+shape ``{"error": {"type", "message"}}`` with the status of the error class.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import re
+import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -20,13 +22,13 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from ..errors import BadInput, BentoNbError, NotFound
-from ..store import Store, Tag, validate_name
+from ..containerize.reference import validate_image
+from ..errors import BadInput, BentoNbError, BundleNotFound, InvalidName, NotFound
+from ..store import ListEntry, Store, Tag, validate_name
 from . import discovery
 from .jobs import JobRunner
 
 AUTH_RESOURCE = "bento"
-_IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}\Z")
 
 
 def route_specs(base_url: str, settings, runner: JobRunner) -> list[tuple]:
@@ -37,12 +39,13 @@ def route_specs(base_url: str, settings, runner: JobRunner) -> list[tuple]:
     context = {"settings": settings, "runner": runner}
     name = r"([^/]+)"
     return [
-        (root + r"api/bundles/?", BundlesHandler, context),
+        (root + rf"api/bundles(?:/{name})?/?", BundlesHandler, context),
         (root + rf"api/bundles/{name}/{name}/?", BundleHandler, context),
         (root + r"api/servers/?", ServersHandler, context),
         (root + r"api/containerize/?", ContainerizeHandler, context),
         (root + r"api/jobs/?", JobsHandler, context),
-        (root + r"api/jobs/([0-9a-f]{1,64})/?", JobHandler, context),
+        (root + rf"api/jobs/{name}/?", JobHandler, context),
+        (root + r"api(?:/.*)?", NotFoundHandler, context),  # after every api/ route
         (root + r"proxy/(\d{1,5})(/.*)?", ProxyHandler, context),
     ]
 
@@ -85,34 +88,64 @@ class BentoAPIHandler(JSONErrors, APIHandler):
         self.bento_settings = settings
         self.runner = runner
 
+    async def running_servers(self, tag: str | None = None) -> list[dict]:
+        """The registry of running bento_nb servers (those serving ``tag`` if given), each
+        with ``proxy_url`` and a ``status`` from a quick ``/healthz``: "running",
+        "unreachable" or "not on loopback" (then ``proxy_url`` is None)."""
+        from ..server.registry import list_servers
+        from .proxy import loopback_target
+
+        servers = [dict(s) for s in list_servers() if tag is None or s.get("tag") == tag]
+        base_url = self.settings["base_url"]
+        timeout = self.bento_settings.health_timeout
+
+        async def health(server: dict) -> None:
+            target = loopback_target(server.get("host"))
+            server["proxy_url"] = discovery.proxy_path(base_url, server["port"]) \
+                if target else None
+            if target is None:
+                server["status"] = "not on loopback"
+                return
+            request = HTTPRequest(f"http://{target}:{int(server['port'])}/healthz",
+                                  connect_timeout=timeout, request_timeout=timeout)
+            try:
+                response = await AsyncHTTPClient().fetch(request, raise_error=False)
+            except (OSError, HTTPClientError):
+                server["status"] = "unreachable"
+            else:
+                server["status"] = "running" if response.code == 200 else "unreachable"
+
+        await asyncio.gather(*(health(s) for s in servers))
+        return servers
+
 
 def _tag(name: str, version: str) -> Tag:
     validate_name(name)
     return Tag(name, None if version == "latest" else validate_name(version, "version"))
 
 
-def _registered_servers() -> list[dict]:
-    from ..server.registry import list_servers
-
-    return list_servers()
+def _bundle_entry(entry: ListEntry) -> dict:
+    """One entry of ``api/bundles``: the bundle's info, or its name, version and error."""
+    if entry.bundle is not None:
+        return entry.bundle.info()
+    return {"tag": f"{entry.name}:{entry.version}", "name": entry.name,
+            "version": entry.version, "path": str(entry.path), "error": entry.error}
 
 
 class BundlesHandler(BentoAPIHandler):
-    """``GET api/bundles``: every bundle, oldest first; unreadable ones with their error."""
+    """``GET api/bundles``: every bundle, oldest first; unreadable ones with their error.
+    ``GET api/bundles/<name>``: the versions of that name only (404 when it has none)."""
 
     @web.authenticated
     @authorized
     @bento_errors
-    def get(self) -> None:
-        bundles = []
-        for entry in Store().list():
-            if entry.bundle is not None:
-                bundles.append(entry.bundle.info())
-            else:
-                bundles.append({"tag": f"{entry.name}:{entry.version}", "name": entry.name,
-                                "version": entry.version, "path": str(entry.path),
-                                "error": entry.error})
-        self.finish({"bundles": bundles})
+    def get(self, name: str | None = None) -> None:
+        store = Store()
+        entries = store.list(name)  # checks the name: 400 for "..", "a/b", ...
+        if name is not None and not entries:
+            raise BundleNotFound(f"no bundle named {name!r} in {store.root}; "
+                                 "see `bento-nb list`")
+        self.finish({"bundles": [_bundle_entry(e) for e in entries]})
 
 
 class BundleHandler(BentoAPIHandler):
@@ -121,11 +154,11 @@ class BundleHandler(BentoAPIHandler):
     @web.authenticated
     @authorized
     @bento_errors
-    def get(self, name: str, version: str) -> None:
+    async def get(self, name: str, version: str) -> None:
         bundle = Store().get(_tag(name, version))
         info = bundle.info()
         info["manifest"] = bundle.manifest
-        info["servers"] = [s for s in _registered_servers() if s.get("tag") == bundle.tag]
+        info["servers"] = await self.running_servers(tag=bundle.tag)
         self.finish(info)
 
     @web.authenticated
@@ -142,52 +175,29 @@ class BundleHandler(BentoAPIHandler):
 
 
 class ServersHandler(BentoAPIHandler):
-    """``GET api/servers``: the registry of running bento_nb servers, each with
-    ``proxy_url`` and a ``status`` from a quick ``/healthz`` ("running"/"unreachable")."""
+    """``GET api/servers``: every running bento_nb server with its ``status`` and
+    ``proxy_url`` (:meth:`BentoAPIHandler.running_servers`)."""
 
     @web.authenticated
     @authorized
     @bento_errors
     async def get(self) -> None:
-        from .proxy import loopback_target
-
-        servers = [dict(s) for s in _registered_servers()]
-        base_url = self.settings["base_url"]
-
-        async def health(server: dict) -> None:
-            target = loopback_target(server.get("host"))
-            server["proxy_url"] = discovery.proxy_path(base_url, server["port"]) \
-                if target else None
-            if target is None:
-                server["status"] = "not on loopback"
-                return
-            timeout = self.bento_settings.health_timeout
-            request = HTTPRequest(f"http://{target}:{int(server['port'])}/healthz",
-                                  connect_timeout=timeout, request_timeout=timeout)
-            try:
-                response = await AsyncHTTPClient().fetch(request, raise_error=False)
-            except (OSError, HTTPClientError):
-                server["status"] = "unreachable"
-            else:
-                server["status"] = "running" if response.code == 200 else "unreachable"
-
-        await asyncio.gather(*(health(s) for s in servers))
-        self.finish({"servers": servers})
+        self.finish({"servers": await self.running_servers()})
 
 
 class ContainerizeHandler(BentoAPIHandler):
-    """``POST api/containerize`` ``{"tag", "image"?, "base_image"?}`` -> 202 with the job."""
+    """``POST api/containerize`` ``{"tag", "image"?, "base_image"?}`` -> 202 with the job.
+
+    The whole request is checked before a job exists: 400 for a body that is not such an
+    object (unknown key, wrong type), a bad tag or a name Docker would refuse; 404 when no
+    bundle matches the tag."""
 
     @web.authenticated
     @authorized
     @bento_errors
     def post(self) -> None:
-        body = self.get_json_body()
-        if not isinstance(body, dict) or not isinstance(body.get("tag"), str):
-            raise BadInput('expected a JSON object {"tag": "Name:version", "image": ...}')
-        image = _image_arg(body.get("image"), "image")
-        base_image = _image_arg(body.get("base_image"), "base_image")
-        bundle = Store().get(body["tag"])
+        tag, image, base_image = _containerize_request(self.request.body)
+        bundle = Store().get(tag)
         job = self.runner.submit(bundle.tag, image=image, base_image=base_image)
         self.set_status(202)
         self.set_header("Location", f"{self.request.path.rstrip('/').rsplit('/', 1)[0]}"
@@ -195,13 +205,41 @@ class ContainerizeHandler(BentoAPIHandler):
         self.finish(job.to_json())
 
 
-def _image_arg(value: Any, what: str) -> str | None:
-    if value is None or value == "":
+_CONTAINERIZE_USAGE = ('expected a JSON object {"tag": "Name[:version]", "image"?: '
+                       '"iris-classifier:1.0", "base_image"?: "python:3.11-slim"}')
+
+
+def _containerize_request(raw: bytes) -> tuple[Tag, str | None, str | None]:
+    """``(tag, image, base_image)`` of a containerize body, each checked; ``image`` and
+    ``base_image`` are None when absent, null or ""."""
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:  # not JSON, or not UTF-8
+        raise BadInput(f"the body is not JSON; {_CONTAINERIZE_USAGE}") from None
+    if not isinstance(body, dict):
+        raise BadInput(_CONTAINERIZE_USAGE)
+    for key, value in body.items():
+        if key not in ("tag", "image", "base_image"):
+            raise BadInput(f"unknown key {key!r}; {_CONTAINERIZE_USAGE}")
+        if not (isinstance(value, str) or (value is None and key != "tag")):
+            raise BadInput(f"{key!r} must be a string{'' if key == 'tag' else ' or null'}, "
+                           f"not {json.dumps(value)[:40]}; {_CONTAINERIZE_USAGE}")
+    if "tag" not in body:
+        raise BadInput(f"missing 'tag'; {_CONTAINERIZE_USAGE}")
+    return (Tag.parse(body["tag"]), _image_arg(body, "image"),
+            _image_arg(body, "base_image"))
+
+
+def _image_arg(body: dict, key: str) -> str | None:
+    """``body[key]`` checked by :func:`~bento_nb.containerize.reference.validate_image`
+    (what ``docker build`` accepts; a base image may be pinned by digest)."""
+    value = body.get(key)
+    if not value:
         return None
-    if not isinstance(value, str) or not _IMAGE_RE.match(value):
-        raise BadInput(f"invalid {what} {value!r}: expected a Docker image name like "
-                       "'iris-classifier:1.0'")
-    return value
+    try:
+        return validate_image(value, allow_digest=key == "base_image")
+    except InvalidName as e:
+        raise InvalidName(f"{key}: {e.message}") from None
 
 
 class JobsHandler(BentoAPIHandler):
@@ -228,3 +266,25 @@ class JobHandler(BentoAPIHandler):
         except ValueError:
             raise BadInput("since must be an integer line number") from None
         self.finish(job.to_json(since=since))
+
+
+def _guarded(method):
+    """``@web.authenticated @authorized @bento_errors`` as a call. Use one call per HTTP
+    method: ``@authorized`` keeps the read/write action of the first request it sees."""
+    return web.authenticated(authorized(bento_errors(method)))
+
+
+class NotFoundHandler(BentoAPIHandler):
+    """Any other path under ``api/``, any method: a JSON 404 (not Jupyter's HTML page),
+    after the same authentication and authorization as the real routes."""
+
+    def _no_route(self, *_args: str) -> None:
+        raise NotFound(f"no bento_nb API route {self.request.method} {self.request.path}; "
+                       "see api/bundles, api/servers, api/containerize, api/jobs")
+
+    get = _guarded(_no_route)
+    head = _guarded(_no_route)
+    post = _guarded(_no_route)
+    put = _guarded(_no_route)
+    patch = _guarded(_no_route)
+    delete = _guarded(_no_route)

@@ -9,11 +9,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 
 import pytest
 
 import bento_nb
-from bento_nb.store import Store
+from bento_nb.store import Store, Tag
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,6 +48,33 @@ def test_bundles_list_get_and_latest(jupyter, iris_clf):
 
     status, latest = jupyter.json("bento/api/bundles/ListMe/latest")
     assert status == 200 and latest["tag"] == second.tag
+
+
+def test_a_name_alone_lists_its_versions_like_the_bundles_list(jupyter, iris_clf):
+    first = bento_nb.pack(iris_clf, name="Versions")
+    second = bento_nb.pack(iris_clf, name="Versions")
+    other = bento_nb.pack(iris_clf, name="VersionsNot")
+    broken = Store().repository / "Versions" / "20000101_000000_000_abcdef"
+    broken.mkdir(parents=True)
+    (broken / "bento.yml").write_text("{not: [valid yaml")
+
+    status, everything = jupyter.json("bento/api/bundles")
+    assert status == 200
+    for path in ("bento/api/bundles/Versions", "bento/api/bundles/Versions/"):
+        status, body = jupyter.json(path)
+        assert status == 200, body
+        # the same entries as the full list, filtered to that name, oldest first
+        assert body["bundles"] == [b for b in everything["bundles"] if b["name"] == "Versions"]
+        assert [b["tag"] for b in body["bundles"]] == [
+            "Versions:20000101_000000_000_abcdef", first.tag, second.tag]
+        assert "not valid YAML" in body["bundles"][0]["error"]
+        assert other.tag not in [b["tag"] for b in body["bundles"]]
+
+    status, body = jupyter.json("bento/api/bundles/NoSuchModel")
+    assert status == 404 and body["error"]["type"] == "BundleNotFound"
+    assert "NoSuchModel" in body["error"]["message"]
+    status, body = jupyter.json("bento/api/bundles/%2E%2E")
+    assert status == 400 and body["error"]["type"] == "InvalidName"
 
 
 def test_unreadable_bundle_is_listed_with_its_error_beside_the_others(jupyter, iris_clf):
@@ -100,6 +128,30 @@ def test_dots_and_slashes_in_names_are_refused(jupyter, iris_clf, path, method):
     assert keep.path.is_dir() and Store().get(keep.tag).verify() is None
 
 
+@pytest.mark.parametrize("method, path", [
+    ("GET", "bento/api/jobs/nope"),
+    ("GET", "bento/api/jobs/nope/more"),
+    ("GET", "bento/api/bundles/IrisClassifier/latest/extra"),
+    ("DELETE", "bento/api/bundles/IrisClassifier/latest/extra"),
+    ("GET", "bento/api/nothing"),
+    ("POST", "bento/api/nothing"),
+    ("HEAD", "bento/api/nothing"),
+    ("GET", "bento/api"),
+    ("GET", "bento/api/"),
+])
+def test_every_path_under_the_api_answers_json(jupyter, method, path):
+    status, headers, raw = jupyter.api(path, method, b"{}" if method == "POST" else None)
+    assert status == 404, raw
+    assert headers["Content-Type"].startswith("application/json")
+    if method != "HEAD":
+        assert json.loads(raw)["error"]["type"] in ("NotFound", "BundleNotFound")
+
+
+def test_a_method_a_route_lacks_is_a_json_405(jupyter):
+    status, body = jupyter.json("bento/api/bundles", "POST", {})
+    assert status == 405 and body["error"]["type"] == "HTTP405"
+
+
 # -- authentication and XSRF --------------------------------------------------------------
 
 
@@ -115,6 +167,10 @@ def test_every_route_needs_jupyter_authentication(jupyter, iris_clf, recording_s
         ("POST", "bento/api/containerize"),
         ("GET", "bento/api/jobs"),
         ("GET", "bento/api/jobs/0123456789abcdef"),
+        ("GET", "bento/api/jobs/nope"),
+        ("GET", "bento/api/bundles/Guarded"),
+        ("GET", "bento/api/nothing"),
+        ("POST", "bento/api/nothing"),
         ("POST", f"bento/proxy/{recording_server.port}/predict"),
         ("DELETE", f"bento/proxy/{recording_server.port}/x"),
     ]
@@ -126,11 +182,25 @@ def test_every_route_needs_jupyter_authentication(jupyter, iris_clf, recording_s
         status, _headers, _raw = jupyter.api(path, method, body, token=False,
                                              headers={"Authorization": "token wrong"})
         assert status == 403, (method, path, status)
-    # a browser without a session is sent to the login page instead of being proxied
-    status, headers, _raw = jupyter.api(f"bento/proxy/{recording_server.port}/", token=False)
-    assert status == 302 and "/jp/login" in headers["Location"]
     assert recording_server.requests == []
     assert Store().get(bundle.tag).tag == bundle.tag
+
+
+def test_proxy_sends_browsers_without_a_session_to_login_and_refuses_their_writes(
+        jupyter, recording_server, register):
+    """What the README says: GET/HEAD without credentials -> 302 to Jupyter's login page
+    (as for any Jupyter page); POST/PUT/PATCH/DELETE -> 403. Nothing reaches the server."""
+    register(recording_server.port)
+    path = f"bento/proxy/{recording_server.port}/predict"
+    for method in ("GET", "HEAD"):
+        for headers in ({}, {"Authorization": "token wrong"}):
+            status, answer, _raw = jupyter.api(path, method, token=False, headers=headers)
+            assert status == 302, (method, headers)
+            assert answer["Location"] == "/jp/login?next=" + quote(f"/jp/{path}", safe="")
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        status, _headers, _raw = jupyter.api(path, method, b"[[1]]", token=False)
+        assert status == 403, method
+    assert recording_server.requests == []
 
 
 def _cookie_session(jupyter):
@@ -198,8 +268,9 @@ def test_servers_lists_running_servers_with_health_and_proxy_path(jupyter, iris_
         assert server["url"] == handle.url
         assert all(s["pid"] != dead.pid for s in body["servers"])
 
+        # the bundle's detail lists the same entries (status, proxy_url) for its servers
         status, one = jupyter.json(f"bento/api/bundles/Served/{bundle.version}")
-        assert [s["port"] for s in one["servers"]] == [handle.port]
+        assert one["servers"] == [server]
     finally:
         handle.stop()
     status, body = jupyter.json("bento/api/servers")
@@ -304,26 +375,60 @@ def test_proxy_never_hands_jupyter_credentials_to_the_model_server(jupyter, reco
 # -- containerize jobs --------------------------------------------------------------------
 
 
-def test_containerize_refuses_bad_requests(jupyter, iris_clf):
+def test_containerize_refuses_bad_requests_before_making_a_job(jupyter, iris_clf):
     bento_nb.pack(iris_clf, name="Boxed")
-    cases = [
-        (b"not json", 400),
-        (b"[]", 400),
-        (b'{"image": "x"}', 400),
-        (b'{"tag": "../etc"}', 400),
-        (b'{"tag": "Boxed", "image": "bad image name"}', 400),
-        (b'{"tag": "Boxed", "image": "x; rm -rf /"}', 400),
-        (b'{"tag": "NoSuchModel"}', 404),
+    cases = [  # body, status, error type, part of the message
+        (b"not json", 400, "BadInput", "not JSON"),
+        (b"\xff\xfe{", 400, "BadInput", "not JSON"),
+        (b"", 400, "BadInput", "JSON object"),
+        (b"[]", 400, "BadInput", "JSON object"),
+        (b'{"image": "x"}', 400, "BadInput", "missing 'tag'"),
+        (b'{"tag": 1}', 400, "BadInput", "'tag' must be a string"),
+        (b'{"tag": null}', 400, "BadInput", "'tag' must be a string"),
+        (b'{"tag": "Boxed", "image": 5}', 400, "BadInput", "'image' must be a string"),
+        (b'{"tag": "Boxed", "base_image": ["x"]}', 400, "BadInput", "'base_image'"),
+        (b'{"tag": "Boxed", "image": "boxed:1", "extra": 1}', 400, "BadInput", "'extra'"),
+        (b'{"tag": "../etc"}', 400, "InvalidName", "../etc"),
+        (b'{"tag": "Boxed:"}', 400, "InvalidName", "empty version"),
+        (b'{"tag": "Boxed", "image": "Iris:1"}', 400, "InvalidName", "lowercase"),
+        (b'{"tag": "Boxed", "image": "iris::1"}', 400, "InvalidName", "iris::1"),
+        (b'{"tag": "Boxed", "image": "-iris"}', 400, "InvalidName", "-iris"),
+        (b'{"tag": "Boxed", "image": "bad image name"}', 400, "InvalidName", "whitespace"),
+        (b'{"tag": "Boxed", "image": "x; rm -rf /"}', 400, "InvalidName", "image"),
+        (b'{"tag": "Boxed", "image": "iris@sha256:' + b"a" * 64 + b'"}', 400,
+         "InvalidName", "digest"),
+        (b'{"tag": "Boxed", "base_image": "Python:3.11"}', 400, "InvalidName",
+         "base_image"),
+        (b'{"tag": "NoSuchModel"}', 404, "BundleNotFound", "NoSuchModel"),
+        (b'{"tag": "Boxed:20000101_000000_000_abcdef"}', 404, "BundleNotFound", "Boxed"),
+        # an invalid image wins over an unknown bundle: nothing is looked up before the check
+        (b'{"tag": "NoSuchModel", "image": "Iris:1"}', 400, "InvalidName", "lowercase"),
     ]
-    for body, expected in cases:
+    _, before = jupyter.json("bento/api/jobs")
+    for body, expected, error_type, fragment in cases:
         status, _, raw = jupyter.api("bento/api/containerize", "POST", body,
                                      headers={"Content-Type": "application/json"})
         assert status == expected, (body, raw)
-        assert "error" in json.loads(raw)
-    status, body = jupyter.json("bento/api/jobs")
-    assert status == 200 and body["jobs"] == []
+        error = json.loads(raw)["error"]
+        assert error["type"] == error_type and fragment in error["message"], (body, error)
+    status, after = jupyter.json("bento/api/jobs")
+    assert status == 200 and after["jobs"] == before["jobs"] == []
     status, body = jupyter.json("bento/api/jobs/0123456789abcdef")
     assert status == 404 and body["error"]["type"] == "NotFound"
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"tag": "Boxed"}', (Tag("Boxed"), None, None)),
+    (b'{"tag": "Boxed:latest", "image": null, "base_image": ""}', (Tag("Boxed"), None, None)),
+    (b'{"tag": "Boxed:1", "image": "registry.example.org:5000/team/boxed:1.0", '
+     b'"base_image": "python@sha256:' + b"a" * 64 + b'"}',
+     (Tag("Boxed", "1"), "registry.example.org:5000/team/boxed:1.0",
+      "python@sha256:" + "a" * 64)),
+])
+def test_containerize_accepts_what_the_panel_and_docker_accept(body, expected):
+    from bento_nb.jupyter.handlers import _containerize_request
+
+    assert _containerize_request(body) == expected
 
 
 def wait_for_job(jupyter, job_id: str, timeout: float = 600) -> tuple[dict, list[str]]:
@@ -352,9 +457,11 @@ def test_containerize_job_without_docker_fails_with_the_command(
     jupyter = point_at(jupyter_without_docker, monkeypatch)
     bundle = bento_nb.pack(iris_clf, name="NoDaemon")
     status, job = jupyter.json("bento/api/containerize", "POST",
-                               {"tag": "NoDaemon", "image": "nodaemon:test"})
+                               {"tag": "NoDaemon", "image": "nodaemon:test",
+                                "base_image": "python:3.11-slim"})
     assert status == 202
     assert job["status"] in ("queued", "running") and job["tag"] == bundle.tag
+    assert job["base_image"] == "python:3.11-slim"
     job, lines = wait_for_job(jupyter, job["id"], timeout=120)
     assert job["status"] == "failed"
     assert job["error"]["type"] == "DockerUnavailable"
@@ -427,6 +534,10 @@ def test_handlers_ask_the_jupyter_authorizer(read_only_jupyter, point_at, monkey
     assert jupyter.json(f"bento/api/bundles/ReadOnly/{bundle.version}", "DELETE")[0] == 403
     assert jupyter.json("bento/api/containerize", "POST", {"tag": "ReadOnly"})[0] == 403
     assert jupyter.api(f"bento/proxy/{recording_server.port}/predict", "POST", b"[]")[0] == 403
+    # the catch-all too, for each method on its own (a read first must not let writes by)
+    assert jupyter.json("bento/api/nothing")[0] == 404
+    assert jupyter.json("bento/api/nothing", "POST", {})[0] == 403
+    assert jupyter.json("bento/api/nothing", "DELETE")[0] == 403
     assert bundle.path.is_dir()
     # the recorder saw the health check and the proxied GET, never a write
     assert {(r["method"], r["path"]) for r in recording_server.requests} == {
