@@ -4,6 +4,7 @@ Enabled on install (``jupyter-config/jupyter_server_config.d/bento_nb.json``), i
 under ``<base_url>/bento/``::
 
     GET    api/bundles                    every bundle in the store
+    GET    api/bundles/<name>             that name's versions
     GET    api/bundles/<name>/<version>   one bundle (``latest`` allowed)
     DELETE api/bundles/<name>/<version>   remove it (XSRF or token needed, like every write)
     GET    api/servers                    running bento_nb servers (the registry) + health
