@@ -2,6 +2,7 @@
 
     python bench/serve.py                  # ~2.5 min: both models, c = 1, 16, 64, 8 s each
     python bench/serve.py --duration 3 --models svc
+    python bench/serve.py --models svc --concurrency 64 --servers bento_nb,floor --repeat 7
 
 For each model (the iris SVC, and a RandomForest of 200 trees on iris) three servers run as
 separate processes on 127.0.0.1, one at a time:
@@ -18,6 +19,11 @@ JSON) when it is installed, else a bounded Python client. Printed per run: reque
 p50/p99 latency, the count of non-2xx answers (and socket errors), for bento_nb the mean
 batch size read from its /metrics, and the server process's CPU time per request (from
 /proc; a figure that stays meaningful when other work shares the machine).
+
+With ``--repeat N`` every server runs N times, the servers taking turns (so a slow spell of
+the machine hits all of them), and the table shows the median of each figure with the
+range of requests/s; the targets are judged on the medians. On 2 shared cores one run of a
+few seconds varies by ±15 %: compare medians, not single runs.
 """
 
 from __future__ import annotations
@@ -214,6 +220,8 @@ def main() -> None:
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
     parser.add_argument("--serve-args", default="", help="extra `bento-nb serve` options")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per server, taking turns; report medians and ranges")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -232,13 +240,13 @@ def main() -> None:
     lua = Path(home) / "post.lua"
     lua.write_text(LUA)
     levels = [int(c) for c in args.concurrency.split(",")]
-    results = []
+    repeat = max(1, args.repeat)
+    runs = []
     print(f"load generator: {'wrk -t1' if use_wrk else 'python threads'}, "
-          f"{args.duration:g} s per run, {os.cpu_count()} CPUs", flush=True)
-    header = (f"{'model':<6} {'server':<12} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'non-2xx':>8} {'batch':>6} {'CPU us/req':>10}")
-    print(header)
-    print("-" * len(header), flush=True)
+          f"{args.duration:g} s per run, {repeat} run(s) per server, {os.cpu_count()} CPUs",
+          flush=True)
+    if repeat == 1:
+        print_header()
     for model_kind in args.models.split(","):
         model = train(model_kind)
         name = "IrisSVC" if model_kind == "svc" else "IrisForest"
@@ -246,7 +254,7 @@ def main() -> None:
         model_path = str(Path(home) / f"{model_kind}.pkl")
         with open(model_path, "wb") as f:
             pickle.dump(model, f)
-        for kind in args.servers.split(","):
+        for turn, kind in [(t, k) for t in range(repeat) for k in args.servers.split(",")]:
             proc, url = start_server(kind, tag, model_path, env, args.serve_args.split())
             try:
                 # warm-up: imports, first-call costs, the batch-time fit
@@ -263,23 +271,64 @@ def main() -> None:
                         batches = after[1] - before[1]
                         row["batch"] = (after[0] - before[0]) / batches if batches else 0.0
                     row.update(model=model_kind, server=kind, c=c)
-                    results.append(row)
-                    batch = f"{row['batch']:6.1f}" if "batch" in row else f"{'-':>6}"
-                    print(f"{model_kind:<6} {kind:<12} {c:>3} {row['rps']:>9.0f} "
-                          f"{row['p50']:>8.2f} {row['p99']:>8.2f} {row['non2xx']:>8} {batch} "
-                          f"{row['cpu_us']:>10.0f}",
-                          flush=True)
+                    runs.append(row)
+                    if repeat == 1:
+                        print_row(row)
+                    else:
+                        print(f"  run {turn + 1}/{repeat} {model_kind} {kind} c={c}: "
+                              f"{row['rps']:.0f} req/s", file=sys.stderr, flush=True)
             finally:
                 proc.terminate()
                 try:
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+    results = runs if repeat == 1 else medians(runs)
+    if repeat > 1:
+        print_header(ranges=True)
+        for row in results:
+            print_row(row)
     print()
     print_targets(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     shutil.rmtree(home, ignore_errors=True)
+
+
+def print_header(ranges: bool = False) -> None:
+    header = (f"{'model':<6} {'server':<12} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'non-2xx':>8} {'batch':>6} {'CPU us/req':>10}"
+              + (f" {'req/s range':>13}" if ranges else ""))
+    print(header)
+    print("-" * len(header), flush=True)
+
+
+def print_row(row: dict) -> None:
+    batch = f"{row['batch']:6.1f}" if "batch" in row else f"{'-':>6}"
+    spread = f" {row['rps_min']:>6.0f}-{row['rps_max']:<6.0f}" if "rps_min" in row else ""
+    print(f"{row['model']:<6} {row['server']:<12} {row['c']:>3} {row['rps']:>9.0f} "
+          f"{row['p50']:>8.2f} {row['p99']:>8.2f} {row['non2xx']:>8} {batch} "
+          f"{row['cpu_us']:>10.0f}{spread}", flush=True)
+
+
+def medians(runs: list[dict]) -> list[dict]:
+    """One row per (model, server, c): the median of each figure over the runs, the sum of
+    non-2xx answers, and the range of requests/s."""
+    from statistics import median
+
+    groups: dict[tuple, list[dict]] = {}
+    for row in runs:
+        groups.setdefault((row["model"], row["server"], row["c"]), []).append(row)
+    out = []
+    for (model, server, c), rows in groups.items():
+        merged = {"model": model, "server": server, "c": c, "runs": len(rows),
+                  "non2xx": sum(r["non2xx"] for r in rows),
+                  "rps_min": min(r["rps"] for r in rows), "rps_max": max(r["rps"] for r in rows)}
+        for key in ("rps", "p50", "p99", "cpu_us", "batch"):
+            if all(key in r for r in rows):
+                merged[key] = median(r[key] for r in rows)
+        out.append(merged)
+    return out
 
 
 def print_targets(results: list[dict]) -> None:
