@@ -94,12 +94,27 @@ class InputAdapter:
     def configure(self, model: Any) -> None:
         """Learn the expected input from a packed model, when the user did not say."""
 
+    def example_body(self, value: Any) -> Any:
+        """An in-process input (what the API is called with) as a request body, for the
+        documented example of a bundle (``pack(..., example=...)``)."""
+        return to_jsonable(value)
+
+    def encode_example(self, body: Any) -> tuple[bytes, str]:
+        """``body`` (from :meth:`example_body`) as the bytes and content type a client
+        sends; raises BadInput when it cannot be sent."""
+        try:
+            return json.dumps(body, allow_nan=False).encode(), "application/json"
+        except (TypeError, ValueError) as e:
+            raise BadInput(f"not JSON: {e}") from None
+
     def config(self) -> dict:
         """What the manifest records about this adapter."""
         return {"type": type(self).__name__}
 
-    def openapi_request(self) -> dict:
-        return {"content": {"application/json": {"schema": {}, "example": {}}}}
+    def openapi_request(self, example: Any = None) -> dict:
+        """The OpenAPI ``requestBody``; ``example``: a body from :meth:`example_body`."""
+        return {"content": {"application/json": {"schema": {},
+                                                  "example": {} if example is None else example}}}
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
@@ -148,6 +163,17 @@ class DataframeInput(InputAdapter):
             self.n_columns = int(count)
             if self.numeric is None:
                 self.numeric = True
+
+    def example_body(self, value: Any) -> Any:
+        """A DataFrame with named columns as records (its names documented), any other
+        table as a list of rows."""
+        import pandas as pd
+
+        if isinstance(value, pd.DataFrame):
+            if all(isinstance(c, str) for c in value.columns):
+                return to_jsonable(value.to_dict(orient="records"))
+            return to_jsonable(value.to_numpy().tolist())
+        return to_jsonable(value)
 
     def config(self) -> dict:
         out: dict[str, Any] = {"type": type(self).__name__}
@@ -344,7 +370,7 @@ class DataframeInput(InputAdapter):
         data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
         return pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
 
-    def openapi_request(self) -> dict:
+    def openapi_request(self, example: Any = None) -> dict:
         """Request schema. For a known width of numbers (a scikit-learn model) every body
         it admits is accepted, but numbers too large for a float, and every body it refuses
         is refused, but what JSON Schema cannot pin down: a positional model takes records
@@ -394,15 +420,13 @@ class DataframeInput(InputAdapter):
             "type": "object", "required": ["instances"], "additionalProperties": False,
             "description": 'any of the forms above inside {"instances": ...}',
             "properties": {"instances": {"anyOf": forms}}}]}
-        example_rows = [[round(0.5 + i, 1) for i in range(width)]]
+        if example is None:
+            example = [[round(0.5 + i, 1) for i in range(width)]]
         return {
             "required": True,
             "content": {
-                "application/json": {"schema": table, "example": example_rows},
-                "text/csv": {
-                    "schema": {"type": "string"},
-                    "example": ",".join(str(v) for v in example_rows[0]) + "\n",
-                },
+                "application/json": {"schema": table, "example": example},
+                "text/csv": {"schema": {"type": "string"}, "example": _csv_example(example)},
             },
         }
 
@@ -419,8 +443,9 @@ class JsonInput(InputAdapter):
             raise UnsupportedMediaType(f"content type {media!r} is not supported: send application/json")
         return Payload(loads_json(body))
 
-    def openapi_request(self) -> dict:
-        return {"required": True, "content": {"application/json": {"schema": {}, "example": {"text": "hello"}}}}
+    def openapi_request(self, example: Any = None) -> dict:
+        return {"required": True, "content": {"application/json": {
+            "schema": {}, "example": {"text": "hello"} if example is None else example}}}
 
 
 class StringInput(InputAdapter):
@@ -439,8 +464,17 @@ class StringInput(InputAdapter):
         except UnicodeDecodeError:
             raise BadInput("body is not UTF-8 text") from None
 
-    def openapi_request(self) -> dict:
-        return {"required": True, "content": {"text/plain": {"schema": {"type": "string"}, "example": "hello"}}}
+    def example_body(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise BadInput(f"the example of a text API is a str, not {type(value).__name__}")
+        return value
+
+    def encode_example(self, body: Any) -> tuple[bytes, str]:
+        return body.encode("utf-8"), "text/plain"
+
+    def openapi_request(self, example: Any = None) -> dict:
+        return {"required": True, "content": {"text/plain": {
+            "schema": {"type": "string"}, "example": "hello" if example is None else example}}}
 
 
 class FileInput(InputAdapter):
@@ -448,6 +482,9 @@ class FileInput(InputAdapter):
 
     kind = "file"
     media_types = ("application/octet-stream", "multipart/form-data")
+
+    def example_body(self, value: Any) -> Any:
+        raise BadInput("a file API takes no documented example (examples are JSON or text)")
 
     def parse(self, body: bytes, content_type: str | None = None) -> Payload:
         media = _media_type(content_type)
@@ -466,7 +503,7 @@ class FileInput(InputAdapter):
             value = value.encode()
         return Payload(bytes(value))
 
-    def openapi_request(self) -> dict:
+    def openapi_request(self, example: Any = None) -> dict:
         return {"required": True, "content": {
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
             "multipart/form-data": {"schema": {"type": "object", "properties": {
@@ -493,6 +530,25 @@ def adapter_from_config(config: dict | str) -> InputAdapter:
 
 
 # -- outputs ------------------------------------------------------------------------------
+
+
+def _csv_example(body: Any) -> str:
+    """A table body (rows, records or the split form) as CSV text; a header row when the
+    body names its columns."""
+    if isinstance(body, dict) and "instances" in body:
+        body = body["instances"]
+    header, rows = None, body
+    if isinstance(body, dict) and "columns" in body:
+        header, rows = body["columns"], body.get("data") or []
+    elif isinstance(body, list) and body and all(isinstance(r, dict) for r in body):
+        header = list(body[0])
+        rows = [[r.get(k) for k in header] for r in body]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(r if isinstance(r, list) else [r] for r in rows)
+    return out.getvalue()
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -41,6 +41,7 @@ from .errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, P
 from .store import Bundle, Store, Tag, read_manifest, validate_name
 
 SERVICE_FILE = "service.pkl"
+_EXAMPLE_MAX_BYTES = 16 * 1024
 
 
 # -- declarations -------------------------------------------------------------------------
@@ -194,6 +195,8 @@ class BentoService:
         self._apis = self._collect_apis()
         self.bundle: Bundle | None = None
         self.labels: dict[str, str] = {}
+        # {"api": name, "body": request body}: the documented example (pack(example=...))
+        self.example: dict | None = None
 
     # identity
 
@@ -238,18 +241,41 @@ class BentoService:
         return str(self.save_bundle(labels=labels, store=store).path)
 
     def save_bundle(self, labels: dict | None = None, store: Store | None = None,
-                    extra_requirements: Iterable[str] = ()) -> Bundle:
+                    extra_requirements: Iterable[str] = (), example: Any = None) -> Bundle:
+        """Save as a new version; returns the Bundle. ``example``: an input the first API
+        (``predict`` if there is one) is called with, e.g. ``X[:2]``; it is run through the
+        API once now, then shown as the request example in /docs.json, the Try-it box and
+        the bundle's README."""
         missing = self.artifacts.missing()
         if missing:
             raise PackError(f"artifact(s) {missing} not packed: call svc.pack(name, obj) first")
         if not self._apis:
             raise PackError(f"{self.name} has no API: decorate a method with @api(...)")
+        if example is not None:
+            self.example = self._checked_example(example)
         store = store or Store()
         labels = {str(k): str(v) for k, v in {**self.labels, **(labels or {})}.items()}
         extra = [*type(self)._bento_env.pip_packages, *extra_requirements]
         bundle = store.save(self.name, partial(self._write_bundle, labels=labels, extra=extra))
         self.bundle = bundle
         return bundle
+
+    def _checked_example(self, value: Any) -> dict:
+        """``value`` as a request body of the first API, sent through that API as the server
+        would (so the documented example is known to work)."""
+        api = self._apis.get("predict") or next(iter(self._apis.values()))
+        try:
+            body = api.input.example_body(value)
+            raw, content_type = api.input.encode_example(body)
+            if len(raw) > _EXAMPLE_MAX_BYTES:
+                raise PackError(f"the example is {len(raw):,} bytes as a request; keep it to a "
+                                f"few rows (at most {_EXAMPLE_MAX_BYTES:,} bytes)")
+            api.run_one(api.input.parse(raw, content_type))
+        except PackError:
+            raise
+        except BentoNbError as e:
+            raise PackError(f"the example does not work with API {api.name!r}: {e.message}") from None
+        return {"api": api.name, "body": body}
 
     def _definition(self) -> dict:
         """Picklable state that rebuilds this service (apart from artifacts)."""
@@ -288,6 +314,8 @@ class BentoService:
             "labels": labels,
             "requirements": pins,
         }
+        if self.example is not None:
+            manifest["example"] = self.example
         (folder / "README.md").write_text(templates.render_readme(manifest), encoding="utf-8")
         (folder / "Dockerfile").write_text(templates.render_dockerfile(manifest), encoding="utf-8")
         return manifest
@@ -377,11 +405,14 @@ class ModelService(BentoService):
 def pack(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
          input: str | InputAdapter = "dataframe", batch: bool = True,
          labels: dict | None = None, requirements: Iterable[str] | None = None,
-         store: Store | None = None) -> Bundle:
+         store: Store | None = None, example: Any = None) -> Bundle:
     """Save any cloudpickle-able object (with the named methods, or a callable) as a new
-    bundle version; returns the :class:`~bento_nb.store.Bundle` (``.tag``, ``.path``)."""
+    bundle version; returns the :class:`~bento_nb.store.Bundle` (``.tag``, ``.path``).
+    ``example`` (e.g. ``X[:2]``) is checked against the first API and documented as its
+    request example (see :meth:`BentoService.save_bundle`)."""
     svc = service_from_model(model, name=name, apis=apis, input=input, batch=batch)
-    return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or ())
+    return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or (),
+                           example=example)
 
 
 def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
@@ -458,6 +489,7 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
             inference_api._per_row = isinstance(inference_api.input, DataframeInput)
     svc.bundle = bundle
     svc.labels = bundle.labels
+    svc.example = manifest.get("example")
     return svc
 
 

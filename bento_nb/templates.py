@@ -9,6 +9,7 @@ rendering. The Dockerfile expects a build context laid out by
 from __future__ import annotations
 
 import json
+import shlex
 
 DEFAULT_PORT = 5000
 # The container's health probe: GET /healthz on the port the server was started with (the
@@ -94,6 +95,7 @@ def render_readme(manifest: dict) -> str:
         f"bento-nb containerize {name}:{version} -t {name.lower()}:{version.lower()}",
         "```",
         "",
+        *_example_lines(manifest),
         "## Requirements",
         "",
         *[f"- {r}" for r in manifest.get("requirements", [])],
@@ -102,3 +104,21 @@ def render_readme(manifest: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _example_lines(manifest: dict) -> list[str]:
+    """The README's example request, when the bundle was packed with ``example=``."""
+    example = manifest.get("example")
+    if not example:
+        return []
+    api = next((a for a in manifest.get("apis", []) if a["name"] == example["api"]), None)
+    if api is None:
+        return []
+    body = example["body"]
+    if isinstance(body, str) and api["input"]["type"] == "StringInput":
+        content_type, data = "text/plain", body
+    else:
+        content_type, data = "application/json", json.dumps(body)
+    return ["## Example request", "", "```bash",
+            f"curl -H 'Content-Type: {content_type}' --data-binary {shlex.quote(data)} "
+            f"http://127.0.0.1:{DEFAULT_PORT}{api['route']}", "```", ""]

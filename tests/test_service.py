@@ -47,6 +47,31 @@ def test_apis_are_attributes_and_a_loaded_service_pickles(iris_clf):
     assert again.predict(ROW).tolist() == [0] and again.artifacts.model is not None
 
 
+def test_pack_with_an_example_checks_it_and_keeps_it(iris_clf, iris):
+    import shlex
+
+    from bento_nb.adapters import FileInput, StringInput
+
+    X, _ = iris
+    bundle = bento_nb.pack(iris_clf, name="Iris", example=X[:2])
+    assert bundle.manifest["example"] == {"api": "predict", "body": X[:2].tolist()}
+    assert bento_nb.load(bundle.tag).example == bundle.manifest["example"]
+    readme = (bundle.path / "README.md").read_text()
+    assert f"--data-binary {shlex.quote(json.dumps(X[:2].tolist()))}" in readme
+    assert "http://127.0.0.1:5000/predict" in readme
+    with pytest.raises(PackError, match="does not work with API 'predict': expected 4 columns"):
+        bento_nb.pack(iris_clf, name="Iris", example=[[1, 2]])
+    with pytest.raises(PackError, match="keep it to a few rows"):
+        bento_nb.pack(iris_clf, name="Iris", example=np.repeat(X, 10, axis=0))
+    text = bento_nb.pack(str.upper, name="Upper", input=StringInput(), batch=False,
+                         example="hi")
+    assert text.manifest["example"]["body"] == "hi"
+    assert "Content-Type: text/plain' --data-binary hi " in (text.path / "README.md").read_text()
+    with pytest.raises(PackError, match="file API takes no documented example"):
+        bento_nb.pack(len, name="Size", input=FileInput(), batch=False, example=b"x")
+    assert len(bento_nb.list_bundles("Iris")) == 1  # refused examples saved nothing
+
+
 def test_pack_refuses_missing_methods(iris_clf):
     with pytest.raises(PackError, match="no method 'predict_proba'"):
         bento_nb.pack(iris_clf, name="Iris", apis=["predict_proba"])

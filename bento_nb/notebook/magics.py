@@ -36,7 +36,7 @@ HELP = """\
 %bento — pack, serve and ship models from the notebook
 
   %bento pack VAR [--name N] [--api predict,predict_proba] [--input dataframe]
-                  [--label k=v] [--requirement PKG] [--no-batch]
+                  [--label k=v] [--requirement PKG] [--no-batch] [--example X[:2]]
                                          save a variable as a bundle; shows the bundle
   %bento serve [TARGET] [--port N] [--max-batch-size N] [--max-latency-ms N]
                                          TARGET: tag, variable, or (none) the last packed
@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requirement", action="append", default=[], metavar="PKG",
                    help="extra pip requirement (repeatable)")
     p.add_argument("--no-batch", action="store_true", help="one request per call, no batching")
+    p.add_argument("--example", metavar="DATA", default=None,
+                   help="an input such as X[:2] (variable, expression or JSON): checked now, "
+                        "then the request example of /docs.json and Try it")
 
     p = sub.add_parser("serve", prog="%bento serve", help="serve in the kernel")
     p.add_argument("target", nargs="?", help="tag, path, variable, or (none) the last packed")
@@ -238,16 +241,18 @@ class BentoMagics(Magics):
             labels[key] = value
         if isinstance(obj, Bundle):
             raise UsageError(f"{args.var} is already a bundle ({obj.tag}); serve it with %bento serve {args.var}")
+        example = self._data(args.example) if args.example is not None else None
         if isinstance(obj, BentoService):
             if args.name or args.api or args.input or args.no_batch:
                 raise UsageError("--name/--api/--input/--no-batch apply to plain models; a "
                                  "BentoService is saved under its class name with its own @api")
-            bundle = obj.save_bundle(labels=labels, extra_requirements=args.requirement)
+            bundle = obj.save_bundle(labels=labels, extra_requirements=args.requirement,
+                                     example=example)
         else:
             apis = [a.strip() for a in (args.api or "predict").split(",") if a.strip()]
             bundle = pack(obj, name=args.name or _safe_name(args.var), apis=apis,
                           input=args.input or "dataframe", batch=not args.no_batch,
-                          labels=labels, requirements=args.requirement)
+                          labels=labels, requirements=args.requirement, example=example)
         current().last_packed = bundle.tag
         current().remember_pack(args.var, obj, bundle.tag)
         widget = BundleWidget(bundle, on_serve=self._serve_tag)

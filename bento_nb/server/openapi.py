@@ -40,8 +40,12 @@ def build_openapi(service: Any, token_required: bool = False) -> dict:
     tag = getattr(service, "tag", None)
     paths: dict[str, Any] = {}
     error_codes = ["400", "413", "415", "500", "503"] + (["401"] if token_required else [])
+    example = getattr(service, "example", None) or {}
+    shown_with = service.apis.get(example.get("api"))
     for api in service.apis.values():
-        request = dict(api.input.openapi_request())
+        # the bundle's checked example, on every API that takes the same input as its own
+        same_input = shown_with is not None and api.input.config() == shown_with.input.config()
+        request = dict(api.input.openapi_request(example["body"] if same_input else None))
         request.setdefault("required", True)
         operation = {
             "tags": ["APIs"],

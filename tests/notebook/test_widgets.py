@@ -206,3 +206,20 @@ w.last_answer
     assert answer == [200, [2]]
     assert kernel.text(kernel.magic("predict clf [[5.1, 3.5, 1.4, 0.2]]")).strip().endswith("[0]")
     kernel.magic("stop all")
+
+
+def test_try_it_starts_with_the_packed_example(kernel):
+    """`%bento pack clf --example X[:2]`: the Try it box of its server holds those rows,
+    and sending them as they are answers."""
+    result = _json(kernel, """
+import json
+samples = X[[0, 100]]
+%bento pack clf --name ExampleIris --example samples
+%bento serve ExampleIris --port 0
+w = bento_nb.notebook.last_widget()
+before = json.loads(w.try_input.value)
+w.try_button.click()
+w.handle.stop()
+[before, w.last_answer]
+""")
+    assert result == [[[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]], [200, [0, 2]]]

@@ -43,6 +43,32 @@ def test_docs_json_is_valid_openapi(iris_server):
     assert {"/healthz", "/readyz", "/metrics", "/metadata"} <= set(spec["paths"])
 
 
+def test_a_packed_example_is_the_documented_request_and_it_works(iris, serve_model):
+    """pack(..., example=X[:2]): /docs.json shows it (JSON, and CSV with the header of a
+    named model), and sending exactly that answers 200."""
+    import pandas as pd
+    from openapi_spec_validator import validate
+    from sklearn import svm
+
+    import bento_nb
+
+    X, y = iris
+    frame = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    bundle = bento_nb.pack(svm.SVC().fit(frame, y), name="Named", example=frame[:2])
+    handle = serve_model(bundle.tag)
+    spec = request(handle.url + "/docs.json").json()
+    validate(spec)
+    content = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert content["application/json"]["example"] == [
+        {"sl": 5.1, "sw": 3.5, "pl": 1.4, "pw": 0.2}, {"sl": 4.9, "sw": 3.0, "pl": 1.4, "pw": 0.2}]
+    assert content["text/csv"]["example"] == "sl,sw,pl,pw\n5.1,3.5,1.4,0.2\n4.9,3.0,1.4,0.2\n"
+    r = post_json(handle.url + "/predict", content["application/json"]["example"])
+    assert (r.status, r.json()) == (200, [0, 0])
+    r = request(handle.url + "/predict", "POST", content["text/csv"]["example"],
+                content_type="text/csv")
+    assert (r.status, r.json()) == (200, [0, 0])
+
+
 def test_swagger_page_uses_only_local_assets(iris_server):
     r = request(iris_server.url + "/")
     assert r.status == 200 and r.headers["content-type"].startswith("text/html")
