@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return _COMMANDS[args.command](args) or 0
     except KeyboardInterrupt:
+        print("bento-nb: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

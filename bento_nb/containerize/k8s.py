@@ -92,6 +92,9 @@ def render_manifests(tag: str | os.PathLike | Bundle, image: str, replicas: int 
         "startupProbe": probe("/healthz", 2, 60),     # up to two minutes to load a model
         "readinessProbe": probe("/readyz", 5, 2),
         "livenessProbe": probe("/healthz", 10, 3),
+        # Endpoints are removed asynchronously after SIGTERM: keep answering a few seconds
+        # so requests routed meanwhile are served, then drain (the server's own stop()).
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
         "resources": {
             "requests": {"cpu": "250m", "memory": f"{memory}Mi"},
             "limits": {"cpu": "1", "memory": f"{memory * 2}Mi"},

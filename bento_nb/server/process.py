@@ -24,7 +24,7 @@ from tornado.ioloop import IOLoop
 from ..errors import ServerError, UsageError
 from . import registry
 from .config import ServerConfig
-from .runner import ModelServer, bind, warn_if_public
+from .runner import LOOPBACK_HOSTS, ModelServer, bind, warn_if_public
 
 _MAX_RESTARTS = 20
 
@@ -45,14 +45,15 @@ def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 
         sockets, bound, _ = bind(config)
     else:
         sockets, bound = _bind_shared_port(config, int(workers))
-    warn_if_public(config.host)
+    warn_if_public(config)
     shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
     url = f"http://{shown}:{bound}"
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
               "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    where = "" if config.host in LOOPBACK_HOSTS else f"; listening on {config.host or '*'}:{bound}"
     print(f"bento-nb: serving {service.tag or service.name} at {url} "
-          f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}; Ctrl-C to stop)",
+          f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}{where}; Ctrl-C to stop)",
           flush=True)
     registry.write_record(record)
     gc.collect()
@@ -64,6 +65,7 @@ def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 
             _supervise(service, config, sockets)
     finally:
         registry.remove_record(record["pid"], bound)
+    print("bento-nb: stopped", flush=True)
     return 0
 
 
@@ -111,6 +113,9 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
 
     def request_stop() -> None:
         if not stopping:
+            busy = server.state.in_flight if server.state else 0
+            print(f"bento-nb: stopping (pid {os.getpid()}): draining {busy} request(s) "
+                  "in flight", flush=True)
             stopping.append(asyncio.ensure_future(server.shutdown()))
             stopping[0].add_done_callback(lambda _f: loop.stop())
 

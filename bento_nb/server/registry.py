@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -70,20 +71,28 @@ def record_path(pid: int, port: int) -> Path:
     return servers_dir() / f"{pid}-{port}.json"
 
 
-def write_record(record: dict) -> Path:
-    """Write a server record atomically (temp file + rename); returns its path."""
+def write_record(record: dict) -> Path | None:
+    """Write a server record atomically (temp file + rename); returns its path. The record
+    only serves the Jupyter panel: where it cannot be written (a read-only container, say)
+    the server runs anyway, with a warning, and None is returned."""
     path = record_path(record["pid"], record["port"])
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        print(f"bento-nb: warning: cannot register the server in {path.parent} "
+              f"({e.strerror or e}); Jupyter will not list it (set JUPYTER_RUNTIME_DIR to a "
+              "writable folder)", file=sys.stderr)
+        return None
     return path
 
 
 def remove_record(pid: int, port: int) -> None:
     try:
         record_path(pid, port).unlink()
-    except FileNotFoundError:
+    except OSError:  # gone already, or never written (see write_record)
         pass
 
 

@@ -36,7 +36,7 @@ from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import Metrics
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections
 _BACKLOG = 1024  # at most this many queued connections are accepted and answered at stop()
@@ -68,12 +68,14 @@ def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.so
         + "; pick another port (0 picks any free one)") from last
 
 
-def warn_if_public(host: str) -> None:
-    if host not in _LOOPBACK:
-        token = "" if os.environ.get("BENTO_NB_API_TOKEN") else (
-            "; consider --api-token / BENTO_NB_API_TOKEN")
-        print(f"bento-nb: warning: listening on {host or 'all interfaces'}: anyone who can reach "
-              f"this machine can call the model{token}", file=sys.stderr)
+def warn_if_public(config: ServerConfig) -> None:
+    """Binding beyond loopback: say so on stderr (and suggest a token when there is none)."""
+    if config.host not in LOOPBACK_HOSTS:
+        who = ("anyone who can reach this machine and has the token" if config.api_token
+               else "anyone who can reach this machine; consider --api-token / "
+                    "BENTO_NB_API_TOKEN")
+        print(f"bento-nb: warning: listening on {config.host or 'all interfaces'}: the model "
+              f"can be called by {who}", file=sys.stderr)
 
 
 class ModelServer:
@@ -314,7 +316,7 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
         raise UsageError("pass server options either in config= or as keywords, not both")
     service = as_service(target, **model_options)
     sockets, bound_port, moved_from = bind(config)
-    warn_if_public(config.host)
+    warn_if_public(config)
     server = ModelServer(service, config)
     handle = ServerHandle(server, bound_port, moved_from, getattr(service, "tag", None))
     started = threading.Event()

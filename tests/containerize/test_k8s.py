@@ -56,6 +56,9 @@ def test_deployment_probes_resources_and_security(iris_bundle):
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["ports"][0]["containerPort"] == 5000
+    # keep serving while the endpoint is removed, and leave time for the 10 s drain after
+    pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert 0 < pause and pause + 10 < pod["terminationGracePeriodSeconds"]
     for kind in ("requests", "limits"):
         assert set(container["resources"][kind]) == {"cpu", "memory"}
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -54,6 +54,10 @@ def test_cli_on_all_interfaces_warns(iris_tag):
         assert "0.0.0.0" in warning and "anyone who can reach" in warning
         assert "--api-token" in warning  # suggests the token when none is set
         assert predict(server.port, ROW).json() == [0]  # reached through 127.0.0.1
+    with cli_server(iris_tag, "--host", "0.0.0.0", "--api-token", "t0ken") as server:
+        assert wait_for(lambda: "warning" in server.stderr_text(), 5)
+        warning = server.stderr_text()
+        assert "has the token" in warning and "consider --api-token" not in warning
 
 
 def test_inprocess_serve_listens_on_loopback(serve_model):

@@ -111,6 +111,25 @@ def test_cli_token_and_body_limit(cli_server):
     assert r.status == 413 and r.json()["error"]["type"] == "PayloadTooLarge"
 
 
+def test_cli_serves_when_the_registry_cannot_be_written(iris_bundle, tmp_path, monkeypatch):
+    """A read-only container: the Jupyter registry is a nicety, never fatal. The log says
+    when the server stops and that it drained."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(blocked))
+    port = free_port()
+    proc = _start("IrisClassifier", "--port", str(port))
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}")
+        assert post_json(f"http://127.0.0.1:{port}/predict", ROW).json() == [0]
+    finally:
+        code = _stop(proc)
+    out, err = proc.communicate(timeout=10)
+    assert code == 0, err
+    assert "warning: cannot register the server" in err and "Traceback" not in err
+    assert "bento-nb: stopping (pid" in out and out.rstrip().endswith("bento-nb: stopped")
+
+
 def test_cli_busy_port_is_one_line_error(iris_bundle):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
