@@ -54,7 +54,10 @@ def port_is_free(port: int) -> bool:
     servers bind: connections closed a moment ago may linger in TIME_WAIT)."""
     with socket.socket() as probe:
         probe.settimeout(2)
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
+        # a connection to itself (the kernel picked ``port`` as the probe's own ephemeral
+        # port: TCP simultaneous open) is not a listener
+        if probe.connect_ex(("127.0.0.1", port)) == 0 and \
+                probe.getsockname() != probe.getpeername():
             return False
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

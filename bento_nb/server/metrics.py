@@ -11,20 +11,36 @@ one process never mix their numbers. Exposed series::
     bento_nb_in_flight_requests                     requests being answered now
     bento_nb_queue_depth{api}                       requests waiting for the model
 
+The figures are plain counters and bucket arrays, updated without locks on the IOLoop thread
+(requests) or under one lock on the model threads (batches), and turned into Prometheus
+families only when scraped.
+
+**Several worker processes** (``bento-nb serve --workers N``) share one port, so a scrape
+reaches one of them at random. Each worker then writes a snapshot of its figures to a
+folder the supervisor made (``shared_dir``) about once a second, and ``/metrics`` reports
+the sum over every worker: its own live figures plus the others' latest snapshots
+(counters of a worker that died stay counted, so the sums never go down; gauges count live
+workers only). Other workers' numbers are at most a second old.
+
 ``Metrics.summary()`` is what ``ServerHandle.stats()`` returns (requests, errors, requests
 per second over the last seconds, mean batch size, p50/p99 latency of recent requests).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .._processes import pid_alive
 
 LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -33,59 +49,86 @@ _RECENT = 2048  # latencies kept for p50/p99
 _RATE_WINDOW = 5  # seconds averaged for requests_per_second
 
 
-class _RequestCollector:
-    """Per-request series kept as plain counters on the IOLoop thread (no locks, well under
-    a microsecond per request) and turned into Prometheus families only when scraped."""
+def _observe(histograms: dict, key: str, bounds: tuple, value: float) -> None:
+    entry = histograms.get(key)
+    if entry is None:
+        entry = histograms[key] = [[0] * (len(bounds) + 1), 0.0]
+    entry[0][bisect_left(bounds, value)] += 1
+    entry[1] += value
+
+
+def _add_histograms(into: dict, more: dict) -> None:
+    for key, (counts, total) in more.items():
+        entry = into.setdefault(key, [[0] * len(counts), 0.0])
+        entry[0] = [a + b for a, b in zip(entry[0], counts)]
+        entry[1] += total
+
+
+def _histogram_family(name: str, doc: str, label: str, bounds: tuple,
+                      histograms: dict) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=[label])
+    for key, (counts, total) in sorted(histograms.items()):
+        cumulative, buckets = 0, []
+        for bound, count in zip((*bounds, float("inf")), counts):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+        family.add_metric([key], buckets, sum_value=total)
+    return family
+
+
+class _Collector:
+    """Builds every family from :meth:`Metrics.merged` at scrape time."""
 
     def __init__(self, metrics: Metrics):
         self.metrics = metrics
 
     def collect(self):
-        m = self.metrics
+        snap = self.metrics.merged()
         requests = CounterMetricFamily("bento_nb_requests", "HTTP requests answered",
                                        labels=["route", "code"])
         errors = CounterMetricFamily("bento_nb_errors", "HTTP requests answered with 4xx/5xx",
                                      labels=["route", "code"])
-        for (route, code), count in sorted(m._counts.items()):
+        for route, code, count in sorted(snap["counts"]):
             requests.add_metric([route, str(code)], count)
             if code >= 400:
                 errors.add_metric([route, str(code)], count)
-        latency = HistogramMetricFamily("bento_nb_request_duration_seconds",
-                                        "Time from request received to response written",
-                                        labels=["route"])
-        for route, (counts, total) in sorted(m._latency.items()):
-            cumulative, buckets = 0, []
-            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)),
-                                cumulative))
-            latency.add_metric([route], buckets, sum_value=total[0])
-        return [requests, errors, latency]
+        in_flight = GaugeMetricFamily("bento_nb_in_flight_requests", "Requests being answered",
+                                      value=snap["in_flight"])
+        queue = GaugeMetricFamily("bento_nb_queue_depth", "Requests waiting for the model",
+                                  labels=["api"])
+        for api, depth in sorted(snap["queue"].items()):
+            queue.add_metric([api], depth)
+        return [
+            requests, errors,
+            _histogram_family("bento_nb_request_duration_seconds",
+                              "Time from request received to response written", "route",
+                              LATENCY_BUCKETS, snap["latency"]),
+            _histogram_family("bento_nb_batch_size", "Requests per model call", "api",
+                              BATCH_BUCKETS, snap["batch_size"]),
+            _histogram_family("bento_nb_batch_duration_seconds", "Model call time", "api",
+                              LATENCY_BUCKETS, snap["batch_time"]),
+            in_flight, queue,
+        ]
 
 
 class Metrics:
     """Counters of one server. ``observe_request`` runs on the IOLoop thread,
-    ``observe_batch`` on model threads; both are cheap."""
+    ``observe_batch`` on model threads; both are cheap. ``shared_dir``: see the module
+    docstring (workers of one ``bento-nb serve``)."""
 
     def __init__(self, in_flight: Callable[[], int] | None = None,
-                 queue_depths: Callable[[], dict] | None = None):
-        self.registry = CollectorRegistry(auto_describe=False)
-        self._counts: dict[tuple[str, int], int] = {}
-        self._latency: dict[str, tuple[list[int], list[float]]] = {}
-        self.registry.register(_RequestCollector(self))
-        self._batch_size = Histogram("bento_nb_batch_size", "Requests per model call",
-                                     ["api"], buckets=BATCH_BUCKETS, registry=self.registry)
-        self._batch_time = Histogram("bento_nb_batch_duration_seconds", "Model call time",
-                                     ["api"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        gauge = Gauge("bento_nb_in_flight_requests", "Requests being answered",
-                      registry=self.registry)
-        if in_flight is not None:
-            gauge.set_function(in_flight)
-        self._queue_gauge = Gauge("bento_nb_queue_depth", "Requests waiting for the model",
-                                  ["api"], registry=self.registry)
+                 queue_depths: Callable[[], dict] | None = None,
+                 shared_dir: str | os.PathLike | None = None):
+        self._in_flight = in_flight
         self._queue_depths = queue_depths
-        self._batch_children: dict = {}
+        self.shared_dir = Path(shared_dir) if shared_dir is not None else None
+        self._counts: dict[tuple[str, int], int] = {}
+        self._latency: dict[str, list] = {}
+        self._batch_size: dict[str, list] = {}
+        self._batch_time: dict[str, list] = {}
         self._lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
         self.started = time.time()
         self.requests = 0
         self.errors = 0
@@ -102,11 +145,7 @@ class Metrics:
         key = (route, code)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
-        latency = self._latency.get(route)
-        if latency is None:
-            latency = self._latency[route] = ([0] * (len(LATENCY_BUCKETS) + 1), [0.0])
-        latency[0][bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        latency[1][0] += seconds
+        _observe(self._latency, route, LATENCY_BUCKETS, seconds)
         self.requests += 1
         if code >= 400:
             self.errors += 1
@@ -120,23 +159,66 @@ class Metrics:
         self._per_second[slot] += 1
 
     def observe_batch(self, api: str, size: int, seconds: float) -> None:
-        children = self._batch_children.get(api)
-        if children is None:
-            with self._lock:
-                children = self._batch_children[api] = (
-                    self._batch_size.labels(api), self._batch_time.labels(api))
-        children[0].observe(size)
-        children[1].observe(seconds)
         with self._lock:
+            _observe(self._batch_size, api, BATCH_BUCKETS, size)
+            _observe(self._batch_time, api, LATENCY_BUCKETS, seconds)
             self.batches += 1
             self.batched += size
 
     # -- reading ----------------------------------------------------------------------
 
+    def snapshot(self) -> dict:
+        """This process's figures as plain JSON-able data (call on the IOLoop thread)."""
+        with self._lock:
+            batch_size = {k: [list(c), t] for k, (c, t) in self._batch_size.items()}
+            batch_time = {k: [list(c), t] for k, (c, t) in self._batch_time.items()}
+        return {
+            "pid": os.getpid(),
+            "counts": [[route, code, n] for (route, code), n in self._counts.items()],
+            "latency": {k: [list(c), t] for k, (c, t) in self._latency.items()},
+            "batch_size": batch_size,
+            "batch_time": batch_time,
+            "in_flight": self._in_flight() if self._in_flight is not None else 0,
+            "queue": dict(self._queue_depths()) if self._queue_depths is not None else {},
+        }
+
+    def write_snapshot(self) -> None:
+        """Publish :meth:`snapshot` for the other workers (atomic: temp file + rename)."""
+        if self.shared_dir is None:
+            return
+        path = self.shared_dir / f"{os.getpid()}.json"
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:  # the folder went away (shutting down): nothing to publish to
+            pass
+
+    def merged(self) -> dict:
+        """This process's live figures plus the other workers' latest snapshots."""
+        own = self.snapshot()
+        if self.shared_dir is None:
+            return own
+        counts = {(route, code): n for route, code, n in own["counts"]}
+        for path in self.shared_dir.glob("*.json"):
+            try:
+                other = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if other.get("pid") == own["pid"]:
+                continue
+            for route, code, n in other["counts"]:
+                counts[(route, code)] = counts.get((route, code), 0) + n
+            for key in ("latency", "batch_size", "batch_time"):
+                _add_histograms(own[key], other[key])
+            if pid_alive(other["pid"]):  # gauges: live workers only
+                own["in_flight"] += other["in_flight"]
+                for api, depth in other["queue"].items():
+                    own["queue"][api] = own["queue"].get(api, 0) + depth
+        own["counts"] = [[route, code, n] for (route, code), n in counts.items()]
+        return own
+
     def render(self) -> bytes:
-        if self._queue_depths is not None:
-            for api, depth in self._queue_depths().items():
-                self._queue_gauge.labels(api).set(depth)
         return generate_latest(self.registry)
 
     def summary(self) -> dict:

@@ -10,12 +10,14 @@ worker that dies and forwards SIGINT/SIGTERM, after which every worker drains an
 from __future__ import annotations
 
 import asyncio
-import gc
 import datetime as _dt
+import gc
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from typing import Any
 
 from tornado import netutil
@@ -101,13 +103,14 @@ def _bind_shared_port(config: ServerConfig, workers: int) -> tuple[list[list[soc
 _SWITCH_INTERVAL = 0.001
 
 
-def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]) -> None:
+def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket],
+                metrics_dir: str | None = None) -> None:
     """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
     sys.setswitchinterval(_SWITCH_INTERVAL)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     IOLoop.current()
-    server = ModelServer(service, config)
+    server = ModelServer(service, config, metrics_dir=metrics_dir)
     server.start(sockets)
     stopping: list = []
 
@@ -133,6 +136,12 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     restarts = 0
+    try:  # where the workers share their metrics, so /metrics counts all of them
+        metrics_dir: str | None = tempfile.mkdtemp(prefix="bento-nb-metrics-")
+    except OSError as e:
+        metrics_dir = None
+        print(f"bento-nb: warning: no writable temp folder ({e.strerror or e}): /metrics "
+              "shows the figures of the worker that answers it", file=sys.stderr)
 
     def spawn(index: int) -> None:
         pid = os.fork()
@@ -145,7 +154,7 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
                     if i != index:
                         for s in group:
                             s.close()
-                _run_worker(service, config, groups[index])
+                _run_worker(service, config, groups[index], metrics_dir)
             except BaseException:  # noqa: BLE001 - report, then leave without cleanup
                 import traceback
 
@@ -194,6 +203,8 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
         for group in groups:
             for s in group:
                 s.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _describe(status: int) -> str:

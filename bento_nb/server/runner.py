@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from tornado import httpserver, iostream, netutil
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..errors import BentoNbError, Overloaded, ServerError, UsageError
 from ..store import Bundle
@@ -39,6 +39,7 @@ from .metrics import Metrics
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections
+_PUBLISH_MS = 1000  # how often a worker shares its metrics with the others
 _BACKLOG = 1024  # at most this many queued connections are accepted and answered at stop()
 _SERVER_OPTIONS = {f.name for f in dataclasses.fields(ServerConfig)} - {
     "host", "port", "max_batch_size", "max_latency_ms", "api_token", "port_fallback"}
@@ -81,13 +82,17 @@ def warn_if_public(config: ServerConfig) -> None:
 class ModelServer:
     """One service behind one tornado HTTP server on the *current* thread's IOLoop."""
 
-    def __init__(self, service: Any, config: ServerConfig):
+    def __init__(self, service: Any, config: ServerConfig,
+                 metrics_dir: str | os.PathLike | None = None):
+        """``metrics_dir``: the folder where the workers of one ``bento-nb serve --workers
+        N`` share their metrics (see :mod:`.metrics`)."""
         self.service = service
         self.config = config
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
-                               queue_depths=self._queue_depths)
+                               queue_depths=self._queue_depths, shared_dir=metrics_dir)
+        self._publisher: PeriodicCallback | None = None
         self.state: ServerState | None = None
         self.http: httpserver.HTTPServer | None = None
         self._sockets: list[socket.socket] = []
@@ -115,6 +120,10 @@ class ModelServer:
             max_body_size=max(config.max_body_bytes * 8, 256 * 1024 * 1024))
         self.http.add_sockets(sockets)
         self._sockets = sockets
+        if self.metrics.shared_dir is not None:
+            self.metrics.write_snapshot()
+            self._publisher = PeriodicCallback(self.metrics.write_snapshot, _PUBLISH_MS)
+            self._publisher.start()
         self.state.ready = True
 
     async def shutdown(self, timeout: float | None = None) -> None:
@@ -164,6 +173,9 @@ class ModelServer:
         for dispatcher in self.dispatchers.values():
             await asyncio.get_running_loop().run_in_executor(
                 None, dispatcher.join, max(0.1, deadline - time.monotonic()))
+        if self._publisher is not None:
+            self._publisher.stop()
+            self.metrics.write_snapshot()  # this worker's final counts stay in the sums
 
     def _take_backlog(self) -> int:
         """Accept the connections waiting in the kernel's accept queue, so that each gets an

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from .conftest import free_port, post_json, request
+from .conftest import free_port, metric_value, post_json, request
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 
@@ -99,6 +99,28 @@ def test_cli_workers_answer_from_two_processes(cli_server):
     for pid in pids:  # the workers are gone too
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_cli_workers_metrics_count_every_worker(cli_server):
+    """A scrape reaches one worker at random; /metrics must report all of them."""
+    proc, url, _ = cli_server("--workers", "2")
+    answered_by = set()
+    for _ in range(40):  # new connections: the kernel spreads them over both workers
+        assert post_json(url + "/predict", ROW).json() == [0]
+    while len(answered_by) < 2:  # scrape until both workers have answered a scrape
+        answered_by.add(request(url + "/metadata").json()["pid"])
+    deadline = time.monotonic() + 10  # snapshots are published about once a second
+    seen: list = []
+    while time.monotonic() < deadline:
+        text = request(url + "/metrics").body.decode()
+        seen.append(metric_value(text, "bento_nb_requests_total", route="/predict", code="200"))
+        if seen[-5:] == [40] * 5:
+            break
+        time.sleep(0.2)
+    assert seen[-5:] == [40] * 5, seen  # five scrapes in a row, whichever worker answers
+    assert metric_value(text, "bento_nb_batch_size_count", api="predict") == 40
+    assert metric_value(text, "bento_nb_request_duration_seconds_count", route="/predict") == 40
+    assert _stop(proc) == 0
 
 
 def test_cli_token_and_body_limit(cli_server):
