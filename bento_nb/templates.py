@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shlex
 
+from .adapters import adapter_from_config
+
 DEFAULT_PORT = 5000
 # The container's health probe: GET /healthz on the port the server was started with (the
 # last --port of PID 1's command line, so `docker run IMAGE --port 8080` stays healthy).
@@ -114,11 +116,9 @@ def _example_lines(manifest: dict) -> list[str]:
     api = next((a for a in manifest.get("apis", []) if a["name"] == example["api"]), None)
     if api is None:
         return []
-    body = example["body"]
-    if isinstance(body, str) and api["input"]["type"] == "StringInput":
-        content_type, data = "text/plain", body
-    else:
-        content_type, data = "application/json", json.dumps(body)
+    # the bytes a client sends, as the API's adapter encodes them
+    data, content_type = adapter_from_config(api["input"]).encode_example(example["body"])
     return ["## Example request", "", "```bash",
-            f"curl -H 'Content-Type: {content_type}' --data-binary {shlex.quote(data)} "
-            f"http://127.0.0.1:{DEFAULT_PORT}{api['route']}", "```", ""]
+            f"curl -H 'Content-Type: {content_type}' --data-binary "
+            f"{shlex.quote(data.decode('utf-8'))} http://127.0.0.1:{DEFAULT_PORT}{api['route']}",
+            "```", ""]
