@@ -151,14 +151,16 @@ class ModelServer:
             # Connections just accepted (here or by the loop's last accept) may have a
             # request on the wire that was not read yet: give them the quiet period.
             state.last_request = time.perf_counter()
-        for dispatcher in self.dispatchers.values():
-            dispatcher.close()
+        # The dispatchers stay open while draining: a request whose headers came before
+        # stop() may still be receiving its body; later ones are refused by ApiCall.
         deadline = time.monotonic() + timeout
         while state is not None and time.monotonic() < deadline:
             quiet = time.perf_counter() - state.last_request >= _QUIET
             if state.in_flight == 0 and quiet:
                 break
             await asyncio.sleep(0.005)
+        for dispatcher in self.dispatchers.values():
+            dispatcher.close()
         if state is not None and state.in_flight > 0:
             error = Overloaded("the server is shutting down; retry shortly")
             for dispatcher in self.dispatchers.values():

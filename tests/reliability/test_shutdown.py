@@ -206,6 +206,30 @@ def test_connections_queued_in_the_kernel_at_stop_are_answered(serve_model):
     assert not stopper.is_alive() and port_is_free(handle.port)
 
 
+def test_a_request_whose_body_arrives_after_stop_is_still_answered(serve_model):
+    """Deterministic: the headers of a request are in when stop() is called, its body only
+    after the listener has closed. It was admitted before the stop: it gets its answer."""
+    model = GatedEcho()
+    model.gate.set()
+    handle = serve_model(model)
+    body = b"[[7, 1, 2, 3]]"
+    with socket.create_connection(("127.0.0.1", handle.port), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        assert wait_for(lambda: handle.stats()["in_flight"] == 1, 10)
+        stopper = threading.Thread(target=handle.stop, kwargs={"timeout": 10}, daemon=True)
+        stopper.start()
+        assert wait_for(lambda: refuses(handle.port), 10)  # the stop is under way
+        sock.sendall(body)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    stopper.join(15)
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and json.loads(payload) == [7], raw[:300]
+    assert not stopper.is_alive()
+
+
 def test_drain_timeout_answers_503_not_silence(serve_model):
     """A model slower than stop()'s drain budget: the requests still waiting must get 503
     (shutting down), not a closed connection."""
