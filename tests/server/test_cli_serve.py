@@ -107,8 +107,11 @@ def test_cli_workers_metrics_count_every_worker(cli_server):
     answered_by = set()
     for _ in range(40):  # new connections: the kernel spreads them over both workers
         assert post_json(url + "/predict", ROW).json() == [0]
-    while len(answered_by) < 2:  # scrape until both workers have answered a scrape
+    for _ in range(200):  # until both workers have answered (new connection each time)
         answered_by.add(request(url + "/metadata").json()["pid"])
+        if len(answered_by) == 2:
+            break
+    assert len(answered_by) == 2
     deadline = time.monotonic() + 10  # snapshots are published about once a second
     seen: list = []
     while time.monotonic() < deadline:
