@@ -3,9 +3,18 @@ so nothing touches the user's files and running-server records never leak betwee
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
+from hypothesis import settings
+
+# Property tests (Hypothesis, Schemathesis) explore new random cases on every run. In CI
+# (HYPOTHESIS_PROFILE=ci, set by .ci/run) they run a fixed, reproducible set instead, so a
+# red CI run always means a change broke something, never that a new case was drawn;
+# explore locally with the default profile.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
