@@ -23,7 +23,8 @@ from typing import Callable
 from ..errors import DockerUnavailable
 from ..store import Bundle
 from .builder import BuildResult, build_image, connect
-from .context import build_command, locked, resolve_bundle, run_command, write_context
+from .context import (build_command, is_context, locked, resolve_bundle, run_command,
+                      write_context)
 from .context import context_dir as resolve_context_dir
 from .reference import default_image, validate_image
 
@@ -75,10 +76,13 @@ def run_cli(tag: str, image: str | None = None, base_image: str | None = None,
             validate_image(base_image, allow_digest=True)
         bundle = resolve_bundle(tag)
         image = image or default_image(bundle.name, bundle.version)
-        with locked(resolve_context_dir(bundle, context_only)):
+        target = resolve_context_dir(bundle, context_only)
+        with locked(target):
+            replaced = is_context(target)
             context = write_context(bundle, out_dir=context_only, base_image=base_image,
                                     image=image)
-        print(f"wrote the build context of {bundle.tag} to {context}")
+        print(f"wrote the build context of {bundle.tag} to {context}"
+              + (" (replacing the one bento-nb wrote there before)" if replaced else ""))
         print(build_command(image, context))
         return 0
     with _CliProgress() as progress:

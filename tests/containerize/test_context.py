@@ -156,7 +156,12 @@ def test_context_only_cli(iris_bundle, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"docker build -t iris-container {out}" in proc.stdout.splitlines()
-    assert (out / "Dockerfile").is_file()
+    assert (out / "Dockerfile").is_file() and "replacing" not in proc.stdout
+    again = subprocess.run([sys.executable, "-m", "bento_nb", "containerize", iris_bundle.tag,
+                            "--context-only", str(out)], capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "(replacing the one bento-nb wrote there before)" in again.stdout  # said, not silent
 
 
 def test_no_daemon_cli_prints_one_line_and_the_command(iris_bundle, tmp_path, bento_home):
