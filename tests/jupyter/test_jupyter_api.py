@@ -25,6 +25,13 @@ ROW_VIRGINICA = [6.7, 3.0, 5.2, 2.3]
 # -- bundles ------------------------------------------------------------------------------
 
 
+def broken_bundle(name: str, version: str) -> None:
+    """A version in the store whose manifest is not YAML."""
+    folder = Store().repository / name / version
+    folder.mkdir(parents=True)
+    (folder / "bento.yml").write_text("{not: [valid yaml")
+
+
 def test_bundles_list_get_and_latest(jupyter, iris_clf):
     first = bento_nb.pack(iris_clf, name="ListMe")
     second = bento_nb.pack(iris_clf, name="ListMe", labels={"stage": "dev"})
@@ -54,9 +61,7 @@ def test_a_name_alone_lists_its_versions_like_the_bundles_list(jupyter, iris_clf
     first = bento_nb.pack(iris_clf, name="Versions")
     second = bento_nb.pack(iris_clf, name="Versions")
     other = bento_nb.pack(iris_clf, name="VersionsNot")
-    broken = Store().repository / "Versions" / "20000101_000000_000_abcdef"
-    broken.mkdir(parents=True)
-    (broken / "bento.yml").write_text("{not: [valid yaml")
+    broken_bundle("Versions", "20000101_000000_000_abcdef")
 
     status, everything = jupyter.json("bento/api/bundles")
     assert status == 200
@@ -79,9 +84,7 @@ def test_a_name_alone_lists_its_versions_like_the_bundles_list(jupyter, iris_clf
 
 def test_unreadable_bundle_is_listed_with_its_error_beside_the_others(jupyter, iris_clf):
     good = bento_nb.pack(iris_clf, name="GoodOne")
-    broken = Store().repository / "Broken" / "20260101_000000_000_abcdef"
-    broken.mkdir(parents=True)
-    (broken / "bento.yml").write_text("{not: [valid yaml")
+    broken_bundle("Broken", "20260101_000000_000_abcdef")
 
     status, body = jupyter.json("bento/api/bundles")
     assert status == 200
