@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("BENTO_NB_DEBUG"):
             raise
         message, exit_code = _describe(e)
-        print(f"bento-nb: error: {_one_line(message)}", file=sys.stderr)
+        print(f"bento-nb: error: {_printable(_one_line(message))}", file=sys.stderr)
         return exit_code
 
 
@@ -130,6 +130,12 @@ def _describe(e: BentoNbError | OSError) -> tuple[str, int]:
     return (f"{paths}: {reason}" if paths else reason), UsageError.exit_code
 
 
+def _printable(text: str) -> str:
+    from .store import printable
+
+    return printable(text)
+
+
 def _one_line(text: str) -> str:
     """``text`` with each run of whitespace, newlines included, as one space."""
     return " ".join(str(text).split())
@@ -139,7 +145,7 @@ def _one_line(text: str) -> str:
 
 
 def _list(args) -> int:
-    from .store import Store, human_size
+    from .store import Store, human_size, printable
 
     entries = Store().list(args.name)
     if args.json:
@@ -154,12 +160,14 @@ def _list(args) -> int:
             print("no bundles yet: pack one with bento_nb.pack(model, name=...) or %bento pack")
         return 0
     rows = [("TAG", "APIS", "SIZE", "CREATED")]
-    for e in entries:
+    for e in entries:  # names come from folders anyone can make: no raw control characters
         if e.bundle is None:
-            rows.append((f"{e.name}:{e.version}", "-", "-", f"unreadable: {_one_line(e.error)}"))
+            rows.append((printable(f"{e.name}:{e.version}"), "-", "-",
+                         f"unreadable: {printable(_one_line(e.error))}"))
         else:
             b = e.bundle
-            rows.append((b.tag, ",".join(a["name"] for a in b.apis), human_size(b.size), b.created_at))
+            rows.append((printable(b.tag), printable(",".join(a["name"] for a in b.apis)),
+                         human_size(b.size), printable(b.created_at)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])

@@ -61,6 +61,22 @@ class UnsafeArchive(BentoNbError):
     exit_code = 4
 
 
+class StoreError(BentoNbError):
+    """The store on disk cannot be used as it is: a symbolic link where bento_nb expects
+    its own folder (it never follows links inside the store)."""
+
+    http_status = 500
+    exit_code = 9
+
+
+class DiskFull(StoreError):
+    """A bundle or archive could not be written: no space left (or a quota or file-size
+    limit hit). Nothing half-written is left behind."""
+
+    http_status = 507
+    exit_code = 9
+
+
 class PackError(BentoNbError):
     """An object could not be packed (not picklable, missing method, ...)."""
 

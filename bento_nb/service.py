@@ -482,15 +482,26 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
         raise BundleCorrupted(
             f"bundle {bundle.tag} could not be loaded: {type(e).__name__}: {e} "
             "(was it packed with a different Python or library version?)") from e
-    for described in manifest.get("apis") or []:
+    for index, described in enumerate(manifest.get("apis") or []):
         inference_api = svc._apis.get(described["name"])
         if inference_api is not None:
-            inference_api.input = adapter_from_config(described["input"])
+            inference_api.input = _adapter_of(bundle, index, described["input"])
             inference_api._per_row = isinstance(inference_api.input, DataframeInput)
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")
     return svc
+
+
+def _adapter_of(bundle: Bundle, index: int, config: dict | str) -> InputAdapter:
+    """The input adapter a manifest describes; an unknown kind or option is BundleCorrupted
+    naming the field (the structure was checked by :func:`~bento_nb.store.check_manifest`)."""
+    try:
+        return adapter_from_config(config)
+    except (BentoNbError, TypeError, ValueError) as e:
+        problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
+        raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].input' "
+                              f"is not a valid adapter ({problem})") from None
 
 
 def as_service(target: Any, **options: Any) -> BentoService:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
-from ..store import human_size
+from ..store import human_size, printable
 
 _REFRESH_SECONDS = 1.0
 _TRY_TIMEOUT_SECONDS = 30.0
@@ -90,7 +90,8 @@ class Table:
 
     def __init__(self, header: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = ""):
         self.header = list(header)
-        self.rows = [[("" if c is None else str(c)) for c in r] for r in rows]
+        # cells may hold names of folders anyone can make: no raw control characters
+        self.rows = [[("" if c is None else printable(c)) for c in r] for r in rows]
         self.empty = empty
 
     def __repr__(self) -> str:
