@@ -735,8 +735,6 @@ class Store:
             tar = tarfile.open(file, "r:*")
         except FileNotFoundError:
             raise BundleNotFound(f"no such file: {file}") from None
-        except IsADirectoryError:
-            raise UsageError(f"cannot import {file}: it is a directory") from None
         except tarfile.TarError:
             raise UnsafeArchive(f"{file}: not a bento_nb archive (not a gzip'd tar file)") from None
         with tar:

@@ -253,7 +253,7 @@ def test_bundles_and_archives_of_the_previous_version_still_load_and_import(iris
                                                                            monkeypatch):
     # The previous version wrote no `files` and no `digest`, and exported the whole folder
     # (folders included) with tar.add.
-    _strip_digest(iris_bundle.path, lambda m: m.pop("files"))
+    _strip_digest(iris_bundle.path, lambda m: m.pop("files", None))
     assert bento_nb.load(iris_bundle.tag).apis["predict"](ROW).tolist() == [0]
     old_style = tmp_path / "old.tar.gz"
     with tarfile.open(old_style, "w:gz") as tar:
