@@ -436,7 +436,11 @@ def _first_line(error: Exception) -> str:
 
 
 class _ManifestDumper(yaml.SafeDumper):
-    """Multi-line strings (docstrings) as ``|`` blocks, so the manifest reads well."""
+    """Multi-line strings (docstrings) as ``|`` blocks, so the manifest reads well; an
+    object met twice is written twice (no ``&anchor``/``*alias``: readers refuse those)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str):
@@ -453,7 +457,7 @@ def write_manifest(path: Path, manifest: dict) -> dict:
     body = {k: v for k, v in manifest.items() if k != "digest"}
     text = yaml.dump(body, Dumper=_ManifestDumper, sort_keys=False,
                      default_flow_style=False, allow_unicode=True)
-    written = {**yaml.safe_load(text), "digest": None}
+    written = {**yaml.load(text, Loader=_NoAliasLoader), "digest": None}
     written["digest"] = manifest_digest(written)
     with open(path / MANIFEST, "w", encoding="utf-8") as f:
         f.write(text + f"digest: {written['digest']}\n")
