@@ -2,7 +2,9 @@
 
 Layout under ``$BENTO_NB_HOME`` (see :mod:`bento_nb.config`)::
 
-    repository/<Name>/<version>/bento.yml        person-readable manifest
+    repository/<Name>/<version>/bento.yml        person-readable manifest: lists every
+                                                  other file with its sha256, and its own
+                                                  ``digest``
                                 /requirements.txt
                                 /service.pkl      the service definition (cloudpickle)
                                 /service.py       its source, when it is a class
@@ -12,7 +14,9 @@ Layout under ``$BENTO_NB_HOME`` (see :mod:`bento_nb.config`)::
 
 A bundle is written into ``.tmp/`` and renamed into place, so a crash or ``kill -9`` at any
 moment leaves no visible half bundle; leftovers of dead writers are removed by the next
-:class:`Store` that opens the repository. Tags are ``Name:version``; ``Name`` and
+:class:`Store` that opens the repository. Nothing here follows a symbolic link inside the
+repository, and every path a manifest or an archive names is checked as text to stay
+inside its bundle (:func:`bundle_path`, :func:`check_manifest`). Tags are ``Name:version``; ``Name`` and
 ``Name:latest`` mean the newest version. Versions sort by creation time::
 
     store = Store()

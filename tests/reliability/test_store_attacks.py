@@ -227,7 +227,7 @@ def test_requirements_txt_and_bento_yml_are_covered_by_the_digest(iris_clf):
 
 
 def test_a_tampered_requirements_txt_in_an_archive_is_refused(exported, tmp_path):
-    archive, bundle = exported
+    archive, _bundle = exported
     entries = [(m, d + b"evil-package==6.6.6\n" if m.name.endswith("/requirements.txt") else d)
                for m, d in members_of(archive)]
     with pytest.raises(BundleCorrupted, match="requirements.txt"):
@@ -236,7 +236,7 @@ def test_a_tampered_requirements_txt_in_an_archive_is_refused(exported, tmp_path
 
 
 def test_a_manifest_pointing_outside_in_an_archive_is_refused(exported, tmp_path):
-    archive, bundle = exported
+    archive, _bundle = exported
 
     def escape(manifest):
         manifest.pop("digest")
@@ -263,7 +263,8 @@ def test_bundles_and_archives_of_the_previous_version_still_load_and_import(iris
     assert (imported.path / "requirements.txt").is_file() and (imported.path / "Dockerfile").is_file()
     assert bento_nb.load(imported.tag).apis["predict"](ROW).tolist() == [0]
     exported = Store().export(imported.tag, tmp_path / "again.tar.gz")  # and it exports again
-    assert f"{imported.name}/{imported.version}/README.md" in tarfile.open(exported).getnames()
+    with tarfile.open(exported) as tar:
+        assert f"{imported.name}/{imported.version}/README.md" in tar.getnames()
 
 
 # -- malformed manifests: BundleCorrupted naming the field, in load, run and serve -------
