@@ -112,15 +112,24 @@ Entry = tuple
 
 class BatchTimeModel:
     """Online fit of batch wall time ``t(n) = a*n + b`` (seconds), exponentially weighted so
-    it follows a model whose speed changes (warm-up, other load on the machine)."""
+    it follows a model whose speed changes (other load on the machine).
 
-    def __init__(self, decay: float = 0.98):
+    The first ``warmup`` batches are not fitted: a model's first call pays for lazy imports,
+    allocations and caches (on a scikit-learn model behind pandas, 0.35 s more than the
+    next ones), and an estimate made of it would refuse requests that fit their deadline.
+    Until a batch is fitted every prediction is 0 (nothing is known, nothing is refused)."""
+
+    def __init__(self, decay: float = 0.98, warmup: int = 1):
         self.decay = decay
+        self._warmup = warmup
         self._s0 = self._sn = self._st = self._snn = self._snt = 0.0
         self.a = 0.0
         self.b = 0.0
 
     def observe(self, n: int, seconds: float) -> None:
+        if self._warmup > 0:
+            self._warmup -= 1
+            return
         d = self.decay
         self._s0 = d * self._s0 + 1.0
         self._sn = d * self._sn + n
@@ -209,7 +218,7 @@ class Dispatcher:
         if self._predicted_wait(waiting + 1, now) > self.request_timeout - self._margin:
             if self._running and now - self._call_started > self.request_timeout:
                 raise Overloaded(f"the model of {self.api.name!r} has been busy on one call "
-                                 f"for {now - self._call_started:.0f} s, longer than "
+                                 f"for {now - self._call_started:.1f} s, longer than "
                                  f"request_timeout ({self.request_timeout:g} s); retry later")
             raise Overloaded(f"the server is overloaded: {waiting} requests waiting for "
                              f"{self.api.name!r} would not be answered within request_timeout"
