@@ -39,7 +39,7 @@ def test_docs_json_is_valid_openapi(iris_server):
     operation = spec["paths"]["/predict"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["example"]
     assert "text/csv" in operation["requestBody"]["content"]
-    assert {"400", "413", "415", "500", "503"} <= set(operation["responses"])
+    assert {"400", "413", "415", "500", "503", "504"} <= set(operation["responses"])
     assert {"/healthz", "/readyz", "/metrics", "/metadata"} <= set(spec["paths"])
 
 
