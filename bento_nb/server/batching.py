@@ -54,8 +54,9 @@ The algorithm
   ``_HEADROOM`` (90 %) of ``request_timeout``: the rest of the model call under way
   (``t(running)`` minus what it has run) plus ``ceil(k / cap)`` batches of ``t(min(k, cap))``
   for the ``k`` requests up to and including it, ``cap`` being the current batch cap.
-  Otherwise :meth:`submit` answers 503 + Retry-After at once. The fit knows nothing before
-  the first batch, so after every batch (on the IOLoop, with the new fit) requests at the
+  Otherwise :meth:`submit` answers 503 + Retry-After at once. The fit knows nothing until
+  the second batch (the model's first call is warm-up, see :class:`BatchTimeModel`), so a
+  flood on a cold model is admitted whole; after every batch (on the IOLoop, with the new fit) requests at the
   tail of the queue whose predicted completion no longer fits their deadline get the same
   503 at once instead of a 504 later (O(1) amortized: each request is shed at most once).
   This sheds by a real deadline, not by the short batching budget (BentoML's 503 storms)
@@ -290,20 +291,13 @@ class Dispatcher:
         the IOLoop, when a drain runs out of time); returns how many. Results the model
         thread delivers later for them are dropped (each request is answered once)."""
         self._closed = True
-        answered = 0
-        if self._running:
-            for entry in list(self._current):
-                entry[1](False, error)
-                answered += 1
-        while True:
-            try:
-                entry = self._queue.popleft()
-            except IndexError:
-                break
+        with self._lock:  # the model thread takes a batch as one step: see all of it
+            taken = [*self._current, *self._queue]
+            self._queue.clear()
+        for entry in taken:
             entry[1](False, error)
-            answered += 1
         self._wakeup.put(None)
-        return answered
+        return len(taken)
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
