@@ -307,7 +307,7 @@ class Dispatcher:
         for entry, (ok, body) in zip(items, outcomes):
             try:
                 entry[1](ok, body)
-            except Exception:
+            except Exception:  # noqa: BLE001 - one broken reply must not stop the others
                 _log.exception("reply failed")
         self._shed()
 
@@ -417,7 +417,7 @@ class Dispatcher:
             if self._on_batch is not None:
                 try:
                     self._on_batch(n, elapsed)
-                except Exception:
+                except Exception:  # noqa: BLE001 - metrics must not stop the model thread
                     _log.exception("recording a batch failed")
             try:
                 self._loop.call_soon_threadsafe(self._resolve, items, outcomes)

@@ -68,9 +68,9 @@ def build_openapi(service: Any, token_required: bool = False) -> dict:
     status = {"type": "object", "properties": {"status": {"type": "string"}}}
     info_ops = {
         "/healthz": ("Liveness: the process answers", _plain("Alive", status), False),
-        "/readyz": ("Readiness: the model is loaded, every API's model thread takes requests "
-                    "and the server accepts them (503 names an API whose thread is gone or "
-                    "stuck on one call past `request_timeout`)",
+        "/readyz": (("Readiness: the model is loaded, every API's model thread takes "
+                     "requests and the server accepts them (503 names an API whose thread "
+                     "is gone or stuck on one call past `request_timeout`)"),
                     _plain("Ready", status), False),
         "/metadata": ("The service: name, version, APIs, server options",
                       _plain("Service metadata"), token_required),

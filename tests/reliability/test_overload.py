@@ -222,7 +222,7 @@ def _flood(serve_model, seconds: float, request_timeout: float, clients: int = 2
         started = time.monotonic()
         try:
             reply = predict(handle.port, [[v, 1, 2, 3]], timeout=client_timeout)
-        except socket.timeout:
+        except TimeoutError:
             return "timed out", time.monotonic() - started
         return reply, time.monotonic() - started
 
