@@ -396,15 +396,17 @@ class Dispatcher:
                 self._gather(cap)
             items: list = []
             with lock:
-                # Published before it is filled, so abandon() sees every request taken.
+                # Under the lock, abandon() and the deadline timer see each request either
+                # queued or in the current call, never in between.
                 self._current = items
                 try:
                     while len(items) < cap:
                         items.append(queue.popleft())
                 except IndexError:
                     pass
-                n = self._running = len(items)
+                # The start before the count: a reader that sees the count sees its start.
                 self._call_started = time.monotonic()
+                n = self._running = len(items)
             if not items:
                 continue
             started = time.perf_counter()
