@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require 'Authorization: Bearer TOKEN' on API routes (or BENTO_NB_API_TOKEN)")
     p.add_argument("--max-body-bytes", type=int, default=None,
                    help="larger request bodies get 413 (default 20 MiB)")
+    p.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+                   help="a request not answered by the model within it gets 504, one that "
+                        "would not be gets 503 at once (default 60)")
 
     p = sub.add_parser("containerize", help="build a Docker image serving a bundle")
     p.add_argument("tag")
@@ -257,7 +260,8 @@ def _serve(args) -> int:
 
     return run_cli(args.tag, host=args.host, port=args.port, workers=args.workers,
                    max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                   api_token=args.api_token, max_body_bytes=args.max_body_bytes)
+                   api_token=args.api_token, max_body_bytes=args.max_body_bytes,
+                   request_timeout=args.request_timeout)
 
 
 def _containerize(args) -> int:

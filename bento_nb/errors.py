@@ -133,6 +133,14 @@ class Overloaded(BentoNbError):
     exit_code = 6
 
 
+class DeadlineExceeded(BentoNbError):
+    """A request waited longer than the server's ``request_timeout`` for the model (it is
+    hung or far slower than the load needs); the request was dropped, retry later."""
+
+    http_status = 504
+    exit_code = 6
+
+
 # -- serving, containers ------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ HELP = """\
                   [--label k=v] [--requirement PKG] [--no-batch] [--example X[:2]]
                                          save a variable as a bundle; shows the bundle
   %bento serve [TARGET] [--port N] [--max-batch-size N] [--max-latency-ms N]
+               [--request-timeout SECONDS]
                                          TARGET: tag, variable, or (none) the last packed
   %bento predict TARGET DATA [--api NAME]
                                          DATA: JSON literal or variable name
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--max-batch-size", type=int, default=None)
     p.add_argument("--max-latency-ms", type=float, default=None)
+    p.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+                   help="504 past it, 503 at once if it cannot be met (default 60)")
     p.add_argument("--api-token", default=None)
 
     sub.add_parser("predict", prog="%bento predict", help="TARGET DATA [--api NAME]")
@@ -265,7 +268,7 @@ class BentoMagics(Magics):
     def _cmd_serve(self, args):
         target, key = self._serve_target(args.target)
         options = {"host": args.host}
-        for name in ("max_batch_size", "max_latency_ms", "api_token"):
+        for name in ("max_batch_size", "max_latency_ms", "request_timeout", "api_token"):
             value = getattr(args, name)
             if value is not None:
                 options[name] = value

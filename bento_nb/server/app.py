@@ -3,7 +3,9 @@
     POST /<api route>   parse + validate the body with the API's adapter, then batch
     GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN)
     GET  /docs.json     OpenAPI 3 document
-    GET  /healthz       liveness            GET /readyz    readiness (503 while stopping)
+    GET  /healthz       liveness            GET /readyz    readiness (503 while starting,
+                                                           stopping, or an API's model
+                                                           thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
 
 Every error, on every route, is JSON ``{"error": {"type", "message"}}`` with the status of
@@ -30,6 +32,7 @@ from .. import __version__
 from ..errors import (
     BadInput,
     BentoNbError,
+    DeadlineExceeded,
     MethodNotAllowed,
     NotFound,
     Overloaded,
@@ -46,7 +49,7 @@ from .openapi import build_openapi
 _JSON = "application/json"
 _log = logging.getLogger("bento_nb.server")
 _STATUS_ERRORS = {400: BadInput, 401: Unauthorized, 404: NotFound, 405: MethodNotAllowed,
-                  413: PayloadTooLarge, 503: Overloaded}
+                  413: PayloadTooLarge, 503: Overloaded, 504: DeadlineExceeded}
 
 
 class ServerState:
@@ -463,6 +466,16 @@ class ReadyHandler(BaseHandler):
             raise Overloaded("the server is shutting down")
         if not state.ready:
             raise Overloaded("the server is starting")
+        problems = {name: reason for name, dispatcher in state.dispatchers.items()
+                    if (reason := dispatcher.health()) is not None}
+        if problems:
+            error = Overloaded("not ready: " + "; ".join(
+                f"API {name!r}: {reason}" for name, reason in problems.items()))
+            self.set_status(503)
+            self._headers["Content-Type"] = _JSON
+            self._headers["Retry-After"] = str(self.retry_after())
+            self.finish(json.dumps({**error.to_json(), "apis": problems}).encode())
+            return
         self.finish_json(b'{"status":"ready"}')
 
 
@@ -513,6 +526,14 @@ class StaticHandler(web.StaticFileHandler):
     """Swagger UI's files; errors as JSON like everywhere else."""
 
     route_label = "/static"
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        # A path no file can have (a NUL byte, from %00) makes os.path raise ValueError,
+        # which tornado would answer 500 with a logged traceback: it is simply not there.
+        try:
+            return super().validate_absolute_path(root, absolute_path)
+        except ValueError:
+            raise web.HTTPError(404) from None
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code in (403, 404):  # 403: a path outside the folder; say only "no"

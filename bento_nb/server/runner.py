@@ -108,7 +108,8 @@ class ModelServer:
         for api in self.service.apis.values():
             self.dispatchers[api.name] = Dispatcher(
                 api, self.loop, config.max_batch_size, config.max_latency_ms, config.max_queue,
-                on_batch=lambda n, t, _name=api.name: self.metrics.observe_batch(_name, n, t))
+                on_batch=lambda n, t, _name=api.name: self.metrics.observe_batch(_name, n, t),
+                request_timeout=config.request_timeout)
         self.state = ServerState(self.service, config, self.dispatchers, self.metrics)
         for dispatcher in self.dispatchers.values():
             dispatcher.start()
@@ -306,8 +307,9 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
     ``handle.moved_from``. ``api_token`` (or $BENTO_NB_API_TOKEN) requires
     ``Authorization: Bearer <token>`` on the API routes. Every other
     :class:`~bento_nb.server.config.ServerConfig` field (``max_queue``, ``max_body_bytes``,
-    ``drain_timeout``, ``body_timeout``, ``retry_after_s``) is a keyword too; or pass a whole
-    ``config=``. An option that applies to nothing is refused, never ignored.
+    ``drain_timeout``, ``body_timeout``, ``retry_after_s``, ``request_timeout``) is a keyword
+    too; or pass a whole ``config=``. An option that applies to nothing is refused, never
+    ignored.
     """
     from ..service import BentoService, as_service
 

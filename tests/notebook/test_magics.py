@@ -127,10 +127,12 @@ def test_busy_port_moves_to_the_next_free_one(trained_kernel):
 def test_serve_a_variable_at_once_and_stop_by_port(trained_kernel):
     k = trained_kernel
     k.run("live = clf")  # a variable that was never packed: served as the live object
-    outputs = k.magic("serve live --port 0")
+    outputs = k.magic("serve live --port 0 --request-timeout 7.5")
     url, port = shown_url(outputs)
     assert "live (live object)" in outputs[0]["data"]["text/html"]
     assert post(url + "/predict", [SETOSA]) == (200, [0])
+    with urllib.request.urlopen(url + "/metadata", timeout=10) as answer:
+        assert json.load(answer)["config"]["request_timeout"] == 7.5
     outputs = k.magic("predict live [[6.7, 3.0, 5.2, 2.3]]")
     assert f"answered by {url}/predict" in k.text(outputs)
     outputs = k.magic("servers")

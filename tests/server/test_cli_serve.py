@@ -126,10 +126,13 @@ def test_cli_workers_metrics_count_every_worker(cli_server):
     assert _stop(proc) == 0
 
 
-def test_cli_token_and_body_limit(cli_server):
-    _, url, _ = cli_server("--api-token", "t0ken", "--max-body-bytes", "100")
+def test_cli_token_body_limit_and_request_timeout(cli_server):
+    _, url, _ = cli_server("--api-token", "t0ken", "--max-body-bytes", "100",
+                           "--request-timeout", "7.5")
     assert post_json(url + "/predict", ROW).status == 401
     auth = {"Authorization": "Bearer t0ken"}
+    config = request(url + "/metadata", headers=auth).json()["config"]
+    assert (config["max_body_bytes"], config["request_timeout"]) == (100, 7.5)
     r = post_json(url + "/predict", ROW, headers=auth)
     assert (r.status, r.json()) == (200, [0])
     r = post_json(url + "/predict", ROW * 10, headers=auth)

@@ -157,4 +157,7 @@ def test_server_options_are_keywords_and_unknown_ones_are_refused(iris_bundle, i
         serve(iris_bundle.tag, config=ServerConfig(port=0), max_body_bytes=100)
     with pytest.raises(UsageError, match="max_body_bytes must be at least 1"):
         serve(iris_clf, port=0, max_body_bytes=0)
+    for bad in (0, -1, "soon", float("inf")):
+        with pytest.raises(UsageError, match="request_timeout must be a positive number"):
+            serve(iris_clf, port=0, request_timeout=bad)
     assert [h.port for h in running_servers()] == [small.port]  # no refused one started
