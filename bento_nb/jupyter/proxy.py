@@ -323,8 +323,8 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         prefix = discovery.proxy_path(self.settings["base_url"], port)
         parts = urlsplit(value.strip())
         if parts.scheme or parts.netloc:
-            if parts.scheme.lower() not in ("http", "https") or loopback_url(value) is None:
-                return None
+            if loopback_url(value) is None or parts.port not in (None, port):
+                return None  # another host, scheme or local port: not this proxy's to show
             target = prefix.rstrip("/") + (parts.path or "/")
         elif parts.path.startswith("/"):
             target = prefix.rstrip("/") + parts.path

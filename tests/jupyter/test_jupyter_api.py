@@ -436,6 +436,7 @@ def test_proxy_relays_no_header_that_acts_on_the_jupyter_origin(jupyter, recordi
         f"http://127.0.0.1:{recording_server.port}/a/b": prefix + "a/b",
         "next": prefix + "next",
         "../../../../api/contents": None,
+        "http://127.0.0.1:1/other-server": None,
         "/../../api/contents": None,
         "https://evil.example/": None,
         "//evil.example/x": None,
