@@ -98,7 +98,7 @@ class BentoAPIHandler(JSONErrors, APIHandler):
         ``url`` is the record's own address when that is an ``http(s)://`` loopback URL,
         else None; the record's secret is never included."""
         from ..server.registry import read_records
-        from .proxy import _Unverified, loopback_target, loopback_url, verify
+        from .proxy import NotVerified, loopback_target, loopback_url, verify
 
         records, bad = read_records()
         self._log_bad_records(bad)
@@ -117,7 +117,7 @@ class BentoAPIHandler(JSONErrors, APIHandler):
             try:
                 await verify(client, record, target, self.bento_settings,
                              self.bento_settings.health_timeout)
-            except _Unverified as e:
+            except NotVerified as e:
                 server["status"] = "unverified" if e.reachable else "unreachable"
             else:
                 server["status"] = "running"

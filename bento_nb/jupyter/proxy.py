@@ -142,7 +142,7 @@ def upstream_query(query: str) -> str:
     return urlencode(kept, quote_via=quote, safe="", errors="surrogateescape")
 
 
-class _Unverified(Exception):
+class NotVerified(Exception):
     """The process on a registered port did not prove the record's secret; ``reachable``
     says whether anything answered there at all."""
 
@@ -235,7 +235,7 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         try:
             await verify(self._client(), record, host, self.bento_settings,
                          min(10.0, self.bento_settings.proxy_timeout))
-        except _Unverified as e:
+        except NotVerified as e:
             self.log.warning("bento_nb proxy: refused port %s: %s", port, e)
             self._refuse(502, "BadGateway", f"the process on port {port} is not the bento_nb "
                                             f"server registered there ({e}); restart the "
@@ -341,14 +341,14 @@ class ProxyHandler(JSONErrors, JupyterHandler):
 async def verify(client: httpclient.AsyncHTTPClient, record: dict, host: str,
                  settings, timeout: float) -> None:
     """Check that the process on ``record``'s port holds the record's secret (see
-    :mod:`bento_nb.server.registry`); raises :class:`_Unverified` saying why not. Successes
+    :mod:`bento_nb.server.registry`); raises :class:`NotVerified` saying why not. Successes
     are remembered for :data:`VERIFIED_FOR` seconds per (pid, port, secret) on ``settings``
     (one cache per extension), so a page and its assets cost one check, not one each."""
     from ..server.registry import IDENTITY_PATH, identity_proof
 
     secret = record.get("secret")
     if not secret:
-        raise _Unverified("its registry record has no secret: it was written by an older "
+        raise NotVerified("its registry record has no secret: it was written by an older "
                           "bento_nb")
     key = (record["pid"], record["port"], secret)
     cache: dict = settings.__dict__.setdefault("_verified", {})
@@ -362,7 +362,7 @@ async def verify(client: httpclient.AsyncHTTPClient, record: dict, host: str,
     try:
         response = await client.fetch(request, raise_error=False)
     except (OSError, httpclient.HTTPClientError) as e:
-        raise _Unverified(f"the identity check failed: {e}", reachable=False) from None
+        raise NotVerified(f"the identity check failed: {e}", reachable=False) from None
     proof = None
     if response.code == 200:
         try:
@@ -371,7 +371,7 @@ async def verify(client: httpclient.AsyncHTTPClient, record: dict, host: str,
             proof = None
     if not isinstance(proof, str) or not hmac.compare_digest(
             proof.encode("ascii", "replace"), identity_proof(secret, nonce).encode()):
-        raise _Unverified(f"it answered the identity check with HTTP {response.code} and "
+        raise NotVerified(f"it answered the identity check with HTTP {response.code} and "
                           "no valid proof")
     for old in [k for k, until in cache.items() if until <= now]:
         del cache[old]
