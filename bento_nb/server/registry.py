@@ -85,6 +85,7 @@ def record_path(pid: int, port: int) -> Path:
 
 
 IDENTITY_PATH = "/.bento/identity"
+_UID = os.getuid() if hasattr(os, "getuid") else None  # None: no POSIX owners and modes
 
 
 def new_secret() -> str:
@@ -104,7 +105,7 @@ def _private_dir(folder: Path) -> None:
     for path in (folder.parent, folder):
         path.mkdir(mode=0o700, exist_ok=True)
         info = path.stat()
-        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        if info.st_uid == _UID and stat.S_IMODE(info.st_mode) & 0o077:
             os.chmod(path, 0o700)
 
 
@@ -121,7 +122,8 @@ def write_record(record: dict) -> Path | None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
                      0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o600)  # an old temp file of the same name keeps its mode
+            if hasattr(os, "fchmod"):  # an old temp file of the same name keeps its mode
+                os.fchmod(f.fileno(), 0o600)
             f.write(json.dumps(record, indent=1))
         os.replace(tmp, path)
     except OSError as e:
@@ -208,9 +210,9 @@ def read_records() -> tuple[list[dict], list[BadRecord]]:
         problem = _check(record)
         if problem is None and not stat.S_ISREG(info.st_mode):
             problem = "not a regular file"
-        elif problem is None and info.st_uid != os.getuid():
+        elif problem is None and _UID is not None and info.st_uid != _UID:
             problem = f"owned by another user (uid {info.st_uid})"
-        elif problem is None and stat.S_IMODE(info.st_mode) & 0o077:
+        elif problem is None and _UID is not None and stat.S_IMODE(info.st_mode) & 0o077:
             problem = (f"mode {stat.S_IMODE(info.st_mode):o}: other users can read it "
                        "(a record must be 0600)")
         if problem is not None:
