@@ -7,6 +7,7 @@
                                                            stopping, or an API's model
                                                            thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
+    GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
 
 Every error, on every route, is JSON ``{"error": {"type", "message"}}`` with the status of
 its :mod:`bento_nb.errors` class. The API handler is the hot path: it does the per-request
@@ -66,6 +67,7 @@ class ServerState:
         self.in_flight = 0
         self.last_request = 0.0  # perf_counter() of the last API request seen
         self.pid = os.getpid()
+        self.identity_secret: str | None = None  # of this server's registry record
         token = config.api_token
         self.expected_auth = f"Bearer {token}".encode() if token else None
         self.openapi = json.dumps(build_openapi(service, bool(token)), indent=1).encode()
@@ -489,6 +491,27 @@ class MetadataHandler(BaseHandler):
         self.finish_json(json.dumps(body).encode())
 
 
+class IdentityHandler(BaseHandler):
+    """``GET /.bento/identity?nonce=N``: ``{"proof": HMAC(record secret, N)}``, so the
+    Jupyter proxy can tell this server from another process on the same port without the
+    secret ever crossing the wire (see :mod:`.registry`)."""
+
+    route_label = "/.bento/identity"
+    _NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+    def get(self) -> None:
+        from .registry import identity_proof
+
+        nonce = self.get_query_argument("nonce", "")
+        if not self._NONCE.fullmatch(nonce):
+            raise BadInput("nonce must be 16-128 characters of A-Z a-z 0-9 _ -")
+        secret = self.state.identity_secret
+        if secret is None:
+            raise NotFound("this server has no registry record to prove")
+        self._headers["Cache-Control"] = "no-store"
+        self.finish_json(json.dumps({"proof": identity_proof(secret, nonce)}).encode())
+
+
 class MetricsHandler(BaseHandler):
     route_label = "/metrics"
     protected = True
@@ -564,6 +587,7 @@ def make_app(state: ServerState) -> web.Application:
         (r"/readyz", ReadyHandler, kwargs),
         (r"/metrics", MetricsHandler, kwargs),
         (r"/metadata", MetadataHandler, kwargs),
+        (r"/\.bento/identity", IdentityHandler, kwargs),
         (r"/static/swagger-ui/init\.js", SwaggerInitHandler, kwargs),
         (r"/static/swagger-ui/(.*)", StaticHandler, {"path": str(swagger_ui_dir())}),
     ]

@@ -53,9 +53,11 @@ def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 
     warn_if_public(config)
     shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
     url = f"http://{shown}:{bound}"
+    secret = registry.new_secret()  # shared by the workers: they answer for one record
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
-              "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+              "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "secret": secret}
     where = "" if config.host in LOOPBACK_HOSTS else f"; listening on {config.host or '*'}:{bound}"
     print(f"bento-nb: serving {service.tag or service.name} at {url} "
           f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}{where}; Ctrl-C to stop)",
@@ -65,9 +67,9 @@ def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 
     gc.freeze()  # see _SWITCH_INTERVAL's note: no collection walks the model and libraries
     try:
         if workers == 1:
-            _run_worker(service, config, sockets)
+            _run_worker(service, config, sockets, identity_secret=secret)
         else:
-            _supervise(service, config, sockets)
+            _supervise(service, config, sockets, secret)
     finally:
         registry.remove_record(record["pid"], bound)
     print("bento-nb: stopped", flush=True)
@@ -107,13 +109,14 @@ _SWITCH_INTERVAL = 0.001
 
 
 def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket],
-                metrics_dir: str | None = None) -> None:
+                metrics_dir: str | None = None, identity_secret: str | None = None) -> None:
     """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
     sys.setswitchinterval(_SWITCH_INTERVAL)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     IOLoop.current()
-    server = ModelServer(service, config, metrics_dir=metrics_dir)
+    server = ModelServer(service, config, metrics_dir=metrics_dir,
+                         identity_secret=identity_secret)
     server.start(sockets)
     stopping: list = []
 
@@ -135,7 +138,8 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
         loop.close()
 
 
-def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.socket]]) -> None:
+def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.socket]],
+               identity_secret: str | None = None) -> None:
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     restarts = 0
@@ -157,7 +161,7 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
                     if i != index:
                         for s in group:
                             s.close()
-                _run_worker(service, config, groups[index], metrics_dir)
+                _run_worker(service, config, groups[index], metrics_dir, identity_secret)
             except BaseException:  # noqa: BLE001 - report, then leave without cleanup
                 import traceback
 

@@ -83,11 +83,15 @@ class ModelServer:
     """One service behind one tornado HTTP server on the *current* thread's IOLoop."""
 
     def __init__(self, service: Any, config: ServerConfig,
-                 metrics_dir: str | os.PathLike | None = None):
+                 metrics_dir: str | os.PathLike | None = None,
+                 identity_secret: str | None = None):
         """``metrics_dir``: the folder where the workers of one ``bento-nb serve --workers
-        N`` share their metrics (see :mod:`.metrics`)."""
+        N`` share their metrics (see :mod:`.metrics`). ``identity_secret``: the secret of
+        the registry record this server answers for (see :mod:`.registry`); a fresh one
+        when not given."""
         self.service = service
         self.config = config
+        self.identity_secret = identity_secret or registry.new_secret()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
@@ -111,6 +115,7 @@ class ModelServer:
                 on_batch=lambda n, t, _name=api.name: self.metrics.observe_batch(_name, n, t),
                 request_timeout=config.request_timeout)
         self.state = ServerState(self.service, config, self.dispatchers, self.metrics)
+        self.state.identity_secret = self.identity_secret
         for dispatcher in self.dispatchers.values():
             dispatcher.start()
         self.http = httpserver.HTTPServer(
@@ -247,7 +252,7 @@ class ServerHandle:
     def record(self) -> dict:
         return {"pid": self._record_pid, "host": self.host, "port": self.port, "url": self.url,
                 "tag": self.tag, "name": self.name, "apis": self.apis,
-                "started_at": self.started_at}
+                "started_at": self.started_at, "secret": self._server.identity_secret}
 
     def stop(self, timeout: float = 10) -> None:
         """Drain in-flight requests (up to ``timeout`` seconds), free the port and end the

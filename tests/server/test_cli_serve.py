@@ -95,6 +95,15 @@ def test_cli_workers_answer_from_two_processes(cli_server):
     assert len(pids) == 2 and proc.pid not in pids
     for _ in range(10):
         assert post_json(url + "/predict", ROW).json() == [0]
+    # every worker proves the one record the parent wrote (its secret, never shown)
+    from bento_nb.server import registry
+
+    record = next(r for r in registry.read_records()[0] if r["pid"] == proc.pid)
+    for i in range(6):
+        nonce = f"worker-check-nonce-{i:02d}"
+        answer = request(url + f"/.bento/identity?nonce={nonce}")
+        assert answer.json() == {"proof": registry.identity_proof(record["secret"], nonce)}
+    assert record["secret"] not in request(url + "/metadata").body.decode()
     assert _stop(proc) == 0
     for pid in pids:  # the workers are gone too
         with pytest.raises(ProcessLookupError):
