@@ -1,4 +1,5 @@
-"""Kubernetes manifests for a containerized bundle: Deployment, Service, autoscaler.
+"""Kubernetes manifests for a containerized bundle: Deployment, Service, autoscaler, or
+one KServe InferenceService.
 
     docs = render_manifests("IrisClassifier:latest", image="registry.example.com/iris:1")
     paths = write_manifests("IrisClassifier:latest", "registry.example.com/iris:1", "k8s/")
@@ -25,14 +26,17 @@ KServe's canary is a traffic split between two Knative revisions of one predicto
 manifest puts the new image on the predictor with ``canaryTrafficPercent: N``; KServe gives
 the new revision N % and the last revision that took 100 % (the one running the old image)
 the rest. Promoting is applying it with 100 (then the plain manifest, which has the same
-pod template and so starts no new revision); rolling back is 0, or the old image's plain
-manifest. That needs KServe's Serverless (Knative) mode, the default here;
+pod template and so starts no new revision); rolling back is 0 (the old image's plain
+manifest works too, but makes a new revision, and until it is ready Knative routes all the
+traffic to the latest ready one: the canary). That needs KServe's Serverless (Knative)
+mode, the default here;
 ``mode="raw"`` (RawDeployment: a Deployment and an HPA, no Knative) scales on CPU only and
 has no canary.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import re
@@ -213,7 +217,7 @@ def render_manifests(tag: str | os.PathLike | Bundle, image: str, replicas: int 
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },
     }
-    return [deployment, service, autoscaler]
+    return copy.deepcopy([deployment, service, autoscaler])  # nothing shared with the module
 
 
 class _Dumper(yaml.SafeDumper):
@@ -362,13 +366,13 @@ def render_inferenceservice(tag: str | os.PathLike | Bundle, image: str, *,
     metadata_annotations = {"serving.kserve.io/deploymentMode": KSERVE_MODES[mode]}
     if serverless and scale_metric == "cpu":
         metadata_annotations["autoscaling.knative.dev/class"] = _KNATIVE_HPA_CLASS
-    return {
+    return copy.deepcopy({
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": name, "labels": labels,
                      "annotations": {**metadata_annotations, **annotations}},
         "spec": {"predictor": predictor},
-    }
+    })
 
 
 def _kserve_header(isvc: dict, image: str) -> str:
@@ -405,6 +409,9 @@ def run_cli(tag: str, image: str, replicas: int = 2, port: int = templates.DEFAU
     if not kserve:
         for key in given:
             raise UsageError(f"{_KSERVE_FLAGS[key]} is an InferenceService option: add --kserve")
+    if kserve and "min_replicas" not in given and (not isinstance(replicas, int) or replicas < 1):
+        raise UsageError(f"--replicas must be at least 1, not {replicas} (--min-replicas 0 "
+                         "scales to zero)")
     options = {"mode": given.pop("kserve_mode", "serverless"),
                "min_replicas": given.pop("min_replicas", replicas), **given}
     if output is None:

@@ -392,6 +392,7 @@ def test_kserve_output_folder_says_what_the_canary_does(iris_bundle, tmp_path):
     (["--kserve", "--min-replicas", "4", "--max-replicas", "3"],
      "--max-replicas must be at least --min-replicas (4) and 1, not 3"),
     (["--kserve", "--min-replicas", "-1"], "--min-replicas must be at least 0, not -1"),
+    (["--kserve", "--replicas", "0"], "--replicas must be at least 1, not 0"),
     (["--kserve", "--kserve-mode", "raw", "--min-replicas", "0"],
      "--min-replicas 0 (scale to zero) needs --kserve-mode serverless"),
     (["--kserve", "--scale-target", "0"], "--scale-target must be greater than 0, not 0"),
