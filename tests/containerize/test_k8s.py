@@ -299,6 +299,45 @@ def test_inferenceservice_runs_the_image_like_the_deployment(iris_bundle):
     assert "canaryTrafficPercent" not in predictor
 
 
+# What Knative Serving's webhook lets a Service's pod spec hold with its default feature
+# flags (knative/serving pkg/apis/serving/fieldmask.go, k8s_validation.go, 2026-08): KServe's
+# Serverless mode hands the predictor to it as is.
+KNATIVE_POD_FIELDS = {"containers", "volumes", "serviceAccountName", "imagePullSecrets",
+                      "enableServiceLinks", "automountServiceAccountToken"}
+KNATIVE_CONTAINER_FIELDS = {
+    "name", "args", "command", "env", "workingDir", "envFrom", "image", "imagePullPolicy",
+    "livenessProbe", "ports", "readinessProbe", "resources", "securityContext", "startupProbe",
+    "terminationMessagePath", "terminationMessagePolicy", "volumeMounts"}
+KNATIVE_SECURITY_FIELDS = {"capabilities", "readOnlyRootFilesystem", "runAsUser", "runAsGroup",
+                           "runAsNonRoot", "allowPrivilegeEscalation", "seccompProfile"}
+KSERVE_PREDICTOR_FIELDS = {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget",
+                           "canaryTrafficPercent", "annotations", "labels"}
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"canary_image": "iris:2", "canary_percent": 20},
+    {"scale_metric": "cpu", "scale_target": 70, "port": 8080},
+    {"min_replicas": 0, "scale_metric": "rps", "scale_target": 30},
+], ids=["plain", "canary", "cpu", "scale-to-zero"])
+def test_serverless_predictor_keeps_to_what_knative_accepts(iris_bundle, options):
+    predictor = render_inferenceservice(iris_bundle.tag, "iris:1", **options)["spec"]["predictor"]
+    assert set(predictor) <= KNATIVE_POD_FIELDS | KSERVE_PREDICTOR_FIELDS
+    (container,) = predictor["containers"]
+    assert set(container) <= KNATIVE_CONTAINER_FIELDS
+    assert set(container["securityContext"]) <= KNATIVE_SECURITY_FIELDS
+    (port,) = container["ports"]  # one port, named for content negotiation, not reserved
+    assert port["name"] in ("", "h2c", "http1") and port["protocol"] == "TCP"
+    assert port["containerPort"] not in (8008, 8012, 8013, 8022, 9090, 9091)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] in (port["containerPort"], port["name"])
+    assert not {e["name"] for e in container["env"]} & {"PORT", "K_SERVICE", "K_CONFIGURATION",
+                                                        "K_REVISION"}
+    volumes = {v["name"]: v for v in predictor["volumes"]}
+    for mount in container["volumeMounts"]:
+        assert mount["mountPath"] not in ("/", "/dev", "/dev/log")
+        assert "emptyDir" in volumes[mount["name"]] or mount.get("readOnly")
+
+
 def test_canary_puts_the_new_image_on_the_predictor_and_promotes_without_a_new_revision(
         iris_bundle):
     canary = render_inferenceservice(iris_bundle.tag, "iris:1", canary_image="iris:2",
