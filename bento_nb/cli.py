@@ -8,6 +8,8 @@
     bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
     bento-nb containerize TAG -t IMAGE[:TAG] [--base-image ...] [--context-only DIR]
     bento-nb k8s TAG --image IMAGE [--replicas N] [--port 5000] [-o DIR]
+        [--kserve [--kserve-mode serverless|raw] [--canary-image IMAGE --canary-percent N]
+         [--min-replicas N --max-replicas N] [--scale-metric concurrency|rps|cpu --scale-target N]]
     bento-nb quickstart                         train, pack, serve and query the iris model
 
 User errors print one line on stderr (``bento-nb: error: ...``) and exit non-zero with the
@@ -96,6 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("-o", "--output", default=None, help="directory (default: print to stdout)")
+    kserve = p.add_argument_group("KServe", "one InferenceService instead of the Deployment, "
+                                  "Service and autoscaler")
+    kserve.add_argument("--kserve", action="store_true",
+                        help="write a serving.kserve.io/v1beta1 InferenceService")
+    kserve.add_argument("--kserve-mode", choices=["serverless", "raw"], default=None,
+                        help="Knative revisions (default) or RawDeployment")
+    kserve.add_argument("--canary-image", default=None, metavar="IMAGE",
+                        help="roll this image out as a canary beside the running revision")
+    kserve.add_argument("--canary-percent", type=int, default=None, metavar="N",
+                        help="share of the traffic for the canary, 0-100 (default 10)")
+    kserve.add_argument("--min-replicas", type=int, default=None, metavar="N",
+                        help="default: --replicas; 0 scales to zero (serverless)")
+    kserve.add_argument("--max-replicas", type=int, default=None, metavar="N",
+                        help="default: max(10, 2 x min)")
+    kserve.add_argument("--scale-metric", choices=["concurrency", "rps", "cpu"], default=None)
+    kserve.add_argument("--scale-target", type=int, default=None, metavar="N",
+                        help="per pod: requests in flight, requests/s or CPU %%")
 
     p = sub.add_parser("quickstart", help="train the iris SVC, pack, serve and predict")
     p.add_argument("--port", type=int, default=5000)
@@ -275,7 +294,10 @@ def _k8s(args) -> int:
     from .containerize.k8s import run_cli
 
     return run_cli(args.tag, image=args.image, replicas=args.replicas, port=args.port,
-                   output=args.output)
+                   output=args.output, kserve=args.kserve, kserve_mode=args.kserve_mode,
+                   canary_image=args.canary_image, canary_percent=args.canary_percent,
+                   min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+                   scale_metric=args.scale_metric, scale_target=args.scale_target)
 
 
 def _quickstart(args) -> int:
