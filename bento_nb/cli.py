@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import BadInput, BentoNbError, UsageError
 
 

@@ -36,7 +36,8 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .. import __version__, config, templates
+from .. import config, templates
+from .._version import __version__
 from ..errors import BundleNotFound, UsageError
 from ..store import Bundle, Store, read_manifest
 from . import wheel

@@ -33,12 +33,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from . import __version__, _pickling, requirements, templates
-from .adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
-                       split_results)
+from .. import _pickling, requirements, templates
+from .._version import __version__
+from ..adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
+                        split_results)
+from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
+from ..store import Bundle, Store, Tag, read_manifest, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
-from .errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
-from .store import Bundle, Store, Tag, read_manifest, validate_name
 
 SERVICE_FILE = "service.pkl"
 _EXAMPLE_MAX_BYTES = 16 * 1024
@@ -97,8 +98,10 @@ def env(infer_pip_packages: bool = True, pip_packages: Iterable[str] | None = No
     return decorate
 
 
-def artifacts(specs: Sequence[Artifact]) -> Callable:
-    """Declare the named artifacts a service class carries."""
+def artifacts_decorator(specs: Sequence[Artifact]) -> Callable:
+    """``@artifacts([...])``: declare the named artifacts a service class carries. (Named
+    as in BentoML 0.13: ``bento_nb.service.artifacts`` is the package of artifact classes;
+    the package root exports this as ``bento_nb.artifacts``.)"""
     specs = list(specs)
     for spec in specs:
         if not isinstance(spec, Artifact):
@@ -346,7 +349,7 @@ class ModelService(BentoService):
         self._sklearn = bool(sklearn)
         super().__init__()
         if self._sklearn:  # same file format; the manifest then says what the model is
-            from .frameworks.sklearn import SklearnModelArtifact
+            from ..frameworks.sklearn import SklearnModelArtifact
 
             self.artifacts = ArtifactCollection([SklearnModelArtifact("model")])
 
@@ -529,5 +532,5 @@ def _service_source(cls: type) -> str | None:
         return None
 
 
-__all__ = ["BentoService", "InferenceAPI", "ModelService", "api", "artifacts", "env", "pack",
+__all__ = ["BentoService", "InferenceAPI", "ModelService", "api", "artifacts_decorator", "env", "pack",
            "load", "service_from_model", "as_service"]
