@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
-from .errors import BadInput, BentoNbError, UsageError
+from .errors import BadInput, BentoNbError, UsageError, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("BENTO_NB_DEBUG"):
             raise
         message, exit_code = _describe(e)
-        print(f"bento-nb: error: {_one_line(message)}", file=sys.stderr)
+        print(f"bento-nb: error: {one_line(message)}", file=sys.stderr)
         return exit_code
 
 
@@ -128,11 +128,6 @@ def _describe(e: BentoNbError | OSError) -> tuple[str, int]:
     paths = " -> ".join(os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None)
     reason = e.strerror or str(e) or type(e).__name__
     return (f"{paths}: {reason}" if paths else reason), UsageError.exit_code
-
-
-def _one_line(text: str) -> str:
-    """``text`` with each run of whitespace, newlines included, as one space."""
-    return " ".join(str(text).split())
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -156,7 +151,7 @@ def _list(args) -> int:
     rows = [("TAG", "APIS", "SIZE", "CREATED")]
     for e in entries:
         if e.bundle is None:
-            rows.append((f"{e.name}:{e.version}", "-", "-", f"unreadable: {_one_line(e.error)}"))
+            rows.append((f"{e.name}:{e.version}", "-", "-", f"unreadable: {one_line(e.error)}"))
         else:
             b = e.bundle
             rows.append((b.tag, ",".join(a["name"] for a in b.apis), human_size(b.size), b.created_at))

@@ -28,7 +28,7 @@ from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.display import display
 
 from .. import config
-from ..errors import BentoNbError, BundleNotFound, UsageError
+from ..errors import BentoNbError, BundleNotFound, UsageError, from_answer, one_line
 from .session import current
 from .widgets import BundleWidget, ContainerizeView, ServerWidget, Table, human_size, post_json
 
@@ -123,10 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def _safe_name(var: str) -> str:
     """A bundle/service name from a variable name (``_clf`` -> ``clf``)."""
     name = var.lstrip("_.-")[:63]
@@ -157,13 +153,13 @@ class BentoMagics(Magics):
         except BentoNbError as e:
             if os.environ.get("BENTO_NB_DEBUG"):
                 raise
-            print(f"%bento: error: {_one_line(e.message)}", file=sys.stderr)
+            print(f"%bento: error: {one_line(e.message)}", file=sys.stderr)
         except KeyboardInterrupt:
             print("%bento: interrupted", file=sys.stderr)
         except Exception as e:  # keep the one-line promise; the debug switch shows the trace
             if os.environ.get("BENTO_NB_DEBUG"):
                 raise
-            print(f"%bento: error: {type(e).__name__}: {_one_line(e)} "
+            print(f"%bento: error: {type(e).__name__}: {one_line(e)} "
                   "(set BENTO_NB_DEBUG=1 for the traceback)", file=sys.stderr)
         return None
 
@@ -363,7 +359,7 @@ class BentoMagics(Magics):
             body = data if isinstance(data, str) else dumps_json(data).decode()
             status, answer = post_json(url, body, api_token=getattr(entry, "api_token", None))
             if not 200 <= status < 300:
-                raise _remote_error(status, answer, url)
+                raise from_answer(status, answer, url)
             print(f"(answered by {url})")
             return json.loads(answer)
         svc = self._service_for(target_text)
@@ -563,7 +559,7 @@ class BentoMagics(Magics):
                   + (f" in {result.seconds:.1f} s" if getattr(result, "seconds", None) else ""))
             print(f"run it: docker run -p 5000:5000 {result.image}")
         else:  # no daemon (the message holds the context and the command) or failed
-            print(f"%bento: error: {_one_line(view.message)}", file=sys.stderr)
+            print(f"%bento: error: {one_line(view.message)}", file=sys.stderr)
         return None
 
 
@@ -623,20 +619,6 @@ def _is_bundle(obj: Any) -> bool:
     from ..store import Bundle
 
     return isinstance(obj, Bundle)
-
-
-def _remote_error(status: int, body: bytes, url: str) -> BentoNbError:
-    from .. import errors
-
-    try:
-        error = json.loads(body)["error"]
-        kind, message = error.get("type", ""), error.get("message", "")
-    except (ValueError, KeyError, TypeError):
-        kind, message = "", body.decode("utf-8", "replace")[:200]
-    cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, BentoNbError)):
-        cls = BentoNbError
-    return cls(f"{url} answered {status}: {message}" if status else message)
 
 
 def _running_handles() -> list:
