@@ -26,7 +26,8 @@ from tornado.ioloop import IOLoop
 from ..errors import ServerError, UsageError
 from . import registry
 from .config import ServerConfig
-from .runner import LOOPBACK_HOSTS, ModelServer, bind, warn_if_public
+from .address import is_loopback, url_for
+from .runner import ModelServer, bind, warn_if_public
 
 _MAX_RESTARTS = 20
 
@@ -48,12 +49,11 @@ def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 
     else:
         sockets, bound = _bind_shared_port(config, int(workers))
     warn_if_public(config)
-    shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
-    url = f"http://{shown}:{bound}"
+    url = url_for(config.host, bound)
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
               "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    where = "" if config.host in LOOPBACK_HOSTS else f"; listening on {config.host or '*'}:{bound}"
+    where = "" if is_loopback(config.host) else f"; listening on {config.host or '*'}:{bound}"
     print(f"bento-nb: serving {service.tag or service.name} at {url} "
           f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}{where}; Ctrl-C to stop)",
           flush=True)
