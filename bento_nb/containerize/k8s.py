@@ -25,8 +25,7 @@ import yaml
 
 from .. import templates
 from ..errors import UsageError
-from ..store import Bundle
-from .context import resolve_bundle
+from ..store import Bundle, find_bundle
 from .reference import validate_image
 
 _MI = 1024 * 1024
@@ -62,7 +61,7 @@ def render_manifests(tag: str | os.PathLike | Bundle, image: str, replicas: int 
         raise UsageError(f"--replicas must be at least 1, not {replicas}")
     if not isinstance(port, int) or not 1 <= port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, not {port}")
-    bundle = resolve_bundle(tag)
+    bundle = find_bundle(tag)
     name = k8s_name(bundle.name)
     labels = {
         "app.kubernetes.io/name": name,

@@ -32,17 +32,13 @@ from .runner import ModelServer, bind, warn_if_public
 _MAX_RESTARTS = 20
 
 
-def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1,
-            max_batch_size: int | None = None, max_latency_ms: float | None = None,
-            api_token: str | None = None, max_body_bytes: int | None = None) -> int:
-    """Serve bundle ``tag`` until interrupted; returns the exit code."""
+def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
+    """Serve bundle ``tag`` (a tag or a bundle folder) with ``config`` until interrupted;
+    returns the exit code."""
     from ..service import load
 
     if workers is None or int(workers) < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    config = ServerConfig(host=host, port=port, max_batch_size=max_batch_size,
-                          max_latency_ms=max_latency_ms, api_token=api_token, **limits)
     service = load(tag)
     if workers == 1:
         sockets, bound, _ = bind(config)

@@ -38,7 +38,7 @@ from .._version import __version__
 from ..adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
                         split_results)
 from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
-from ..store import Bundle, Store, Tag, read_manifest, validate_name
+from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
 
 SERVICE_FILE = "service.pkl"
@@ -438,9 +438,10 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
     A bundle another process deletes while it is being read raises BundleNotFound, not
     BundleCorrupted; ``Name`` and ``Name:latest`` then resolve again (a few times) to the
     version that is now the newest."""
-    moving = _is_tag(target) and Tag.parse(target).version is None
+    moving = (isinstance(target, str) and not looks_like_path(target)
+              and Tag.parse(target).version is None)
     for _ in range(3 if moving else 1):
-        bundle = _bundle_for(target, store)
+        bundle = find_bundle(target, store)
         try:
             return _load_bundle(bundle, verify)
         except (BentoNbError, OSError) as e:  # OSError: a file vanished during verify()
@@ -449,22 +450,6 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
             gone = BundleNotFound(f"bundle {bundle.tag} was deleted while it was being loaded")
             gone.__cause__ = e
     raise gone
-
-
-def _bundle_for(target: str | os.PathLike | Bundle, store: Store | None) -> Bundle:
-    if isinstance(target, Bundle):
-        return target
-    if not _is_tag(target):
-        path = Path(target).expanduser().resolve()
-        if not path.is_dir():
-            raise BundleNotFound(f"no bundle at {path}")
-        manifest = read_manifest(path)
-        return Bundle(manifest["name"], manifest["version"], path, manifest)
-    return (store or Store()).get(str(target))
-
-
-def _is_tag(target: Any) -> bool:
-    return isinstance(target, str) and os.sep not in target and not target.startswith(".")
 
 
 def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
