@@ -29,16 +29,22 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .errors import BadInput, BentoNbError, UsageError
+from ._version import __version__
+from .errors import BadInput, BentoNbError, UsageError, one_line
+from .options import ArgumentParser, add_options, given
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not usage + error
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
+class _Parser(ArgumentParser):
+    """The shared parser, except that ``--help``/``--version`` end the process as usual."""
+
+    def exit(self, status: int = 0, message: str | None = None):
+        argparse.ArgumentParser.exit(self, status, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .containerize import ContainerizeOptions
+    from .server.config import ServerConfig
+
     parser = _Parser(prog="bento-nb", description="Pack, serve and containerize ML models.")
     parser.add_argument("--version", action="version", version=f"bento-nb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -48,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("get", help="show one bundle")
-    p.add_argument("tag")
+    p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("delete", help="delete a bundle version")
@@ -71,26 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP")
-    p.add_argument("tag", help="tag (Name[:version]) or bundle path")
-    p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
+    p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
-    p.add_argument("--max-batch-size", type=int, default=None)
-    p.add_argument("--max-latency-ms", type=float, default=None)
-    p.add_argument("--api-token", default=None,
-                   help="require 'Authorization: Bearer TOKEN' on API routes (or BENTO_NB_API_TOKEN)")
-    p.add_argument("--max-body-bytes", type=int, default=None,
-                   help="larger request bodies get 413 (default 20 MiB)")
-    p.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
-                   help="a request not answered by the model within it gets 504, one that "
-                        "would not be gets 503 at once (default 60)")
+    add_options(p, ServerConfig)
 
     p = sub.add_parser("containerize", help="build a Docker image serving a bundle")
     p.add_argument("tag")
-    p.add_argument("-t", "--image", dest="image", default=None, help="IMAGE[:TAG] (default: name:version)")
-    p.add_argument("--base-image", default=None, help="default: python:<packing version>-slim")
-    p.add_argument("--context-only", metavar="DIR", default=None,
-                   help="write the build context to DIR and stop")
+    add_options(p, ContainerizeOptions)
 
     p = sub.add_parser("k8s", help="write Kubernetes manifests for an image")
     p.add_argument("tag")
@@ -138,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("BENTO_NB_DEBUG"):
             raise
         message, exit_code = _describe(e)
-        print(f"bento-nb: error: {_printable(_one_line(message))}", file=sys.stderr)
+        print(f"bento-nb: error: {_printable(one_line(message))}", file=sys.stderr)
         return exit_code
 
 
@@ -156,11 +149,6 @@ def _printable(text: str) -> str:
     from .store import printable
 
     return printable(text)
-
-
-def _one_line(text: str) -> str:
-    """``text`` with each run of whitespace, newlines included, as one space."""
-    return " ".join(str(text).split())
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -185,7 +173,7 @@ def _list(args) -> int:
     for e in entries:  # names come from folders anyone can make: no raw control characters
         if e.bundle is None:
             rows.append((printable(f"{e.name}:{e.version}"), "-", "-",
-                         f"unreadable: {printable(_one_line(e.error))}"))
+                         f"unreadable: {printable(one_line(e.error))}"))
         else:
             b = e.bundle
             rows.append((printable(b.tag), printable(",".join(a["name"] for a in b.apis)),
@@ -199,9 +187,9 @@ def _list(args) -> int:
 def _get(args) -> int:
     import yaml
 
-    from .store import Store
+    from .store import find_bundle
 
-    bundle = Store().get(args.tag)
+    bundle = find_bundle(args.tag)
     if args.json:
         print(json.dumps({**bundle.info(), "manifest": bundle.manifest}, indent=2))
     else:
@@ -275,19 +263,16 @@ def _import(args) -> int:
 
 
 def _serve(args) -> int:
-    from .server import run_cli
+    from .server.config import ServerConfig
+    from .server.process import run_cli
 
-    return run_cli(args.tag, host=args.host, port=args.port, workers=args.workers,
-                   max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                   api_token=args.api_token, max_body_bytes=args.max_body_bytes,
-                   request_timeout=args.request_timeout)
+    return run_cli(args.tag, ServerConfig(**given(args, ServerConfig)), workers=args.workers)
 
 
 def _containerize(args) -> int:
-    from .containerize import run_cli
+    from .containerize import ContainerizeOptions, run_cli
 
-    return run_cli(args.tag, image=args.image, base_image=args.base_image,
-                   context_only=args.context_only)
+    return run_cli(args.tag, ContainerizeOptions(**given(args, ContainerizeOptions)))
 
 
 def _k8s(args) -> int:

@@ -954,3 +954,37 @@ def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, record: dict | None,
     if record is not None and digest.hexdigest() != record["sha256"]:
         raise BundleCorrupted(f"{file}: checksum mismatch in {rel}; the archive was modified "
                               "or damaged since it was exported")
+
+
+# -- tag or path --------------------------------------------------------------------------
+
+
+def looks_like_path(target: str | os.PathLike) -> bool:
+    """The one rule every front end follows for "tag or path?": a path-like object, or a
+    string with a path separator or starting with ``.`` or ``~``, is a folder; anything
+    else is a tag. A tag never holds those characters, so ``Iris`` means the bundle named
+    Iris even when a folder ``./Iris`` exists; write ``./Iris`` for the folder."""
+    if isinstance(target, os.PathLike):
+        return True
+    text = str(target)
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return any(s in text for s in separators) or text.startswith((".", "~"))
+
+
+def find_bundle(target: "str | os.PathLike | Bundle", store: "Store | None" = None) -> Bundle:
+    """The bundle ``target`` names: a :class:`Bundle` as is, a folder (see
+    :func:`looks_like_path`) read from disk, else a tag looked up in the store
+    (``Name``, ``Name:latest``, ``Name:version``). Raises BundleNotFound, InvalidName or
+    BundleCorrupted with a message that says which."""
+    if isinstance(target, Bundle):
+        return target
+    if not isinstance(target, (str, os.PathLike)):
+        raise UsageError(f"expected a tag or a bundle folder, got {type(target).__name__}")
+    if looks_like_path(target):
+        path = Path(target).expanduser().resolve()
+        if not path.is_dir():
+            raise BundleNotFound(f"no bundle at {path}: give a tag (Name:version) or "
+                                 "a bundle folder")
+        manifest = read_manifest(path)
+        return Bundle(manifest["name"], manifest["version"], path, manifest)
+    return (store or Store()).get(str(target))

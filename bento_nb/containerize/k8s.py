@@ -47,8 +47,7 @@ import yaml
 
 from .. import templates
 from ..errors import UsageError
-from ..store import Bundle
-from .context import resolve_bundle
+from ..store import Bundle, find_bundle
 from .reference import validate_image
 
 _MI = 1024 * 1024
@@ -165,7 +164,7 @@ def render_manifests(tag: str | os.PathLike | Bundle, image: str, replicas: int 
     if not isinstance(replicas, int) or replicas < 1:
         raise UsageError(f"--replicas must be at least 1, not {replicas}")
     _check_port(port)
-    bundle = resolve_bundle(tag)
+    bundle = find_bundle(tag)
     name = k8s_name(bundle.name)
     labels, annotations = _identity(bundle, name)
     selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
@@ -339,7 +338,7 @@ def render_inferenceservice(tag: str | os.PathLike | Bundle, image: str, *,
     if max_replicas is None:
         max_replicas = max(10, 2 * min_replicas)
     serverless = mode == "serverless"
-    bundle = resolve_bundle(tag)
+    bundle = find_bundle(tag)
     name = k8s_name(bundle.name, max_length=_KSERVE_NAME_MAX)
     labels, annotations = _identity(bundle, name)
     # Knative allows one port, named h2c or http1; probes on its number; no preStop hook (its

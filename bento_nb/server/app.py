@@ -29,7 +29,7 @@ from typing import Any
 
 from tornado import httputil, web
 
-from .. import __version__
+from .._version import __version__
 from ..errors import (
     BadInput,
     BentoNbError,

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from .. import config as _env
 from ..errors import UsageError
+from ..options import option
 
 DEFAULT_MAX_BATCH_SIZE = 100
 DEFAULT_MAX_LATENCY_MS = 100.0
@@ -45,18 +46,28 @@ class ServerConfig:
                          the client has gone anyway.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 5000
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
-    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
-    max_queue: int = 1024
-    max_body_bytes: int = 20 * 1024 * 1024
-    api_token: str | None = None
+    host: str = option("127.0.0.1", "--host", "address to bind (0.0.0.0 for all interfaces)")
+    port: int = option(5000, "--port", "port to listen on (0 picks a free one)")
+    max_batch_size: int = option(DEFAULT_MAX_BATCH_SIZE, "--max-batch-size",
+                                 "most requests one model call may take")
+    max_latency_ms: float = option(DEFAULT_MAX_LATENCY_MS, "--max-latency-ms",
+                                   "latency budget of one batch, in ms")
+    max_queue: int = option(1024, "--max-queue",
+                            "requests waiting per API before new ones get 503")
+    max_body_bytes: int = option(20 * 1024 * 1024, "--max-body-bytes",
+                                 "larger request bodies get 413")
+    api_token: str | None = option(None, "--api-token",
+                                   "require 'Authorization: Bearer TOKEN' on API routes "
+                                   "(or $BENTO_NB_API_TOKEN)", type=str, metavar="TOKEN")
     port_fallback: bool = False
-    drain_timeout: float = 10.0
-    body_timeout: float = 60.0
+    drain_timeout: float = option(10.0, "--drain-timeout",
+                                  "seconds stop waits for requests in flight", metavar="S")
+    body_timeout: float = option(60.0, "--body-timeout",
+                                 "seconds a client may take to send a body", metavar="S")
     retry_after_s: int = 1
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    request_timeout: float = option(DEFAULT_REQUEST_TIMEOUT, "--request-timeout",
+                                    "a request not answered by the model within it gets 504, "
+                                    "one that would not be gets 503 at once", metavar="S")
 
     def __post_init__(self) -> None:
         if self.max_batch_size is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 
 _ERRORS = {
     "400": "Malformed JSON or CSV, or a body of the wrong shape",

@@ -26,39 +26,32 @@ from tornado.ioloop import IOLoop
 from ..errors import ServerError, UsageError
 from . import registry
 from .config import ServerConfig
-from .runner import LOOPBACK_HOSTS, ModelServer, bind, warn_if_public
+from .address import is_loopback, url_for
+from .runner import ModelServer, bind, warn_if_public
 
 _MAX_RESTARTS = 20
 
 
-def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1,
-            max_batch_size: int | None = None, max_latency_ms: float | None = None,
-            api_token: str | None = None, max_body_bytes: int | None = None,
-            request_timeout: float | None = None) -> int:
-    """Serve bundle ``tag`` until interrupted; returns the exit code."""
+def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
+    """Serve bundle ``tag`` (a tag or a bundle folder) with ``config`` until interrupted;
+    returns the exit code."""
     from ..service import load
 
     if workers is None or int(workers) < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    if request_timeout is not None:
-        limits["request_timeout"] = request_timeout
-    config = ServerConfig(host=host, port=port, max_batch_size=max_batch_size,
-                          max_latency_ms=max_latency_ms, api_token=api_token, **limits)
     service = load(tag)
     if workers == 1:
         sockets, bound, _ = bind(config)
     else:
         sockets, bound = _bind_shared_port(config, int(workers))
     warn_if_public(config)
-    shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
-    url = f"http://{shown}:{bound}"
+    url = url_for(config.host, bound)
     secret = registry.new_secret()  # shared by the workers: they answer for one record
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
               "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "secret": secret}
-    where = "" if config.host in LOOPBACK_HOSTS else f"; listening on {config.host or '*'}:{bound}"
+    where = "" if is_loopback(config.host) else f"; listening on {config.host or '*'}:{bound}"
     print(f"bento-nb: serving {service.tag or service.name} at {url} "
           f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}{where}; Ctrl-C to stop)",
           flush=True)

@@ -31,12 +31,12 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from ..errors import BentoNbError, Overloaded, ServerError, UsageError
 from ..store import Bundle
 from . import registry
+from .address import is_loopback, url_for
 from .app import ServerState, make_app
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import Metrics
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections
 _PUBLISH_MS = 1000  # how often a worker shares its metrics with the others
@@ -71,7 +71,7 @@ def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.so
 
 def warn_if_public(config: ServerConfig) -> None:
     """Binding beyond loopback: say so on stderr (and suggest a token when there is none)."""
-    if config.host not in LOOPBACK_HOSTS:
+    if not is_loopback(config.host):
         who = ("anyone who can reach this machine and has the token" if config.api_token
                else "anyone who can reach this machine; consider --api-token / "
                     "BENTO_NB_API_TOKEN")
@@ -224,10 +224,7 @@ class ServerHandle:
         self.tag = tag
         self.service = server.service
         self.name = server.service.name
-        shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::", "127.0.0.1") else config.host
-        if ":" in shown:
-            shown = f"[{shown}]"
-        self.url = f"http://{shown}:{port}"
+        self.url = url_for(config.host, port)
         self.docs_url = self.url + "/"
         self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self._thread: threading.Thread | None = None

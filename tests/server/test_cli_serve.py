@@ -185,3 +185,24 @@ def test_cli_unknown_bundle_is_one_line_error():
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert len(err.strip().splitlines()) == 1 and "NoSuchModel" in err
+
+
+def test_cli_serve_on_ipv6_loopback_prints_a_bracketed_url_and_answers_there(iris_bundle):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    proc = _start("IrisClassifier", "--host", "::1", "--port", str(port))
+    try:
+        url = f"http://[::1]:{port}"
+        _wait_ready(proc, url)
+        first = proc.stdout.readline()
+        assert f"at {url} " in first, first
+        assert post_json(url + "/predict", ROW).json() == [0]
+    finally:
+        assert _stop(proc) == 0
