@@ -299,7 +299,7 @@ class ServerWidget(PlainReprMixin, W.VBox):
 
     def plain_html(self) -> str:
         h = self.handle
-        name = f"<b>{escape(h.tag or h.name)}</b>"
+        name = f"<b>{escape(h.tag or f'{h.name} (live object)')}</b>"
         dot = colored("●", OK if self.running else MUTED)
         links = " · ".join([link(h.url), *(["via Jupyter " + link(self.proxy_url)]
                                            if self.proxy_url else []),
