@@ -33,5 +33,5 @@ from .containerize import ContainerizeView
 from .server import GONE, ServerWidget, proxy_url
 from .table import Table
 
-__all__ = ["BundleWidget", "ContainerizeView", "ServerWidget", "Table", "human_size",
-           "proxy_url", "GONE"]
+__all__ = ["GONE", "BundleWidget", "ContainerizeView", "ServerWidget", "Table", "human_size",
+           "proxy_url"]

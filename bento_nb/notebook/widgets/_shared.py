@@ -23,12 +23,14 @@ ERROR = "var(--jp-error-color1, #b00)"
 # Rules the server widget needs beyond inline styles. ipywidgets adds the class
 # ``jupyter-widgets-disconnected`` to every view whose model has no live comm: after the
 # kernel restarted or died, and for views restored from a saved notebook. Under it the
-# "running" status is hidden and "kernel restarted — server gone" shown instead.
+# "running" status is hidden and "kernel restarted — server gone" shown instead; the stats
+# grey and the buttons (which could not reach a kernel any more) fade.
 STYLESHEET = f"""<style>
 .bento-nb-server .bento-nb-gone {{ display: none; }}
 .bento-nb-server.jupyter-widgets-disconnected .bento-nb-live {{ display: none; }}
 .bento-nb-server.jupyter-widgets-disconnected .bento-nb-gone {{ display: inline; color: {ERROR}; }}
 .bento-nb-server.jupyter-widgets-disconnected .bento-nb-stats {{ color: {MUTED}; opacity: 0.6; }}
+.bento-nb-server.jupyter-widgets-disconnected .widget-button {{ opacity: 0.5; pointer-events: none; }}
 .bento-nb-stats.bento-nb-stopped {{ color: {MUTED}; opacity: 0.6; }}
 </style>"""
 

@@ -6,7 +6,8 @@ terminal. Not a widget: it is displayed once and never changes.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ...store import printable
 from ._shared import escape, link
