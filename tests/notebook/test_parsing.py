@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bento_nb.errors import UsageError
-from bento_nb.notebook.magics import _safe_name, _split_predict
+from bento_nb.actions import name_from_variable as _safe_name
+from bento_nb.notebook.magics import _split_predict
 from bento_nb.notebook.widgets import Table, human_size
 
 
