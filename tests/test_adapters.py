@@ -83,11 +83,82 @@ def test_csv_first_row_with_a_missing_value_is_data_and_refused(first, more):
 def test_csv_empty_cell_is_refused_like_a_json_null():
     with pytest.raises(BadInput) as from_json:
         IRIS.parse(b"[[5.1, null, 1.4, 0.2]]", JSON)
-    for csv in ("5.1,,1.4,0.2\n6.2,3.4,5.4,2.3\n", "5.1,3.4,5.4,2.3\n5.1,,1.4,0.2\n",
-                "5.1,3.4,5.4,2.3\n,,,\n6.2,3.4,5.4,2.3\n"):  # a row of empty cells is a row
-        with pytest.raises(BadInput) as from_csv:
+    assert from_json.value.message.endswith("row 1, column 2 holds null")
+    for csv, where in [("5.1,,1.4,0.2\n6.2,3.4,5.4,2.3\n", "row 1, column 2"),
+                       ("5.1,3.4,5.4,2.3\n5.1,,1.4,0.2\n", "row 2, column 2"),
+                       ("5.1,3.4,5.4,2.3\n,,,\n6.2,3.4,5.4,2.3\n", "row 2, column 1")]:
+        with pytest.raises(BadInput) as from_csv:  # a row of empty cells is a row
             IRIS.parse(csv.encode(), "text/csv")
-        assert from_csv.value.message == from_json.value.message
+        assert from_csv.value.message == f"expected numbers in every column; {where} holds an empty cell"
+
+
+@pytest.mark.parametrize("body, content_type, where", [
+    ('[{"sl": 5.1, "sw": "wide", "pl": 1.4, "pw": 0.2}]', JSON, "column 'sw' holds the text 'wide'"),
+    ('[[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, null, 0.2]]', JSON, "row 2, column 'pl' holds null"),
+    ('[[5.1, 3.5, 1.4, true]]', JSON, "column 'pw' holds true"),
+    ('[[false, 3.5, 1.4, 0.2]]', JSON, "column 'sl' holds false"),
+    ('[[5.1, 3.5, 1.4, 123456789012345678901234567890]]', JSON,
+     "column 'pw' holds an integer of 30 digits"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,0.2\n5.1,,1.4,0.2\n", "text/csv", "row 2, column 'sw' holds an empty cell"),
+    ("sl,sw,pl,pw\n5.1,3.5,TRUE,0.2\n", "text/csv", "column 'pl' holds the text 'TRUE'"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,nan\n", "text/csv", "row 1, column 'pw' holds nan"),
+])
+def test_a_numeric_table_refuses_other_values_naming_the_cell(body, content_type, where):
+    named = DataframeInput(columns=["sl", "sw", "pl", "pw"], numeric=True)
+    with pytest.raises(BadInput) as info:
+        named.parse(body.encode(), content_type)
+    assert info.value.http_status == 400 and where in info.value.message
+
+
+@pytest.mark.parametrize("adapter", [IRIS, DataframeInput(), JsonInput()], ids=repr)
+@pytest.mark.parametrize("body", ["1" * 5000, "[[%s, 1, 2, 3]]" % ("7" * 5000),
+                                  '{"a": [-%s]}' % ("9" * 4301)])
+def test_an_integer_too_long_for_python_is_a_400(adapter, body):
+    with pytest.raises(BadInput, match="more than 4300 digits") as info:
+        adapter.parse(body.encode(), JSON)
+    assert info.value.http_status == 400
+
+
+def test_an_integer_too_long_for_python_in_csv_is_a_400_not_infinity():
+    for adapter in (IRIS, DataframeInput()):
+        with pytest.raises(BadInput, match="5000 digits"):
+            adapter.parse(("1,2,3,%s\n" % ("1" * 5000)).encode(), "text/csv")
+
+
+def nested(depth, leaf="1"):
+    return "[" * depth + leaf + "]" * depth
+
+
+@pytest.mark.parametrize("body", [nested(101), nested(500), nested(100000),
+                                  '{"a": ' * 101 + "1" + "}" * 101,
+                                  '[' * 101 + '"][{"' + ']' * 101,
+                                  '[["a"], ' * 101 + "1" + "]" * 101])
+def test_json_nested_deeper_than_the_limit_is_a_400_for_every_adapter(body):
+    for adapter in (IRIS, DataframeInput(), JsonInput()):
+        with pytest.raises(BadInput, match="nested more than 100 levels deep"):
+            adapter.parse(body.encode(), JSON)
+
+
+def test_json_up_to_the_depth_limit_is_accepted_and_its_echo_encoded():
+    deepest = nested(100)
+    brackets_in_strings = json.dumps([["]" * 300, "[" * 300], {"k": "{" * 300}])
+    for body in (deepest, brackets_in_strings, json.dumps([[1, 2]] * 200)):
+        value = JsonInput().parse(body.encode(), JSON).value
+        assert json.loads(dumps_json(value)) == json.loads(body)
+
+
+def test_model_output_that_cannot_be_json_is_a_model_error():
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    circular = []
+    circular.append(circular)
+    for value, message in [(deep, "nested too deeply"), (circular, "nested too deeply"),
+                           ({"n": int("9" * 4000) ** 2},
+                            "cannot be written as JSON")]:
+        with pytest.raises(ModelError, match=message) as info:
+            dumps_json(value)
+        assert info.value.http_status == 500
 
 
 @pytest.mark.parametrize("adapter, csv, columns, values", [
@@ -283,18 +354,52 @@ def test_request_schema_refuses_refused_bodies(adapter, body):
 
 # -- properties -------------------------------------------------------------------------
 
+def deeply_nested(children):
+    """A value wrapped in 90 to 130 lists or objects: around MAX_JSON_DEPTH (100)."""
+    return st.tuples(children, st.integers(90, 130), st.booleans()).map(
+        lambda t: _wrap(*t))
+
+
+def _wrap(value, depth, in_objects):
+    for _ in range(depth):
+        value = {"k": value} if in_objects else [value]
+    return value
+
+
+class Digits(int):
+    """A leaf of a drawn JSON value: an integer written with this many 9s, around Python's
+    4300-digit limit of int(str), which str() would refuse to write out."""
+
+
+json_leaves = (st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers()
+               | st.text(max_size=5) | st.integers(4295, 4310).map(Digits))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    json_leaves,
+    lambda children: (st.lists(children, max_size=4)
+                      | st.dictionaries(st.text(max_size=3), children, max_size=3)
+                      | deeply_nested(children)),
     max_leaves=20,
 )
+
+
+def json_text(value) -> bytes:
+    def encode(v):
+        if isinstance(v, Digits):
+            return "9" * v
+        if isinstance(v, list):
+            return "[" + ",".join(encode(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ",".join(json.dumps(k) + ":" + encode(x) for k, x in v.items()) + "}"
+        return json.dumps(v)
+
+    return encode(value).encode()
 
 
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_any_json_parses_to_a_table_or_raises_bad_input(value):
-    body = json.dumps(value).encode()
-    for adapter in (IRIS, DataframeInput()):
+    body = json_text(value)
+    for adapter in (IRIS, DataframeInput(), DataframeInput(columns=["a", "b"], numeric=True)):
         try:
             payload = adapter.parse(body, JSON)
         except BadInput as e:
@@ -305,6 +410,19 @@ def test_any_json_parses_to_a_table_or_raises_bad_input(value):
         assert len(df) == payload.rows >= 1
         if adapter is IRIS:
             assert df.shape[1] == 4 and df.dtypes.map(lambda d: d.kind in "iuf").all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_any_json_to_a_json_api_is_its_echo_or_a_bad_input(value):
+    """Whatever JsonInput accepts, an API that returns it can answer: encoded, unchanged."""
+    body = json_text(value)
+    try:
+        payload = JsonInput().parse(body, JSON)
+    except BadInput as e:
+        assert e.message and e.http_status == 400
+        return
+    assert json.loads(dumps_json(payload.value)) == payload.value
 
 
 @settings(max_examples=300, deadline=None)
