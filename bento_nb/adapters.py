@@ -549,7 +549,8 @@ class FileInput(InputAdapter):
         media = _media_type(content_type)
         if media == "multipart/form-data":
             message = BytesParser(policy=HTTP).parsebytes(
-                b"Content-Type: " + (content_type or "").encode("latin-1") + b"\r\n\r\n" + body)
+                b"Content-Type: " + (content_type or "").encode("latin-1", "replace")
+                + b"\r\n\r\n" + body)
             for part in message.iter_parts() if message.is_multipart() else ():
                 data = part.get_payload(decode=True)
                 if data is not None:

@@ -458,3 +458,22 @@ def test_csv_first_row_is_never_dropped_for_a_missing_value(rows, column, marker
     csv = "\n".join(",".join(line) for line in lines) + "\n"
     with pytest.raises(BadInput, match="expected numbers|NaN"):
         IRIS.parse(csv.encode(), "text/csv")
+
+
+multipart_bodies = st.lists(st.binary(max_size=60), max_size=4).map(
+    lambda parts: b"--b\r\n" + b"\r\n--b\r\n".join(parts) + b"\r\n--b--\r\n")
+content_types = st.tuples(
+    st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data", JSON, "text/plain",
+                     "text/csv", "application/octet-stream", "", "application/x-www-form-urlencoded"]),
+    st.text(max_size=20)).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode) | multipart_bodies,
+       content_types)
+def test_any_body_of_any_type_to_any_adapter_parses_or_is_a_4xx(body, content_type):
+    for adapter in (FileInput(), JsonInput(), StringInput(), DataframeInput(), IRIS):
+        try:
+            adapter.parse(body, content_type)
+        except (BadInput, UnsupportedMediaType) as e:
+            assert e.message and 400 <= e.http_status < 500
