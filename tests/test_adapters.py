@@ -284,6 +284,35 @@ def test_schema_is_learnt_from_a_sklearn_model(iris_clf):
     assert named.columns == ("a", "b")
 
 
+def test_numeric_is_learnt_from_what_first_sees_a_dataframe(iris):
+    from sklearn import svm
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = iris
+    numbers = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    mixed = numbers.assign(pw=np.where(X[:, 3] > 1, "wide", "narrow"))
+    encoded = make_column_transformer((OneHotEncoder(), ["pw"]), remainder="passthrough")
+    for model, data, numeric in [
+        (svm.SVC(), numbers, True),
+        (make_pipeline(StandardScaler(), svm.SVC()), numbers, True),
+        (GridSearchCV(svm.SVC(), {"C": [1.0]}, cv=2), numbers, True),
+        (make_pipeline(encoded, LogisticRegression(max_iter=500)), mixed, False),
+        (VotingClassifier([("svc", svm.SVC())]), numbers, None),  # its estimators decide
+    ]:
+        adapter = DataframeInput()
+        adapter.configure(model.fit(data, y))
+        assert (adapter.columns, adapter.numeric) == (tuple(data.columns), numeric), model
+    # not numeric: values keep their JSON types, the number stays a number
+    df = frame(adapter_from_config({"type": "DataframeInput", "columns": list(mixed.columns),
+                                    "numeric": False}), '[[5.1, 3.5, 1.4, "wide"]]')
+    assert df.iloc[0].tolist() == [5.1, 3.5, 1.4, "wide"]
+
+
 def test_json_string_and_file_inputs():
     assert JsonInput().parse(b'{"text": "hi"}', JSON).value == {"text": "hi"}
     with pytest.raises(BadInput):

@@ -184,3 +184,23 @@ def test_tables_with_different_column_names_are_never_mixed_in_one_call():
     results = svc.apis["predict"].run_batch(payloads)
     assert [r.tolist() for r in results] == [[22], [11], [33], [44]]
     assert sorted(map(str, calls)) == sorted(map(str, [[0, 1], ["a", "b"], ["p", "q"]]))
+
+
+def test_a_bundle_that_did_not_record_numeric_learns_it_when_loaded(iris):
+    """Bundles packed before DataFrame-fitted models were known to be numeric say nothing
+    about it in their manifest: loading asks the model again, so strings are a 400."""
+    from sklearn import svm
+
+    from bento_nb.errors import BadInput
+
+    X, y = iris
+    model = svm.SVC().fit(pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"]), y)
+    svc = service_from_model(model, name="OldNamed")
+    svc.apis["predict"].input.numeric = None  # what an older version recorded
+    bundle = svc.save_bundle()
+    assert "numeric" not in bundle.manifest["apis"][0]["input"]
+    loaded = bento_nb.load(bundle.tag).apis["predict"]
+    assert loaded.input.numeric is True
+    with pytest.raises(BadInput, match="row 1, column 'sw' holds the text 'x'"):
+        loaded.input.parse(b'[[5.1, "x", 1.4, 0.2]]', "application/json")
+    assert loaded([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0]
