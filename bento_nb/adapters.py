@@ -33,11 +33,11 @@ from .errors import BadInput, ModelError, UnsupportedMediaType
 
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 _CSV_TYPES = ("text/csv", "application/csv")
-# CSV cells that are values, never column names: pandas' missing-value markers and booleans.
 # How deep client JSON may nest lists and objects (``[[1]]`` is 2 levels): deeper documents
 # are refused with a 400, well before Python's recursion limit, so that an API that returns
 # what it was given (a JsonInput echo) can always be answered.
 MAX_JSON_DEPTH = 100
+# CSV cells that are values, never column names: pandas' missing-value markers and booleans.
 _NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
                         "true", "false"})
 
@@ -105,7 +105,7 @@ def _nesting_exceeds(body: bytes | str, value: Any, limit: int) -> bool:
     if b'"' not in raw:
         brackets = np.frombuffer(raw.translate(None, _NOT_BRACKETS), dtype=np.uint8)
         return int(_BRACKET_STEPS[brackets].cumsum().max()) > limit
-    stack = [(value, 1)]
+    stack = [(value, 1)] if type(value) is list or type(value) is dict else []
     while stack:
         node, depth = stack.pop()
         if depth > limit:
