@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from bento_nb.actions import name_from_variable as _safe_name
 from bento_nb.errors import BadInput, UsageError
-from bento_nb.notebook.magics import BentoMagics, _safe_name, _split_predict
+from bento_nb.notebook.magics import BentoMagics, _split_predict
 from bento_nb.notebook.widgets import Table, human_size
 
 
