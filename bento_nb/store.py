@@ -961,14 +961,19 @@ def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, record: dict | None,
 
 def looks_like_path(target: str | os.PathLike) -> bool:
     """The one rule every front end follows for "tag or path?": a path-like object, or a
-    string with a path separator or starting with ``.`` or ``~``, is a folder; anything
-    else is a tag. A tag never holds those characters, so ``Iris`` means the bundle named
+    string with a path separator (and no ``:`` before it) or starting with ``.`` or ``~``,
+    is a folder; anything else is a tag. A tag never holds those characters, so ``Iris`` means the bundle named
     Iris even when a folder ``./Iris`` exists; write ``./Iris`` for the folder."""
     if isinstance(target, os.PathLike):
         return True
     text = str(target)
     separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
-    return any(s in text for s in separators) or text.startswith((".", "~"))
+    first = min((i for i in (text.find(s) for s in separators) if i >= 0), default=-1)
+    if first < 0:
+        return text.startswith((".", "~"))
+    # "Name:<anything>" is a tag (an invalid one if the version holds a "/"): refused as
+    # such, never read as a folder
+    return ":" not in text[:first]
 
 
 def find_bundle(target: "str | os.PathLike | Bundle", store: "Store | None" = None) -> Bundle:

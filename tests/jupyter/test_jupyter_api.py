@@ -154,7 +154,7 @@ def test_every_path_under_the_api_answers_json(jupyter, method, path):
 
 def test_a_method_a_route_lacks_is_a_json_405(jupyter):
     status, body = jupyter.json("bento/api/bundles", "POST", {})
-    assert status == 405 and body["error"]["type"] == "HTTP405"
+    assert status == 405 and body["error"]["type"] == "MethodNotAllowed"
 
 
 # -- authentication and XSRF --------------------------------------------------------------
