@@ -491,7 +491,9 @@ class DataframeInput(InputAdapter):
 
 
 class JsonInput(InputAdapter):
-    """Any JSON document → the parsed Python value (one per request in a batch)."""
+    """Any JSON document → the parsed Python value (one per request in a batch). Documents
+    nested more than :data:`MAX_JSON_DEPTH` levels deep are refused (400), so that what the
+    API returns of its input can always be written back as JSON."""
 
     kind = "json"
     media_types = ("application/json",)
@@ -504,7 +506,9 @@ class JsonInput(InputAdapter):
 
     def openapi_request(self, example: Any = None) -> dict:
         return {"required": True, "content": {"application/json": {
-            "schema": {}, "example": {"text": "hello"} if example is None else example}}}
+            "schema": {"description": f"any JSON document nested at most {MAX_JSON_DEPTH} "
+                                      "levels deep, integers of at most 4300 digits"},
+            "example": {"text": "hello"} if example is None else example}}}
 
 
 class StringInput(InputAdapter):
