@@ -207,3 +207,23 @@ def test_root_names_load_lazily_and_artifacts_is_the_decorator():
     assert {"pack", "load", "serve", "artifacts"} <= set(dir(bento_nb))
     with pytest.raises(AttributeError):
         bento_nb.no_such_name
+
+
+def test_a_bundle_that_did_not_record_numeric_learns_it_when_loaded(iris):
+    """Bundles packed before DataFrame-fitted models were known to be numeric say nothing
+    about it in their manifest: loading asks the model again, so strings are a 400."""
+    from sklearn import svm
+
+    from bento_nb.errors import BadInput
+
+    X, y = iris
+    model = svm.SVC().fit(pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"]), y)
+    svc = service_from_model(model, name="OldNamed")
+    svc.apis["predict"].input.numeric = None  # what an older version recorded
+    bundle = svc.save_bundle()
+    assert "numeric" not in bundle.manifest["apis"][0]["input"]
+    loaded = bento_nb.load(bundle.tag).apis["predict"]
+    assert loaded.input.numeric is True
+    with pytest.raises(BadInput, match="row 1, column 'sw' holds the text 'x'"):
+        loaded.input.parse(b'[[5.1, "x", 1.4, 0.2]]', "application/json")
+    assert loaded([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0]

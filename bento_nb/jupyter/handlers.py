@@ -19,6 +19,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
+from ..adapters import loads_json
 from ..containerize.reference import validate_image
 from ..errors import BadInput, BundleNotFound, InvalidName, NotFound
 from ..store import ListEntry, Store, Tag, validate_name
@@ -179,9 +180,10 @@ def _containerize_request(raw: bytes) -> tuple[Tag, str | None, str | None]:
     """``(tag, image, base_image)`` of a containerize body, each checked; ``image`` and
     ``base_image`` are None when absent, null or ""."""
     try:
-        body = json.loads(raw or b"null")
-    except ValueError:  # not JSON, or not UTF-8
-        raise BadInput(f"the body is not JSON; {_CONTAINERIZE_USAGE}") from None
+        body = loads_json(raw) if raw.strip() else None
+    except BadInput as e:  # not JSON, not UTF-8, too deep, too long an integer
+        raise BadInput(f"the body is not JSON we can read ({e.message}); "
+                       f"{_CONTAINERIZE_USAGE}") from None
     if not isinstance(body, dict):
         raise BadInput(_CONTAINERIZE_USAGE)
     for key, value in body.items():
