@@ -1,0 +1,428 @@
+"""DataframeInput: rows of a table, as JSON or CSV, → one ``pandas.DataFrame`` per batch.
+
+Its parsing (JSON rows, records, split form and ``instances``; CSV with or without a
+header), its checks of width and numbers, and its OpenAPI request schema all live here::
+
+    adapter = DataframeInput(n_columns=4, numeric=True)
+    p1 = adapter.parse(b"[[5.1, 3.5, 1.4, 0.2]]", "application/json")
+    p2 = adapter.parse(b"5.9,3.0,5.1,1.8\\n", "text/csv")
+    adapter.make_batch([p1, p2])     # one DataFrame of 2 rows
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import BadInput, UnsupportedMediaType
+from .base import _JSON_TYPES, InputAdapter, Payload, _media_type
+from .decoding import loads_json
+from .encoding import to_jsonable
+
+_CSV_TYPES = ("text/csv", "application/csv")
+# CSV cells that are values, never column names: pandas' missing-value markers and booleans.
+_NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
+                        "true", "false"})
+
+
+class DataframeInput(InputAdapter):
+    """Rows of a table → ``pandas.DataFrame``.
+
+    JSON bodies: a list of rows ``[[5.1, 3.5, 1.4, 0.2]]``, records ``[{"a": 1, ...}]``,
+    pandas' split form ``{"columns": [...], "data": [[...]]}``, ``{"instances": ...}`` or a
+    single record ``{"a": 1}``; ``text/csv`` bodies with or without a header row.
+
+    A CSV's first row is its header only when it spells the adapter's column names (in any
+    order) or when every cell is a name: not empty, not a number, not a missing-value or
+    boolean marker (``NA``, ``NaN``, ``null``, ``None``, ``TRUE``, ...). Anything else is a
+    data row, so a row is never dropped as a header by mistake: a first row with an empty or
+    ``NA`` cell is data and, like a JSON ``null``, refused (400) when ``numeric``. A header
+    with a numeric-looking name (``id,2021``) is therefore read as data too (refused by a
+    numeric adapter); send such names in the JSON split form or make them the adapter's
+    ``columns``.
+
+    ``columns`` (names) or ``n_columns`` fix the expected width; ``numeric=True`` refuses
+    strings, booleans and nulls, naming the first cell that is not a number. When the packed
+    model is a scikit-learn estimator they are learnt from it: the width from
+    ``feature_names_in_`` / ``n_features_in_``, ``numeric`` from what first sees the input
+    (:func:`~bento_nb.frameworks.sklearn.takes_numbers`): True for an estimator or pipeline
+    that starts with a numeric step, False for one that starts with an encoder or a column
+    transformer (values then keep their JSON types), unset when it cannot be told.
+    """
+
+    kind = "dataframe"
+    media_types = ("application/json", "text/csv")
+
+    def __init__(self, columns: Sequence[str] | None = None, n_columns: int | None = None,
+                 numeric: bool | None = None):
+        self.columns = tuple(columns) if columns is not None else None
+        self.n_columns = len(self.columns) if self.columns is not None else n_columns
+        self.numeric = numeric
+
+    def configure(self, model: Any) -> None:
+        names = getattr(model, "feature_names_in_", None)
+        count = getattr(model, "n_features_in_", None)
+        if names is None and not isinstance(count, (int, np.integer)):
+            return  # not a fitted scikit-learn-style model: nothing to learn
+        if self.n_columns is None:
+            if names is not None:
+                self.columns = tuple(str(n) for n in names)
+                self.n_columns = len(self.columns)
+            else:
+                self.n_columns = int(count)
+        if self.numeric is None:
+            from ..frameworks.sklearn import takes_numbers
+
+            self.numeric = takes_numbers(model)
+            if self.numeric is None and names is None:
+                self.numeric = True  # fitted on an array: of numbers, as other models' are
+
+    def example_body(self, value: Any) -> Any:
+        """A DataFrame with named columns as records (its names documented), any other
+        table as a list of rows."""
+        import pandas as pd
+
+        if isinstance(value, pd.DataFrame):
+            if all(isinstance(c, str) for c in value.columns):
+                return to_jsonable(value.to_dict(orient="records"))
+            return to_jsonable(value.to_numpy().tolist())
+        return to_jsonable(value)
+
+    def config(self) -> dict:
+        out: dict[str, Any] = {"type": type(self).__name__}
+        if self.columns is not None:
+            out["columns"] = list(self.columns)
+        if self.n_columns is not None:
+            out["n_columns"] = self.n_columns
+        if self.numeric is not None:
+            out["numeric"] = self.numeric
+        return out
+
+    # parsing
+
+    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
+        media = _media_type(content_type)
+        if media in _CSV_TYPES:
+            return self._from_csv(body)
+        if media in _JSON_TYPES:
+            return self._from_json(loads_json(body))
+        raise UnsupportedMediaType(
+            f"content type {media!r} is not supported: send application/json or text/csv"
+        )
+
+    def from_python(self, value: Any) -> Payload:
+        import pandas as pd
+
+        if isinstance(value, pd.DataFrame):
+            return self._from_frame(value)
+        if isinstance(value, np.ndarray):
+            value = value.tolist() if value.ndim else value.item()
+        if isinstance(value, (bytes, str)):
+            return self._from_json(loads_json(value))
+        return self._from_json(value)
+
+    def _from_frame(self, frame) -> Payload:
+        if frame.empty:
+            raise BadInput("empty input: expected at least one row")
+        columns = tuple(str(c) for c in frame.columns)
+        if self.columns is not None:
+            if set(self.columns) - set(columns):
+                raise BadInput(f"missing column(s): {sorted(set(self.columns) - set(columns))}")
+            frame = frame[list(self.columns)]
+            columns = self.columns
+        elif self.n_columns is not None and frame.shape[1] != self.n_columns:
+            raise BadInput(f"expected {self.n_columns} columns, got {frame.shape[1]}")
+        else:
+            columns = tuple(frame.columns) if not _is_range(frame.columns) else None
+        return self._finish(frame.to_numpy(), columns)
+
+    def _from_json(self, obj: Any) -> Payload:
+        if isinstance(obj, dict):
+            if "instances" in obj and len(obj) == 1:
+                return self._from_json(obj["instances"])
+            if set(obj) == {"columns", "data"} or set(obj) == {"columns", "data", "index"}:
+                columns, data = obj["columns"], obj["data"]
+                if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+                    raise BadInput('"columns" must be a list of strings')
+                return self._from_rows(data, tuple(columns))
+            if obj and all(isinstance(v, list) for v in obj.values()):
+                names = tuple(obj)
+                lengths = {len(v) for v in obj.values()}
+                if len(lengths) != 1:
+                    raise BadInput("columns have different lengths")
+                return self._from_rows([list(r) for r in zip(*obj.values())], names)
+            return self._from_records([obj])
+        if not isinstance(obj, list):
+            raise BadInput(
+                "expected a list of rows such as [[5.1, 3.5, 1.4, 0.2]], a list of records, "
+                'or {"columns": [...], "data": [[...]]}'
+            )
+        if not obj:
+            raise BadInput("empty input: expected at least one row")
+        first = obj[0]
+        if isinstance(first, dict):
+            return self._from_records(obj)
+        if isinstance(first, list):
+            return self._from_rows(obj, None)
+        raise BadInput(
+            f"expected a list of rows, e.g. [{json.dumps(obj[:4])}] for one row, "
+            "not a flat list of values"
+        )
+
+    def _from_records(self, records: list) -> Payload:
+        if not all(isinstance(r, dict) for r in records):
+            raise BadInput("mixed records and non-records in one list")
+        names = self.columns or tuple(records[0])
+        if not names:
+            raise BadInput("empty record: expected at least one column")
+        wanted = set(names)
+        rows = []
+        for i, record in enumerate(records):
+            keys = set(record)
+            if keys != wanted:
+                missing, extra = sorted(wanted - keys), sorted(keys - wanted)
+                detail = "; ".join(s for s in (
+                    f"missing {missing}" if missing else "", f"unknown {extra}" if extra else "") if s)
+                raise BadInput(f"record {i} does not match the columns {list(names)}: {detail}")
+            rows.append([record[n] for n in names])
+        return self._from_rows(rows, names)
+
+    def _from_rows(self, rows: Any, names: tuple | None) -> Payload:
+        if not isinstance(rows, list) or not rows:
+            raise BadInput("empty input: expected at least one row")
+        if not all(isinstance(r, list) for r in rows):
+            raise BadInput("every row must be a list of values")
+        if names is not None:
+            if len(set(names)) != len(names):
+                duplicates = sorted({n for n in names if names.count(n) > 1})
+                raise BadInput(f"duplicate column name(s): {duplicates}")
+            if any(len(r) != len(names) for r in rows):
+                raise BadInput(f"{len(names)} column name(s) but rows of other lengths: "
+                               "every row needs one value per column")
+        if names is not None and self.columns is not None and names != self.columns:
+            if set(names) != set(self.columns):
+                raise BadInput(
+                    f"columns {list(names)} do not match the expected {list(self.columns)}"
+                )
+            order = [names.index(c) for c in self.columns]
+            rows = [[r[i] for i in order] if len(r) == len(names) else r for r in rows]
+            names = self.columns
+        try:
+            array = np.array(rows, dtype=None if self.numeric is not False else object)
+        except (ValueError, TypeError):
+            raise BadInput("rows have different lengths or nested values") from None
+        if self.numeric and (array.dtype.kind not in "iuf" or any(
+                v is True or v is False for row in rows for v in row)):
+            # Refused below: keep the values as sent (numpy made booleans numbers, or every
+            # value text), so the error names the cell that is not a number.
+            array = np.array(rows, dtype=object)
+        if array.ndim != 2 or (array.dtype == object and any(
+                isinstance(v, (list, dict)) for v in array.flat)):
+            raise BadInput("each row must be a flat list of values (a table has two dimensions)")
+        if self.columns is not None:
+            names = self.columns
+        elif self.n_columns is not None:
+            names = None  # a positional model: names in the body are only labels
+        return self._finish(array, names)
+
+    def _from_csv(self, body: bytes) -> Payload:
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise BadInput("CSV body is not UTF-8 text") from None
+        try:
+            # Only blank lines are skipped: a row of empty cells (",,,") is data, like any row.
+            records = [r for r in csv.reader(io.StringIO(text)) if len(r) > 1 or r and r[0].strip()]
+        except csv.Error as e:
+            raise BadInput(f"malformed CSV: {e}") from None
+        if not records:
+            raise BadInput("empty CSV: expected at least one row")
+        header = None
+        first = [c.strip() for c in records[0]]
+        if (self.columns is not None and len(first) == len(self.columns)
+                and set(first) == set(self.columns)) or all(
+                c.lower() not in _NOT_NAMES and not _is_number(c) for c in first):
+            header, records = tuple(first), records[1:]
+            if not records:
+                raise BadInput("CSV has a header row but no data rows")
+        width = len(header) if header else len(records[0])
+        for i, r in enumerate(records):
+            if len(r) != width:
+                raise BadInput(f"CSV row {i + 1} has {len(r)} values, expected {width}")
+        rows = [[_csv_value(c) for c in r] for r in records]
+        if header is not None and self.columns is None and self.n_columns is not None \
+                and self.numeric:
+            header = None  # a positional model: the header only named the columns
+        return self._from_rows(rows, header)
+
+    def _finish(self, array: np.ndarray, names: tuple | None) -> Payload:
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise BadInput("empty input: expected at least one row and one column")
+        if self.n_columns is not None and array.shape[1] != self.n_columns:
+            raise BadInput(f"expected {self.n_columns} columns per row, got {array.shape[1]}")
+        if self.numeric:
+            if array.dtype.kind not in "iuf":
+                row, column, value = _first_non_number(array)
+                raise BadInput(f"expected numbers in every column; row {row + 1}, "
+                               f"{_column_label(column, names)} holds {_describe(value)}")
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                row, column = (int(i[0]) for i in np.nonzero(~np.isfinite(array)))
+                raise BadInput(f"NaN and infinite values are not allowed; row {row + 1}, "
+                               f"{_column_label(column, names)} holds {array[row, column]}")
+        return Payload(array, array.shape[0], names)
+
+    # batching
+
+    def make_single(self, payload: Payload):
+        return self.make_batch([payload])
+
+    def make_batch(self, payloads: Sequence[Payload]):
+        import pandas as pd
+
+        columns = payloads[0].columns
+        if any(p.columns != columns for p in payloads):
+            raise ValueError("make_batch needs payloads with equal columns; "
+                             "group them by Payload.columns first")
+        arrays = [p.value for p in payloads]
+        data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        return pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
+
+    def openapi_request(self, example: Any = None) -> dict:
+        """Request schema. For a known width of numbers (a scikit-learn model) every body
+        it admits is accepted, but numbers too large for a float, and every body it refuses
+        is refused, but what JSON Schema cannot pin down: a positional model takes records
+        with any n names, the same in every record, so the schema admits one record with any
+        names or many named x0, x1, ...; a single record, a dict of columns, the split form
+        with ``index`` and nested ``instances`` are accepted but not described."""
+        width = self.n_columns or 4
+        item = {"type": "number"} if self.numeric else {}
+        row: dict[str, Any] = {"type": "array", "items": item, "minItems": 1}
+        if self.n_columns is not None:
+            row.update(minItems=self.n_columns, maxItems=self.n_columns)
+        names = list(self.columns) if self.columns else [f"x{i}" for i in range(width)]
+        named = {"type": "object", "properties": {n: item for n in names},
+                 "required": names, "additionalProperties": False}
+        if self.columns is not None:
+            records = [{"type": "array", "items": named, "minItems": 1,
+                        "description": "a list of records"}]
+        elif self.n_columns is not None:
+            records = [
+                {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                    "type": "object", "minProperties": width, "maxProperties": width,
+                    "additionalProperties": item},
+                 "description": f"one record: any {width} names, taken in order as labels"},
+                {"type": "array", "items": named, "minItems": 1,
+                 "description": "a list of records (any names are taken as labels, "
+                                "the same in every record; x0, x1, ... shown here)"},
+            ]
+        else:
+            records = [{"type": "array", "minItems": 1, "items": {
+                "type": "object", "minProperties": 1, "additionalProperties": item},
+                "description": "a list of records with the same names"}]
+        column_names: dict[str, Any] = {"type": "array", "items": {"type": "string"},
+                                        "minItems": 1, "uniqueItems": True}
+        if self.columns is not None:
+            column_names["items"] = {"type": "string", "enum": names}
+        if self.n_columns is not None:
+            column_names.update(minItems=self.n_columns, maxItems=self.n_columns)
+        forms = [
+            {"type": "array", "items": row, "minItems": 1, "description": "a list of rows"},
+            *records,
+            {"type": "object", "required": ["columns", "data"], "additionalProperties": False,
+             "description": "pandas' split form; rows have one value per column",
+             "properties": {"columns": column_names,
+                            "data": {"type": "array", "items": row, "minItems": 1}}},
+        ]
+        table = {"anyOf": [*forms, {
+            "type": "object", "required": ["instances"], "additionalProperties": False,
+            "description": 'any of the forms above inside {"instances": ...}',
+            "properties": {"instances": {"anyOf": forms}}}]}
+        if example is None:
+            example = [[round(0.5 + i, 1) for i in range(width)]]
+        return {
+            "required": True,
+            "content": {
+                "application/json": {"schema": table, "example": example},
+                "text/csv": {"schema": {"type": "string"}, "example": _csv_example(example)},
+            },
+        }
+
+
+def _csv_example(body: Any) -> str:
+    """A table body (rows, records or the split form) as CSV text; a header row when the
+    body names its columns."""
+    if isinstance(body, dict) and "instances" in body:
+        body = body["instances"]
+    header, rows = None, body
+    if isinstance(body, dict) and "columns" in body:
+        header, rows = body["columns"], body.get("data") or []
+    elif isinstance(body, list) and body and all(isinstance(r, dict) for r in body):
+        header = list(body[0])
+        rows = [[r.get(k) for k in header] for r in body]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(r if isinstance(r, list) else [r] for r in rows)
+    return out.getvalue()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_non_number(array: np.ndarray) -> tuple[int, int, Any]:
+    """Where a table a numeric adapter refuses first holds something else than a number."""
+    for (row, column), value in np.ndenumerate(array):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            return row, column, value
+        if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+            return row, column, value
+    return 0, 0, array.flat[0]  # not reached for a table numpy could not make numeric
+
+
+def _column_label(index: int, names: tuple | None) -> str:
+    return f"column {names[index]!r}" if names else f"column {index + 1}"
+
+
+def _describe(value: Any) -> str:
+    """A refused cell as a user wrote it: JSON words, or CSV's empty cell."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "an empty cell" if not value.strip() else f"the text {value[:40]!r}"
+    if isinstance(value, int):
+        return f"an integer of {len(str(abs(value)))} digits, too large for a number column"
+    return f"a {type(value).__name__}"
+
+
+def _csv_value(text: str) -> Any:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        if len(text) > sys.get_int_max_str_digits() and text.lstrip("+-").isdigit():
+            raise BadInput(f"an integer in the CSV has {len(text.lstrip('+-'))} digits, more "
+                           f"than {sys.get_int_max_str_digits()}; send fewer digits") from None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _is_range(index) -> bool:
+    import pandas as pd
+
+    return isinstance(index, pd.RangeIndex)
