@@ -17,14 +17,17 @@ terminal IPython and frontends without the widget manager still show something u
 those are snapshots and say so ("as of HH:MM:SS").
 
 **After a kernel restart or crash** the Python side is gone and cannot redraw the widget,
-so the frontend must. ipywidgets marks every view whose model lost its comm with the CSS
-class ``jupyter-widgets-disconnected`` (JupyterLab's widget manager disconnects all models
-when the kernel restarts, dies or the connection drops, and views restored from a saved
-notebook start disconnected). The server widget's header carries both texts — the live
-status ("running" / "stopped") and "kernel restarted — server gone" — and its stylesheet
-shows the second only under that class, greying the stats too. No custom JavaScript model
-and no heartbeat traffic are needed; a browser test restarts a kernel and reads the text.
+so the frontend must. ipywidgets marks every view whose model has no live comm with the CSS
+class ``jupyter-widgets-disconnected``: JupyterLab's widget manager disconnects all models
+when the kernel's status turns "restarting" (a restart from the UI, and the automatic
+restart after a crash), and views restored from a saved notebook start disconnected. The
+server widget's header carries both texts — the live status ("running" / "stopped") and
+"kernel restarted — server gone" — and its stylesheet shows the second only under that
+class, greying the stats and fading the buttons. No custom JavaScript model and no
+heartbeat traffic are needed; a browser test kills and restarts a kernel and reads the text.
 Closing the comms at kernel exit would be worse: the frontend would remove the views.
+Not covered: a frontend that loses the Jupyter server itself (jupyterlab_widgets 3 does
+not disconnect the models then) keeps the last state it was sent.
 """
 
 from ...store import human_size
