@@ -233,9 +233,11 @@ def iter_file_records(manifest: dict) -> Iterator[dict]:
     if "file" in service:
         yield service
     for artifact in manifest.get("artifacts") or []:
-        yield artifact
+        if "file" in artifact:
+            yield artifact
         if artifact.get("buffers"):
             yield artifact["buffers"]
+        yield from artifact.get("files") or []  # an artifact in its own format's files
 
 
 def read_manifest(path: Path) -> dict:
