@@ -68,6 +68,8 @@ class PickleArtifact(Artifact):
     bento_nb's cloudpickle with out-of-band buffers (the default).
     """
 
+    pickle_module: str | None = None  # also for specs unpickled from older bundles
+
     def __init__(self, name: str, pickle_module: ModuleType | str | None = None):
         super().__init__(name)
         if isinstance(pickle_module, ModuleType):

@@ -4,6 +4,7 @@ the servable wrappers' input conversion (a DataFrame, rows or an array → numbe
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,6 @@ def require(module: str, artifact: str, pip_name: str | None = None) -> Any:
 def is_instance(obj: Any, module: str, qualname: str) -> bool:
     """``isinstance(obj, module.qualname)`` without importing ``module`` (if obj is one, the
     module is imported already)."""
-    import sys
-
     mod = sys.modules.get(module)
     if mod is None:
         return False

@@ -76,7 +76,7 @@ class TensorflowModel:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not callable(self.loaded):
-            raise PackError("this SavedModel has no __call__; use .predict() or a signature")
+            raise TypeError("this SavedModel has no __call__; use .predict() or a signature")
         return _Function(self.loaded)(*args, **kwargs)
 
     def predict(self, data: Any) -> Any:

@@ -78,7 +78,8 @@ def _load_folder(path: Path, record: dict, artifact: NativeArtifact) -> Any:
     if not (path / "config.json").is_file():
         raise PackError(f"TransformersModelArtifact: {path} is not a save_pretrained folder "
                         "(no config.json)")
-    model_class = getattr(transformers, record.get("model_class") or "", None) or transformers.AutoModel
+    name = record.get("model_class") or _architecture(path)
+    model_class = getattr(transformers, name or "", None) or transformers.AutoModel
     model = model_class.from_pretrained(str(path), local_files_only=True)
     tokenizer = None
     if record.get("tokenizer_class") is not None or record.get("kind") == "dict":
@@ -87,6 +88,15 @@ def _load_folder(path: Path, record: dict, artifact: NativeArtifact) -> Any:
         return TransformersPipeline(transformers.pipeline(record["task"], model=model,
                                                           tokenizer=tokenizer))
     return {"model": model, "tokenizer": tokenizer}
+
+
+def _architecture(path: Path) -> str | None:
+    """The model class a save_pretrained folder names (``architectures`` in config.json)."""
+    import json
+
+    with open(path / "config.json", encoding="utf-8") as f:
+        architectures = json.load(f).get("architectures") or [None]
+    return architectures[0]
 
 
 class TransformersPipeline:

@@ -121,3 +121,16 @@ def test_transformers_pack_refuses_other_objects():
         TransformersModelArtifact("model").check(3)
     with pytest.raises(PackError, match='exactly the keys "model" and "tokenizer"'):
         TransformersModelArtifact("model").check({"model": None})
+
+
+def test_transformers_packs_a_local_folder_with_its_head(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a folder, never the hub
+    from bento_nb.frameworks.transformers import TransformersModelArtifact
+
+    scope: dict = {}
+    exec(TINY, scope)
+    scope["model"].save_pretrained(tmp_path / "tiny")
+    scope["tokenizer"].save_pretrained(tmp_path / "tiny")
+    parts = TransformersModelArtifact("model").check(tmp_path / "tiny")
+    assert type(parts["model"]).__name__ == "BertForSequenceClassification"  # not a bare AutoModel
+    assert parts["tokenizer"]("w1 w2")["input_ids"] == scope["tokenizer"]("w1 w2")["input_ids"]
