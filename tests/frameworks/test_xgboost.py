@@ -16,7 +16,7 @@ from bento_nb.frameworks.xgboost import XgboostModelArtifact
 rng = np.random.default_rng(0)
 X = rng.random((200, 4)).astype("float32")
 y = X @ np.array([1.0, -2.0, 3.0, 0.5], dtype="float32")
-KIND = sys.argv[1] if len(sys.argv) > 1 else "{kind}"
+KIND = "{kind}"
 if KIND == "booster":
     model = xgb.train({{"max_depth": 3}}, xgb.DMatrix(X, label=y), num_boost_round=20)
     expected = model.predict(xgb.DMatrix(X[:64]))
