@@ -24,7 +24,7 @@ from typing import Any
 import cloudpickle
 
 from .. import _pickling
-from ..artifacts import NativeArtifact
+from ..service.artifacts import NativeArtifact
 from ..errors import PackError
 from ._common import require, to_array, type_name
 

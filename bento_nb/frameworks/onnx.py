@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import NativeArtifact
+from ..service.artifacts import NativeArtifact
 from ..errors import PackError
 from ._common import is_instance, require, to_array, type_name
 

@@ -28,7 +28,7 @@ from typing import Any
 import cloudpickle
 
 from .. import _pickling
-from ..artifacts import NativeArtifact
+from ..service.artifacts import NativeArtifact
 from ..errors import PackError
 from ._common import is_instance, require, to_array, type_name
 

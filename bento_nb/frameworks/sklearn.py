@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..artifacts import PickleArtifact
+from ..service.artifacts import PickleArtifact
 from ..errors import PackError
 
 

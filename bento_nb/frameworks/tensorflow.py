@@ -21,7 +21,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import NativeArtifact
+from ..service.artifacts import NativeArtifact
 from ..errors import PackError
 from ._common import require, to_array, type_name
 

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import NativeArtifact
+from ..service.artifacts import NativeArtifact
 from ..errors import BadInput, PackError
 from ._common import is_instance, require, type_name
 

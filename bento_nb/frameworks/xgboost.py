@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import NativeArtifact
+from ..service.artifacts import NativeArtifact
 from ..errors import PackError
 from ._common import require, type_name
 

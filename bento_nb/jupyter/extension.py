@@ -24,7 +24,7 @@ class BentoExtension(Configurable):
         100 * 1024 * 1024, help="Largest response body the proxy relays (bytes)."
     ).tag(config=True)
     health_timeout = Float(
-        1.0, help="Seconds api/servers waits for each server's /healthz."
+        1.0, help="Seconds api/servers waits for each server's identity check."
     ).tag(config=True)
     max_jobs = Int(
         50, help="Finished containerize jobs remembered by api/jobs; older ones are dropped."

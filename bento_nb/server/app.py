@@ -3,8 +3,11 @@
     POST /<api route>   parse + validate the body with the API's adapter, then batch
     GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN)
     GET  /docs.json     OpenAPI 3 document
-    GET  /healthz       liveness            GET /readyz    readiness (503 while stopping)
+    GET  /healthz       liveness            GET /readyz    readiness (503 while starting,
+                                                           stopping, or an API's model
+                                                           thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
+    GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
 
 Every error, on every route, is JSON ``{"error": {"type", "message"}}`` with the status of
 its :mod:`bento_nb.errors` class. The API handler is the hot path: it does the per-request
@@ -26,10 +29,11 @@ from typing import Any
 
 from tornado import httputil, web
 
-from .. import __version__
+from .._version import __version__
 from ..errors import (
     BadInput,
     BentoNbError,
+    DeadlineExceeded,
     MethodNotAllowed,
     NotFound,
     Overloaded,
@@ -46,7 +50,7 @@ from .openapi import build_openapi
 _JSON = "application/json"
 _log = logging.getLogger("bento_nb.server")
 _STATUS_ERRORS = {400: BadInput, 401: Unauthorized, 404: NotFound, 405: MethodNotAllowed,
-                  413: PayloadTooLarge, 503: Overloaded}
+                  413: PayloadTooLarge, 503: Overloaded, 504: DeadlineExceeded}
 
 
 class ServerState:
@@ -63,6 +67,7 @@ class ServerState:
         self.in_flight = 0
         self.last_request = 0.0  # perf_counter() of the last API request seen
         self.pid = os.getpid()
+        self.identity_secret: str | None = None  # of this server's registry record
         token = config.api_token
         self.expected_auth = f"Bearer {token}".encode() if token else None
         self.openapi = json.dumps(build_openapi(service, bool(token)), indent=1).encode()
@@ -463,6 +468,16 @@ class ReadyHandler(BaseHandler):
             raise Overloaded("the server is shutting down")
         if not state.ready:
             raise Overloaded("the server is starting")
+        problems = {name: reason for name, dispatcher in state.dispatchers.items()
+                    if (reason := dispatcher.health()) is not None}
+        if problems:
+            error = Overloaded("not ready: " + "; ".join(
+                f"API {name!r}: {reason}" for name, reason in problems.items()))
+            self.set_status(503)
+            self._headers["Content-Type"] = _JSON
+            self._headers["Retry-After"] = str(self.retry_after())
+            self.finish(json.dumps({**error.to_json(), "apis": problems}).encode())
+            return
         self.finish_json(b'{"status":"ready"}')
 
 
@@ -474,6 +489,27 @@ class MetadataHandler(BaseHandler):
         state = self.state
         body = {**state.metadata, "pid": state.pid, "in_flight": state.in_flight}
         self.finish_json(json.dumps(body).encode())
+
+
+class IdentityHandler(BaseHandler):
+    """``GET /.bento/identity?nonce=N``: ``{"proof": HMAC(record secret, N)}``, so the
+    Jupyter proxy can tell this server from another process on the same port without the
+    secret ever crossing the wire (see :mod:`.registry`)."""
+
+    route_label = "/.bento/identity"
+    _NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+    def get(self) -> None:
+        from .registry import identity_proof
+
+        nonce = self.get_query_argument("nonce", "")
+        if not self._NONCE.fullmatch(nonce):
+            raise BadInput("nonce must be 16-128 characters of A-Z a-z 0-9 _ -")
+        secret = self.state.identity_secret
+        if secret is None:
+            raise NotFound("this server has no registry record to prove")
+        self._headers["Cache-Control"] = "no-store"
+        self.finish_json(json.dumps({"proof": identity_proof(secret, nonce)}).encode())
 
 
 class MetricsHandler(BaseHandler):
@@ -514,6 +550,14 @@ class StaticHandler(web.StaticFileHandler):
 
     route_label = "/static"
 
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        # A path no file can have (a NUL byte, from %00) makes os.path raise ValueError,
+        # which tornado would answer 500 with a logged traceback: it is simply not there.
+        try:
+            return super().validate_absolute_path(root, absolute_path)
+        except ValueError:
+            raise web.HTTPError(404) from None
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code in (403, 404):  # 403: a path outside the folder; say only "no"
             error: BentoNbError = NotFound("no such static file")
@@ -543,6 +587,7 @@ def make_app(state: ServerState) -> web.Application:
         (r"/readyz", ReadyHandler, kwargs),
         (r"/metrics", MetricsHandler, kwargs),
         (r"/metadata", MetadataHandler, kwargs),
+        (r"/\.bento/identity", IdentityHandler, kwargs),
         (r"/static/swagger-ui/init\.js", SwaggerInitHandler, kwargs),
         (r"/static/swagger-ui/(.*)", StaticHandler, {"path": str(swagger_ui_dir())}),
     ]

@@ -14,7 +14,7 @@ import pytest
 import bento_nb
 from bento_nb import BentoService, api, artifacts
 from bento_nb.adapters import JsonInput
-from bento_nb.artifacts import JSONArtifact, PickleArtifact, TextFileArtifact
+from bento_nb.service.artifacts import JSONArtifact, PickleArtifact, TextFileArtifact
 from bento_nb.errors import BundleCorrupted, PackError
 
 FRAMEWORKS = ["torch", "tensorflow", "keras", "xgboost", "lightgbm", "catboost", "onnx",

@@ -39,7 +39,7 @@ def test_docs_json_is_valid_openapi(iris_server):
     operation = spec["paths"]["/predict"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["example"]
     assert "text/csv" in operation["requestBody"]["content"]
-    assert {"400", "413", "415", "500", "503"} <= set(operation["responses"])
+    assert {"400", "413", "415", "500", "503", "504"} <= set(operation["responses"])
     assert {"/healthz", "/readyz", "/metrics", "/metadata"} <= set(spec["paths"])
 
 
@@ -179,6 +179,15 @@ def test_static_traversal_is_not_found(iris_server):
         assert r.status == 404 and r.json()["error"]["type"] == "NotFound", path
 
 
+def test_nul_byte_in_a_static_path_is_404_without_a_traceback(iris_server, caplog):
+    for path in ["/static/swagger-ui/%00", "/static/swagger-ui/swagger-ui.css%00.js",
+                 "/static/swagger-ui/%00/swagger-ui.css"]:
+        r = request(iris_server.url + path)
+        assert r.status == 404 and r.json()["error"]["type"] == "NotFound", path
+    assert not [rec for rec in caplog.records if rec.levelno >= 40], caplog.text
+    assert request(iris_server.url + "/static/swagger-ui/swagger-ui.css").status == 200
+
+
 def test_oversize_body_gets_413(iris_bundle, serve_model):
     from bento_nb.server import ServerConfig
 
@@ -216,6 +225,64 @@ def test_model_error_is_500_with_message(serve_model):
     assert r.json() == {"error": {"type": "ModelError",
                                   "message": "RuntimeError: the model is broken"}}
     assert request(handle.url + "/healthz").status == 200
+
+
+class _Exits:
+    """A model that raises what ``except Exception`` does not catch, on marker rows."""
+
+    def predict(self, df):
+        first = df.iloc[0, 0]
+        if first == -1:
+            raise SystemExit("the model called sys.exit")
+        if first == -2:
+            raise KeyboardInterrupt
+        if first == -3:
+            raise _Unprintable()
+        return df.iloc[:, 0].to_numpy()
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise SystemExit("not even its message")
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_model_raising_systemexit_or_keyboardinterrupt_gets_500_and_the_api_lives(
+        serve_model, batch):
+    from netcheck import exchange
+
+    handle = serve_model(_Exits(), batch=batch)
+
+    def post(rows):  # bounded: a dead model thread shows as a timeout, not a hang
+        return exchange("127.0.0.1", handle.port, "POST", "/predict", json.dumps(rows),
+                        "application/json", None, 5)
+
+    for marker, message in [(-1, "SystemExit: the model called sys.exit"),
+                            (-2, "KeyboardInterrupt"),
+                            (-3, "SystemExit: not even its message")]:  # from str(error)
+        r = post([[marker, 0]])
+        assert r.status == 500, (marker, r.body)
+        assert r.json() == {"error": {"type": "ModelError", "message": message}}
+        r = post([[7, 0]])
+        assert (r.status, r.json()) == (200, [7])
+    assert request(handle.url + "/readyz").json() == {"status": "ready"}
+
+
+def test_readyz_names_an_api_whose_model_thread_is_gone(serve_model):
+    from netcheck import exchange
+
+    handle = serve_model(EchoModel(), name="Echo")
+    dispatcher = handle._server.dispatchers["predict"]
+    dispatcher.close()  # the only way to end a model thread now: it drains and returns
+    assert dispatcher.join(5)
+    r = request(handle.url + "/readyz")
+    assert r.status == 503 and r.headers["retry-after"]
+    assert r.json()["apis"] == {"predict": "its model thread is not running"}
+    assert "API 'predict': its model thread is not running" in r.json()["error"]["message"]
+    assert request(handle.url + "/healthz").status == 200  # alive, just not ready
+    r = exchange("127.0.0.1", handle.port, "POST", "/predict", "[[1, 2]]", "application/json",
+                 None, 5)
+    assert r.status == 503  # answered at once, not left hanging
 
 
 def test_non_batch_api_and_json_input(serve_model):

@@ -23,9 +23,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable
 
-from . import _pickling
-from .errors import PackError
-from .store import sha256_file, validate_name
+from ... import _pickling
+from ...errors import PackError
+from ...store import sha256_file, validate_name
 
 
 class Artifact:
