@@ -154,6 +154,14 @@ class Unauthorized(BentoNbError):
         return {"WWW-Authenticate": "Bearer"}
 
 
+class Forbidden(BentoNbError):
+    """Authenticated, but not allowed here (a missing XSRF token, a port that is not a
+    registered bento_nb server)."""
+
+    http_status = 403
+    exit_code = 2
+
+
 class ModelError(BentoNbError):
     """The user's model or API function raised while predicting."""
 
@@ -221,6 +229,20 @@ class UsageError(BentoNbError):
     exit_code = 2
 
 
+class BadGateway(BentoNbError):
+    """A proxy reached a process that is not (or cannot prove it is) the server it wants."""
+
+    http_status = 502
+    exit_code = 7
+
+
+class GatewayTimeout(BentoNbError):
+    """A proxy's backend did not answer in time."""
+
+    http_status = 504
+    exit_code = 7
+
+
 class InternalError(BentoNbError):
     """A bug in bento_nb, not the user's doing: the message says where the details are."""
 
@@ -231,9 +253,9 @@ class InternalError(BentoNbError):
 # -- rendering ----------------------------------------------------------------------------
 
 _BY_STATUS: dict[int, type[BentoNbError]] = {
-    400: BadInput, 401: Unauthorized, 404: NotFound, 405: MethodNotAllowed,
+    400: BadInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed,
     409: AlreadyExists, 413: PayloadTooLarge, 415: UnsupportedMediaType, 503: Overloaded,
-    504: DeadlineExceeded, 507: DiskFull,
+    502: BadGateway, 504: DeadlineExceeded, 507: DiskFull,
 }
 
 

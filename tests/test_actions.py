@@ -38,7 +38,7 @@ def decoy_folder(iris_clf, tmp_path, monkeypatch):
 @pytest.mark.parametrize("text, path", [
     ("Iris", False), ("Iris:latest", False), ("Iris:20261201_1", False),
     ("./Iris", True), ("../x", True), ("/abs/Iris", True), ("~/Iris", True), ("a/b", True),
-    (".hidden", True),
+    (".hidden", True), ("Iris:../../etc", False), ("./Iris:1", True),
 ])
 def test_tag_or_path_has_one_rule(text, path):
     assert looks_like_path(text) is path

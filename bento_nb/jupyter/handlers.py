@@ -12,10 +12,7 @@ shape ``{"error": {"type", "message"}}`` with the status of the error class.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import json
-from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -23,61 +20,11 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
 from ..containerize.reference import validate_image
-from ..errors import BadInput, BentoNbError, BundleNotFound, InvalidName, NotFound
+from ..errors import BadInput, BundleNotFound, InvalidName, NotFound
 from ..store import ListEntry, Store, Tag, validate_name
-from . import discovery
+from .base import AUTH_RESOURCE, JSONErrors, bento_errors
+from .discovery import proxy_path
 from .jobs import JobRunner
-
-AUTH_RESOURCE = "bento"
-
-
-def route_specs(base_url: str, settings, runner: JobRunner) -> list[tuple]:
-    """The (pattern, handler, kwargs) list for ``web_app.add_handlers``."""
-    from .proxy import ProxyHandler
-
-    root = discovery._normalize_base_url(base_url) + "bento/"
-    context = {"settings": settings, "runner": runner}
-    name = r"([^/]+)"
-    return [
-        (root + rf"api/bundles(?:/{name})?/?", BundlesHandler, context),
-        (root + rf"api/bundles/{name}/{name}/?", BundleHandler, context),
-        (root + r"api/servers/?", ServersHandler, context),
-        (root + r"api/containerize/?", ContainerizeHandler, context),
-        (root + r"api/jobs/?", JobsHandler, context),
-        (root + rf"api/jobs/{name}/?", JobHandler, context),
-        (root + r"api(?:/.*)?", NotFoundHandler, context),  # after every api/ route
-        (root + r"proxy/(\d{1,5})(/.*)?", ProxyHandler, context),
-    ]
-
-
-def bento_errors(method):
-    """Answer a BentoNbError raised by ``method`` with its status and JSON shape."""
-
-    @functools.wraps(method)
-    async def wrapper(self, *args, **kwargs):
-        try:
-            result = method(self, *args, **kwargs)
-            if inspect.isawaitable(result):
-                await result
-        except BentoNbError as e:
-            self.set_status(e.http_status)
-            self.finish(e.to_json())
-
-    return wrapper
-
-
-class JSONErrors:
-    """Mixin: tornado's own errors (403, 404, 405, XSRF, 500) in the bento_nb error shape
-    instead of Jupyter's HTML or ``{"message", "reason"}``."""
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        message = self._reason
-        exc = (kwargs.get("exc_info") or (None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish({"error": {"type": f"HTTP{status_code}", "message": message}})
-
 
 class BentoAPIHandler(JSONErrors, APIHandler):
     """Base of the JSON routes."""
@@ -98,7 +45,7 @@ class BentoAPIHandler(JSONErrors, APIHandler):
         ``url`` is the record's own address when that is an ``http(s)://`` loopback URL,
         else None; the record's secret is never included."""
         from ..server.registry import read_records
-        from .proxy import NotVerified, loopback_target, loopback_url, verify
+        from .identity import NotVerified, loopback_target, loopback_url, verify
 
         records, bad = read_records()
         self._log_bad_records(bad)
@@ -121,7 +68,7 @@ class BentoAPIHandler(JSONErrors, APIHandler):
                 server["status"] = "unverified" if e.reachable else "unreachable"
             else:
                 server["status"] = "running"
-                server["proxy_url"] = discovery.proxy_path(base_url, record["port"])
+                server["proxy_url"] = proxy_path(base_url, record["port"])
             return server
 
         servers = await asyncio.gather(*(describe(r) for r in records))
@@ -231,10 +178,13 @@ _CONTAINERIZE_USAGE = ('expected a JSON object {"tag": "Name[:version]", "image"
 def _containerize_request(raw: bytes) -> tuple[Tag, str | None, str | None]:
     """``(tag, image, base_image)`` of a containerize body, each checked; ``image`` and
     ``base_image`` are None when absent, null or ""."""
+    from ..adapters.decoding import loads_json  # numpy only when a job is asked for
+
     try:
-        body = json.loads(raw or b"null")
-    except ValueError:  # not JSON, or not UTF-8
-        raise BadInput(f"the body is not JSON; {_CONTAINERIZE_USAGE}") from None
+        body = loads_json(raw) if raw.strip() else None
+    except BadInput as e:  # not JSON, not UTF-8, too deep, too long an integer
+        raise BadInput(f"the body is not JSON we can read ({e.message}); "
+                       f"{_CONTAINERIZE_USAGE}") from None
     if not isinstance(body, dict):
         raise BadInput(_CONTAINERIZE_USAGE)
     for key, value in body.items():

@@ -5,7 +5,7 @@ open ``https://hub.example.org/user/me/bento/proxy/5000/``. The proxy forwards t
 when ``<port>`` belongs to a bento_nb server in the registry (``bento_nb.server.registry``)
 listening on loopback, and only once the process on that port has proved it is the server
 that wrote the record: the proxy sends a random nonce to ``GET /.bento/identity`` and checks
-the HMAC of the record's secret over it (cached for :data:`VERIFIED_FOR` seconds). A port not
+the HMAC of the record's secret over it (:mod:`.identity`). A port not
 registered or not on loopback is refused with 403 before a connection is made; a process
 that cannot prove the record (a stale record whose port or pid another program took) with
 502, and nothing it sends is relayed. So the Jupyter server cannot be used to reach
@@ -30,11 +30,6 @@ also need XSRF, as everywhere in Jupyter (token-authenticated clients such as ``
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-import json
-import secrets
-import time
 from collections.abc import Callable
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
@@ -43,12 +38,12 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado import httpclient, web
 from tornado.simple_httpclient import HTTPTimeoutError
 
-from ..errors import BentoNbError
+from ..errors import BadGateway, BentoNbError, Forbidden, GatewayTimeout
 from ..server.registry import read_records
-from . import discovery
-from .handlers import AUTH_RESOURCE, JSONErrors
+from .base import AUTH_RESOURCE, JSONErrors, send_error
+from .discovery import normalize_base_url, proxy_path
+from .identity import NotVerified, loopback_target, loopback_url, verify
 
-VERIFIED_FOR = 3.0  # seconds a successful identity check of (pid, port, secret) is trusted
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -73,44 +68,6 @@ _PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-in
              "img-src 'self' data:; connect-src 'self'; object-src 'none'; frame-src 'none'; "
              "base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
 _SEGMENT_SAFE = "!$&'()*+,;=:@"  # kept as-is in a path segment (RFC 3986 pchar)
-
-
-def loopback_target(host: str | None) -> str | None:
-    """Where to connect for a server registered with ``host``: a loopback address, or
-    None when the server does not listen on loopback (then it is not proxied)."""
-    if host in (None, "", "0.0.0.0", "localhost", "*"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    try:
-        address = ipaddress.ip_address(str(host).strip("[]"))
-    except ValueError:
-        return None
-    if not address.is_loopback:
-        return None
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-def loopback_url(url: object) -> str | None:
-    """``url`` when it is an ``http(s)://`` URL on this machine's loopback (127.0.0.0/8,
-    ``::1``, ``localhost``), else None: the one check every ``url`` shown to a browser
-    passes, so a record cannot put ``javascript:`` or a remote site behind a link."""
-    if not isinstance(url, str) or not url.isprintable() or " " in url or "\\" in url:
-        return None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or parts.username is not None:
-        return None
-    host = parts.hostname
-    if host == "localhost":
-        return url
-    try:
-        return url if host and ipaddress.ip_address(host).is_loopback else None
-    except ValueError:
-        return None
 
 
 def response_headers(headers, location: Callable[[str], str | None],
@@ -140,15 +97,6 @@ def upstream_query(query: str) -> str:
     pairs = parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
     kept = [(k, v) for k, v in pairs if k.strip().lower() not in _NOT_FORWARDED_QUERY]
     return urlencode(kept, quote_via=quote, safe="", errors="surrogateescape")
-
-
-class NotVerified(Exception):
-    """The process on a registered port did not prove the record's secret; ``reachable``
-    says whether anything answered there at all."""
-
-    def __init__(self, message: str, reachable: bool = True):
-        super().__init__(message)
-        self.reachable = reachable
 
 
 class ProxyHandler(JSONErrors, JupyterHandler):
@@ -206,11 +154,9 @@ class ProxyHandler(JSONErrors, JupyterHandler):
             self.bento_settings._proxy_client = client
         return client
 
-    def _refuse(self, status: int, type_: str, message: str) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
+    def _refuse(self, error: BentoNbError) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish({"error": {"type": type_, "message": message}})
+        send_error(self, error)
 
     def _record(self, port: int) -> tuple[dict, str] | None:
         """The registry record of ``port`` and the loopback address to reach it, or None."""
@@ -225,11 +171,11 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         try:
             found = self._record(port)
         except BentoNbError as e:
-            self._refuse(e.http_status, e.type, e.message)
+            self._refuse(e)
             return
         if found is None:
-            self._refuse(403, "Forbidden", f"port {port} is not a running bento_nb server on "
-                                           "this machine; only registered servers are proxied")
+            self._refuse(Forbidden(f"port {port} is not a running bento_nb server on this "
+                                   "machine; only registered servers are proxied"))
             return
         record, host = found
         try:
@@ -237,9 +183,9 @@ class ProxyHandler(JSONErrors, JupyterHandler):
                          min(10.0, self.bento_settings.proxy_timeout))
         except NotVerified as e:
             self.log.warning("bento_nb proxy: refused port %s: %s", port, e)
-            self._refuse(502, "BadGateway", f"the process on port {port} is not the bento_nb "
-                                            f"server registered there ({e}); restart the "
-                                            "server (bento_nb.serve / bento-nb serve)")
+            self._refuse(BadGateway(f"the process on port {port} is not the bento_nb server "
+                                    f"registered there ({e}); restart the server "
+                                    "(bento_nb.serve / bento-nb serve)"))
             return
         url = f"http://{host}:{port}{self._upstream_path(port, path)}"
         query = upstream_query(self.request.query)
@@ -260,11 +206,11 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         try:
             response = await self._client().fetch(request, raise_error=False)
         except HTTPTimeoutError:
-            self._refuse(504, "GatewayTimeout", f"bento_nb server on port {port} did not "
-                                                f"answer in {request.request_timeout:g} s")
+            self._refuse(GatewayTimeout(f"bento_nb server on port {port} did not answer in "
+                                        f"{request.request_timeout:g} s"))
             return
         except (OSError, httpclient.HTTPClientError) as e:  # refused, reset, too large
-            self._refuse(502, "BadGateway", f"bento_nb server on port {port}: {e}")
+            self._refuse(BadGateway(f"bento_nb server on port {port}: {e}"))
             return
         self.set_status(response.code, response.reason)
         self.clear_header("Content-Type")
@@ -287,7 +233,7 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         well-formed request line (no spaces, control characters or stray ``%``) that
         means what the browser asked for (``%2F`` stays inside its segment)."""
         raw = self.request.path
-        prefix = f"{discovery._normalize_base_url(self.settings['base_url'])}bento/proxy/"
+        prefix = f"{normalize_base_url(self.settings['base_url'])}bento/proxy/"
         rest = raw[len(prefix):].lstrip("0123456789") if raw.startswith(prefix) else None
         if rest is None or not rest.startswith("/"):
             rest = quote(path, safe="/")  # tornado's decoded path: encode it again
@@ -310,7 +256,7 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         headers["Host"] = f"127.0.0.1:{port}"
         headers["X-Forwarded-Proto"] = self.request.protocol
         headers["X-Forwarded-Host"] = self.request.host
-        headers["X-Forwarded-Prefix"] = discovery.proxy_path(self.settings["base_url"],
+        headers["X-Forwarded-Prefix"] = proxy_path(self.settings["base_url"],
                                                              port).rstrip("/")
         if self.request.remote_ip:
             headers["X-Forwarded-For"] = self.request.remote_ip
@@ -320,7 +266,7 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         """A backend ``Location`` as the browser must see it: under the proxy prefix, dot
         segments resolved and re-encoded; None (dropped) when it leads anywhere else (another
         host, a scheme-relative ``//host``, ``../`` out of the prefix)."""
-        prefix = discovery.proxy_path(self.settings["base_url"], port)
+        prefix = proxy_path(self.settings["base_url"], port)
         parts = urlsplit(value.strip())
         if parts.scheme or parts.netloc:
             if loopback_url(value) is None or parts.port not in (None, port):
@@ -336,43 +282,3 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         resolved = quote(unquote(resolved, errors="surrogateescape"), safe="/" + _SEGMENT_SAFE,
                          errors="surrogateescape")
         return resolved + (f"?{parts.query}" if parts.query else "")
-
-
-async def verify(client: httpclient.AsyncHTTPClient, record: dict, host: str,
-                 settings, timeout: float) -> None:
-    """Check that the process on ``record``'s port holds the record's secret (see
-    :mod:`bento_nb.server.registry`); raises :class:`NotVerified` saying why not. Successes
-    are remembered for :data:`VERIFIED_FOR` seconds per (pid, port, secret) on ``settings``
-    (one cache per extension), so a page and its assets cost one check, not one each."""
-    from ..server.registry import IDENTITY_PATH, identity_proof
-
-    secret = record.get("secret")
-    if not secret:
-        raise NotVerified("its registry record has no secret: it was written by an older "
-                          "bento_nb")
-    key = (record["pid"], record["port"], secret)
-    cache: dict = settings.__dict__.setdefault("_verified", {})
-    now = time.monotonic()
-    if cache.get(key, 0) > now:
-        return
-    nonce = secrets.token_urlsafe(24)
-    request = httpclient.HTTPRequest(
-        f"http://{host}:{record['port']}{IDENTITY_PATH}?nonce={nonce}",
-        follow_redirects=False, connect_timeout=timeout, request_timeout=timeout)
-    try:
-        response = await client.fetch(request, raise_error=False)
-    except (OSError, httpclient.HTTPClientError) as e:
-        raise NotVerified(f"the identity check failed: {e}", reachable=False) from None
-    proof = None
-    if response.code == 200:
-        try:
-            proof = json.loads(response.body).get("proof")
-        except (ValueError, AttributeError):
-            proof = None
-    if not isinstance(proof, str) or not hmac.compare_digest(
-            proof.encode("ascii", "replace"), identity_proof(secret, nonce).encode()):
-        raise NotVerified(f"it answered the identity check with HTTP {response.code} and "
-                          "no valid proof")
-    for old in [k for k, until in cache.items() if until <= now]:
-        del cache[old]
-    cache[key] = now + VERIFIED_FOR

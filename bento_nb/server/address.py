@@ -58,11 +58,14 @@ def url_for(host: str | None, port: int, scheme: str = "http") -> str:
 
 def is_loopback_url(url: object) -> bool:
     """``url`` is an ``http(s)://`` URL on a loopback host (safe to link or to call from
-    this machine); ``javascript:``, ``file:`` and every other host are not."""
-    if not isinstance(url, str):
+    this machine): printable, no spaces or backslashes, no user info, a valid port.
+    ``javascript:``, ``file:`` and every other host are not."""
+    if not isinstance(url, str) or not url.isprintable() or " " in url or "\\" in url:
         return False
     try:
-        parts = urlsplit(url.strip())
-        return parts.scheme in ("http", "https") and is_loopback(parts.hostname)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         return False
+    return (parts.scheme.lower() in ("http", "https") and parts.username is None
+            and is_loopback(parts.hostname))

@@ -33,12 +33,13 @@ from .._version import __version__
 from ..errors import (
     BadInput,
     BentoNbError,
-    DeadlineExceeded,
     MethodNotAllowed,
     NotFound,
     Overloaded,
     PayloadTooLarge,
     ServerError,
+    for_status,
+    render,
     Unauthorized,
 )
 from .batching import Dispatcher
@@ -49,9 +50,6 @@ from .openapi import build_openapi
 
 _JSON = "application/json"
 _log = logging.getLogger("bento_nb.server")
-_STATUS_ERRORS = {400: BadInput, 401: Unauthorized, 404: NotFound, 405: MethodNotAllowed,
-                  413: PayloadTooLarge, 503: Overloaded, 504: DeadlineExceeded}
-
 
 class ServerState:
     """Everything the handlers of one server share (passed in, never global)."""
@@ -149,16 +147,16 @@ class BaseHandler(web.RequestHandler):
         if not hmac.compare_digest(given.encode("latin-1", "replace"), self.state.expected_auth):
             raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
 
-    def send_json_error(self, error: BentoNbError) -> None:
-        self.set_status(error.http_status)
-        self._headers["Content-Type"] = _JSON
-        if error.http_status == 503:
-            self._headers["Retry-After"] = str(self.retry_after())
-        elif error.http_status == 401:
-            self._headers["WWW-Authenticate"] = "Bearer"
-        elif error.http_status == 405:
-            self._headers["Allow"] = ", ".join(self.allowed_methods())
-        self.finish(json.dumps(error.to_json()).encode())
+    def send_json_error(self, error: BentoNbError, **extra: Any) -> None:
+        """Answer ``error`` as :func:`~bento_nb.errors.render` says (``extra`` keys join
+        its JSON body)."""
+        if isinstance(error, MethodNotAllowed) and not error.allow:
+            error.allow = self.allowed_methods()
+        status, headers, body = render(error)
+        self.set_status(status)
+        for name, value in headers.items():
+            self._headers[name] = value
+        self.finish(json.dumps({**error.to_json(), **extra}).encode() if extra else body)
 
     def head(self, *args: Any) -> Any:
         """HEAD wherever GET is (health checks, monitors): tornado drops the body."""
@@ -178,13 +176,11 @@ class BaseHandler(web.RequestHandler):
         if isinstance(exc, BentoNbError):
             error = exc
         elif isinstance(exc, web.HTTPError):
-            cls = _STATUS_ERRORS.get(exc.status_code, ServerError)
             message = exc.log_message % exc.args if exc.log_message else (
                 exc.reason or httputil.responses.get(exc.status_code, "error"))
             if exc.status_code == 405:
                 message = f"method {self.request.method} is not allowed on {self.request.path}"
-            error = cls(message)
-            error.http_status = exc.status_code
+            error = for_status(exc.status_code, message)
         else:
             error = ServerError(f"internal server error: {type(exc).__name__}: {exc}"
                                 if exc else "internal server error")
@@ -261,7 +257,8 @@ class ApiCall(httputil.HTTPMessageDelegate):
                 return self.fail(self.pending_error)
             return None  # read and drop the body, then answer (see data_received)
         if state.draining:
-            self.pending_error = Overloaded("the server is shutting down; retry shortly")
+            self.pending_error = self.api.dispatcher.overloaded(
+                "the server is shutting down; retry shortly")
         elif state.expected_auth is not None and not hmac.compare_digest(
                 headers.get("Authorization", "").encode("latin-1", "replace"),
                 state.expected_auth):
@@ -312,13 +309,8 @@ class ApiCall(httputil.HTTPMessageDelegate):
             self.fail(body)
 
     def fail(self, error: BentoNbError) -> None:
-        headers = [("Content-Type", _JSON)]
-        if error.http_status == 503:
-            retry = max(self.api.state.config.retry_after_s, self.api.dispatcher.retry_after())
-            headers.append(("Retry-After", str(retry)))
-        elif error.http_status == 401:
-            headers.append(("WWW-Authenticate", "Bearer"))
-        self.respond(error.http_status, json.dumps(error.to_json()).encode(), headers)
+        status, headers, body = render(error)
+        self.respond(status, body, list(headers.items()))
 
     def respond(self, status: int, body: bytes, headers: list) -> None:
         if self.answered:
@@ -465,18 +457,16 @@ class ReadyHandler(BaseHandler):
     def get(self) -> None:
         state = self.state
         if state.draining:
-            raise Overloaded("the server is shutting down")
+            raise Overloaded("the server is shutting down", retry_after=self.retry_after())
         if not state.ready:
-            raise Overloaded("the server is starting")
+            raise Overloaded("the server is starting", retry_after=self.retry_after())
         problems = {name: reason for name, dispatcher in state.dispatchers.items()
                     if (reason := dispatcher.health()) is not None}
         if problems:
             error = Overloaded("not ready: " + "; ".join(
-                f"API {name!r}: {reason}" for name, reason in problems.items()))
-            self.set_status(503)
-            self._headers["Content-Type"] = _JSON
-            self._headers["Retry-After"] = str(self.retry_after())
-            self.finish(json.dumps({**error.to_json(), "apis": problems}).encode())
+                f"API {name!r}: {reason}" for name, reason in problems.items()),
+                retry_after=self.retry_after())
+            self.send_json_error(error, apis=problems)
             return
         self.finish_json(b'{"status":"ready"}')
 
@@ -562,13 +552,13 @@ class StaticHandler(web.StaticFileHandler):
         if status_code in (403, 404):  # 403: a path outside the folder; say only "no"
             error: BentoNbError = NotFound("no such static file")
         else:
-            error = ServerError(f"static file error {status_code}")
-            error.http_status = status_code
-        status_code = error.http_status
+            error = for_status(status_code, f"static file error {status_code}")
+        status, headers, body = render(error)
         self.clear()
-        self.set_status(status_code)
-        self.set_header("Content-Type", _JSON)
-        self.finish(json.dumps(error.to_json()))
+        self.set_status(status)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.finish(body)
 
 
 def make_app(state: ServerState) -> web.Application:

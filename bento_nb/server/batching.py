@@ -163,8 +163,9 @@ class Dispatcher:
     def __init__(self, api: Any, loop: asyncio.AbstractEventLoop, max_batch_size: int = 100,
                  max_latency_ms: float = 100.0, max_queue: int = 1024,
                  on_batch: Callable[[int, float], None] | None = None,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT):
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT, retry_after_s: int = 1):
         self.api = api
+        self.retry_after_s = retry_after_s
         self.batch = bool(api.batch)
         self.max_batch_size = max_batch_size if self.batch else 1
         self.budget = max_latency_ms / 1000.0
@@ -209,19 +210,19 @@ class Dispatcher:
         if self._closed:
             if self._stopped is not None:
                 raise ServerError(self._stopped)
-            raise Overloaded("the server is shutting down; retry shortly")
+            raise self.overloaded("the server is shutting down; retry shortly")
         queue = self._queue
         waiting = len(queue)
         if waiting >= self.max_queue:
-            raise Overloaded(f"the server is overloaded ({waiting} requests waiting "
+            raise self.overloaded(f"the server is overloaded ({waiting} requests waiting "
                              f"for {self.api.name!r}); retry after {self.retry_after()} s")
         now = time.monotonic()
         if self._predicted_wait(waiting + 1, now) > self.request_timeout - self._margin:
             if self._running and now - self._call_started > self.request_timeout:
-                raise Overloaded(f"the model of {self.api.name!r} has been busy on one call "
+                raise self.overloaded(f"the model of {self.api.name!r} has been busy on one call "
                                  f"for {now - self._call_started:.1f} s, longer than "
                                  f"request_timeout ({self.request_timeout:g} s); retry later")
-            raise Overloaded(f"the server is overloaded: {waiting} requests waiting for "
+            raise self.overloaded(f"the server is overloaded: {waiting} requests waiting for "
                              f"{self.api.name!r} would not be answered within request_timeout"
                              f" ({self.request_timeout:g} s); retry after {self.retry_after()} s")
         future = None
@@ -252,6 +253,11 @@ class Dispatcher:
             wait = max(model.predict(running) - elapsed, 0.0)
         batches = -(-position // cap)
         return wait + batches * model.predict(min(position, cap))
+
+    def overloaded(self, message: str) -> Overloaded:
+        """The 503 of this API: ``Retry-After`` is the predicted time to drain the queue,
+        at least the server's ``retry_after_s``."""
+        return Overloaded(message, retry_after=max(self.retry_after_s, self.retry_after()))
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the predicted time to drain the queue."""
@@ -325,7 +331,7 @@ class Dispatcher:
                 shed.append(queue.pop())
                 position -= 1
         if shed:
-            error = Overloaded(f"the server is overloaded: requests waiting for "
+            error = self.overloaded(f"the server is overloaded: requests waiting for "
                                f"{self.api.name!r} would not be answered within "
                                f"request_timeout ({self.request_timeout:g} s); retry after "
                                f"{self.retry_after()} s")

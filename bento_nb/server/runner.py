@@ -113,7 +113,7 @@ class ModelServer:
             self.dispatchers[api.name] = Dispatcher(
                 api, self.loop, config.max_batch_size, config.max_latency_ms, config.max_queue,
                 on_batch=lambda n, t, _name=api.name: self.metrics.observe_batch(_name, n, t),
-                request_timeout=config.request_timeout)
+                request_timeout=config.request_timeout, retry_after_s=config.retry_after_s)
         self.state = ServerState(self.service, config, self.dispatchers, self.metrics)
         self.state.identity_secret = self.identity_secret
         for dispatcher in self.dispatchers.values():
@@ -168,7 +168,8 @@ class ModelServer:
         for dispatcher in self.dispatchers.values():
             dispatcher.close()
         if state is not None and state.in_flight > 0:
-            error = Overloaded("the server is shutting down; retry shortly")
+            error = Overloaded("the server is shutting down; retry shortly",
+                               retry_after=self.config.retry_after_s)
             for dispatcher in self.dispatchers.values():
                 dispatcher.abandon(error)
             await asyncio.sleep(0)  # let the 503s be written

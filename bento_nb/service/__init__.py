@@ -475,6 +475,8 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
         if inference_api is not None:
             inference_api.input = _adapter_of(bundle, index, described["input"])
             inference_api._per_row = isinstance(inference_api.input, DataframeInput)
+            for _, obj in svc.artifacts.items():  # what an older version did not record
+                inference_api.input.configure(obj)
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")

@@ -146,7 +146,7 @@ def assert_pins(packed: dict, *distributions: str) -> None:
 
 def artifact_files(packed: dict) -> list[str]:
     """The files the bundle's (only) artifact wrote, as its manifest lists them."""
-    from bento_nb.store import read_manifest
+    from bento_nb.store.manifest import read_manifest
 
     (artifact,) = read_manifest(Path(packed["path"]))["artifacts"]
     return [f["file"] for f in artifact["files"]]

@@ -25,7 +25,8 @@ from typing import Any, Iterable
 
 from ... import _pickling
 from ...errors import PackError
-from ...store import sha256_file, validate_name
+from ...store import validate_name
+from ...store.hashing import sha256_file
 
 
 class Artifact:
