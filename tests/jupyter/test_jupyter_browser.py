@@ -15,10 +15,10 @@ import os
 import re
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 import bento_nb
 from bento_nb.store import Store
@@ -248,13 +248,10 @@ def test_notebook_server_widget_stop_click_stops_the_server(
     save_screenshot(page, tmp_path, "bento-widget.png", widget)
 
     stop.click()
-    deadline = time.monotonic() + 30
-    while True:
-        status, servers = lab.json("bento/api/servers")
-        if all(s["port"] != port for s in servers["servers"]):
-            break
-        assert time.monotonic() < deadline, servers
-        time.sleep(0.3)
+    def listed() -> list:
+        return [s for s in lab.json("bento/api/servers")[1]["servers"] if s["port"] == port]
+
+    assert wait_for(lambda: not listed(), 30, 0.3), listed()
     page.wait_for_function(
         "el => el.innerText.includes('stopped')", arg=widget.element_handle(), timeout=20_000)
     save_screenshot(page, tmp_path, "bento-widget-stopped.png", widget)

@@ -12,10 +12,11 @@ import json
 import socket
 import threading
 import time
+from polling import wait_for
 
 from bento_nb.server import ServerConfig
 
-from .conftest import Echo, GatedEcho, call, predict, wait_for
+from .conftest import Echo, GatedEcho, call, predict
 
 MAX_QUEUE = 4
 FLOOD = 40
