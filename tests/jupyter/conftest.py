@@ -260,12 +260,13 @@ def point_at():
 
 
 def register_record(port: int, host: str = "127.0.0.1", pid: int | None = None,
-                    tag=None) -> Path:
-    """Write a registry record by hand (what a bento_nb server writes on start)."""
+                    tag=None, url: str | None = None) -> Path:
+    """Write a registry record by hand (what a bento_nb server writes on start; ``url``
+    defaults to ``http://host:port``)."""
     from bento_nb.server import registry
 
     record = {"pid": pid or os.getpid(), "host": host, "port": port,
-              "url": f"http://{host}:{port}", "tag": tag, "name": "Recorder",
+              "url": url or f"http://{host}:{port}", "tag": tag, "name": "Recorder",
               "apis": ["predict"], "started_at": "2026-01-01T00:00:00+00:00"}
     return registry.write_record(record)
 

@@ -74,8 +74,10 @@ def save_screenshot(page, tmp_path: Path, name: str, locator=None) -> Path:
     return path
 
 
-def open_lab(page, lab, path: str = "lab") -> None:
-    page.goto(f"{lab.url}{path}?token={lab.token}")
+def open_lab(page, lab, path: str = "lab", reset: bool = False) -> None:
+    """Open ``path``; ``reset`` starts from the default layout, not the one an earlier test
+    of the module left in the workspace."""
+    page.goto(f"{lab.url}{path}?{'reset&' if reset else ''}token={lab.token}")
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
 
 
@@ -206,6 +208,36 @@ def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
         server.wait_for(state="detached", timeout=20_000)
     finally:
         handle.stop()
+
+
+def test_panel_links_only_http_urls_and_the_palette_refreshes_it(
+        lab, browser_page, point_at, register, monkeypatch, iris_clf):
+    """A server record whose url is not http(s) (here ``javascript:``, off loopback so there
+    is no proxy link either) shows as text: no link, no Open button. The command palette's
+    "Refresh Bento panel" reloads the panel: a bundle packed meanwhile appears."""
+    point_at(lab, monkeypatch)
+    register(47123, host="10.9.8.7", url="javascript:alert(document.domain)")
+    page = browser_page
+    open_lab(page, lab, reset=True)
+    page.click(PANEL_TAB)
+    panel = page.locator(PANEL)
+    server = panel.locator('.jp-BentoPanel-server[data-port="47123"]')
+    server.wait_for()
+    assert "not on loopback" in server.inner_text()
+    assert "javascript:alert(document.domain)" in server.inner_text()  # shown as text
+    assert server.locator("a").count() == 0
+    assert server.locator('button[data-action="open"]').count() == 0
+    assert panel.evaluate("""el => [...el.querySelectorAll('*')].filter(
+        n => [...n.attributes].some(a => /^\\s*javascript:/i.test(a.value))).length""") == 0
+
+    bundle = bento_nb.pack(iris_clf, name="PaletteIris")
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator(".lm-CommandPalette")
+    palette.locator("input").fill("Refresh Bento panel")
+    item = palette.locator(".lm-CommandPalette-item", has_text="Refresh Bento panel")
+    item.wait_for()
+    item.click()
+    panel.locator(f'.jp-BentoPanel-version[data-tag="{bundle.tag}"]').wait_for(timeout=20_000)
 
 
 NOTEBOOK_CELLS = [
