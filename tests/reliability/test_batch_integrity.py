@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+
 from polling import wait_for
 
 from .conftest import GatedEcho, call

@@ -12,6 +12,7 @@ import json
 import socket
 import threading
 import time
+
 from polling import wait_for
 
 from bento_nb.server import ServerConfig
