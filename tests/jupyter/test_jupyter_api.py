@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -523,7 +524,9 @@ class ReadOnlyBento(Authorizer):
 def read_only_jupyter(jupyter_factory, tmp_path_factory):
     folder = tmp_path_factory.mktemp("authorizer")
     (folder / "read_only_bento.py").write_text(READ_ONLY_AUTHORIZER)
-    return jupyter_factory("server", base_url="/jp/", env={"PYTHONPATH": str(folder)},
+    # before the caller's PYTHONPATH, not instead of it (that may be where bento_nb comes from)
+    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
+    return jupyter_factory("server", base_url="/jp/", env={"PYTHONPATH": path},
                            args=["--ServerApp.authorizer_class=read_only_bento.ReadOnlyBento"])
 
 
