@@ -12,17 +12,49 @@ Everything not in ``__all__`` is internal and may change.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .errors import BentoNbError  # noqa: E402
-from .service import BentoService, api, artifacts, env, load, pack  # noqa: E402
-from .store import Bundle, Store  # noqa: E402
+from ._version import __version__
+from .errors import BentoNbError
+
+if TYPE_CHECKING:  # the names below load on first use (PEP 562): `import bento_nb` is light
+    from .service import BentoService, api, env, load, pack
+    from .service import artifacts_decorator as artifacts
+    from .store import Bundle, Store
 
 __all__ = [
     "__version__", "BentoNbError", "BentoService", "Bundle", "Store",
     "api", "artifacts", "env", "load", "pack", "serve", "list_bundles",
     "load_ipython_extension", "unload_ipython_extension",
 ]
+
+# public name -> (module, attribute). Importing them lazily keeps `import bento_nb.jupyter`
+# (Jupyter's start-up) and `%load_ext bento_nb` free of numpy, pandas and cloudpickle.
+_LAZY = {
+    "BentoService": (".service", "BentoService"),
+    "api": (".service", "api"),
+    "artifacts": (".service", "artifacts_decorator"),
+    "env": (".service", "env"),
+    "load": (".service", "load"),
+    "pack": (".service", "pack"),
+    "Bundle": (".store", "Bundle"),
+    "Store": (".store", "Store"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'bento_nb' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def serve(target, port: int = 5000, host: str = "127.0.0.1", **options):
@@ -35,6 +67,8 @@ def serve(target, port: int = 5000, host: str = "127.0.0.1", **options):
 
 def list_bundles(name: str | None = None) -> list[Bundle]:
     """Every readable bundle in the store (or every version of ``name``), oldest first."""
+    from .store import Store
+
     return Store().bundles(name)
 
 

@@ -81,7 +81,18 @@ def load(bundle_dir: Path, record: dict) -> Any:
         view = memoryview(mapped)
         buffers = [view[offset:offset + size] for offset, size in info["spans"]]
     with open(bundle_dir / record["file"], "rb") as f:
-        return pickle.load(f, buffers=buffers)
+        return _Unpickler(f, buffers=buffers).load()
+
+
+# Modules of bento_nb that moved, for bundles pickled before the move: old -> new.
+_MOVED_MODULES = {"bento_nb.artifacts": "bento_nb.service.artifacts"}
+
+
+class _Unpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that finds classes of bento_nb modules that have moved."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED_MODULES.get(module, module), name)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import math
+import sys
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, Sequence
@@ -32,6 +33,10 @@ from .errors import BadInput, ModelError, UnsupportedMediaType
 
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 _CSV_TYPES = ("text/csv", "application/csv")
+# How deep client JSON may nest lists and objects (``[[1]]`` is 2 levels): deeper documents
+# are refused with a 400, well before Python's recursion limit, so that an API that returns
+# what it was given (a JsonInput echo) can always be answered.
+MAX_JSON_DEPTH = 100
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
 _NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
                         "true", "false"})
@@ -57,17 +62,58 @@ def _reject_constant(name: str) -> None:
 
 
 def loads_json(body: bytes | str) -> Any:
-    """Strict JSON: NaN/Infinity refused, errors become BadInput with the position."""
+    """Client JSON → Python, strictly: every way a body can fail to decode is a BadInput
+    (400) that says why, never another exception. NaN/Infinity are refused, integers longer
+    than Python converts (``sys.get_int_max_str_digits()``, 4300 digits) are refused rather
+    than rounded, and documents nested more than :data:`MAX_JSON_DEPTH` levels deep are
+    refused, so whatever is accepted can be handed to the API and its echo encoded back."""
     if not body or not body.strip():
         raise BadInput("empty body: expected JSON")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant)
+    except BadInput:
+        raise
     except UnicodeDecodeError:
         raise BadInput("body is not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise BadInput(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except ValueError:  # the only other ValueError of json.loads: int() of too many digits
+        raise BadInput(f"an integer in the JSON has more than {sys.get_int_max_str_digits()} "
+                       "digits; send it as a string, or round it to a float") from None
     except RecursionError:
-        raise BadInput("malformed JSON: nested too deeply") from None
+        raise BadInput(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    if _nesting_exceeds(body, value, MAX_JSON_DEPTH):
+        raise BadInput(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+# Opening brackets and braces, and their depth steps, for :func:`_nesting_exceeds`.
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEPS = np.zeros(256, dtype=np.int32)
+_BRACKET_STEPS[list(b"[{")] = 1
+_BRACKET_STEPS[list(b"]}")] = -1
+
+
+def _nesting_exceeds(body: bytes | str, value: Any, limit: int) -> bool:
+    """Whether the decoded ``value`` of ``body`` nests lists and objects deeper than
+    ``limit``. Cheap first: a body with at most ``limit`` brackets cannot be too deep (most
+    requests), nor can one whose brackets, when no string could hide any (a table of
+    numbers), never open more than ``limit`` deep; only other bodies are walked."""
+    raw = body.encode() if isinstance(body, str) else body
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    if b'"' not in raw:
+        brackets = np.frombuffer(raw.translate(None, _NOT_BRACKETS), dtype=np.uint8)
+        return int(_BRACKET_STEPS[brackets].cumsum().max()) > limit
+    stack = [(value, 1)] if type(value) is list or type(value) is dict else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is list or type(child) is dict:
+                stack.append((child, depth + 1))
+    return False
 
 
 class InputAdapter:
@@ -138,8 +184,12 @@ class DataframeInput(InputAdapter):
     ``columns``.
 
     ``columns`` (names) or ``n_columns`` fix the expected width; ``numeric=True`` refuses
-    strings, booleans and nulls. When the packed model is a scikit-learn estimator both are
-    learnt from it (``feature_names_in_`` / ``n_features_in_``).
+    strings, booleans and nulls, naming the first cell that is not a number. When the packed
+    model is a scikit-learn estimator they are learnt from it: the width from
+    ``feature_names_in_`` / ``n_features_in_``, ``numeric`` from what first sees the input
+    (:func:`~bento_nb.frameworks.sklearn.takes_numbers`): True for an estimator or pipeline
+    that starts with a numeric step, False for one that starts with an encoder or a column
+    transformer (values then keep their JSON types), unset when it cannot be told.
     """
 
     kind = "dataframe"
@@ -152,17 +202,22 @@ class DataframeInput(InputAdapter):
         self.numeric = numeric
 
     def configure(self, model: Any) -> None:
-        if self.n_columns is not None:
-            return
         names = getattr(model, "feature_names_in_", None)
         count = getattr(model, "n_features_in_", None)
-        if names is not None:
-            self.columns = tuple(str(n) for n in names)
-            self.n_columns = len(self.columns)
-        elif isinstance(count, (int, np.integer)):
-            self.n_columns = int(count)
-            if self.numeric is None:
-                self.numeric = True
+        if names is None and not isinstance(count, (int, np.integer)):
+            return  # not a fitted scikit-learn-style model: nothing to learn
+        if self.n_columns is None:
+            if names is not None:
+                self.columns = tuple(str(n) for n in names)
+                self.n_columns = len(self.columns)
+            else:
+                self.n_columns = int(count)
+        if self.numeric is None:
+            from .frameworks.sklearn import takes_numbers
+
+            self.numeric = takes_numbers(model)
+            if self.numeric is None and names is None:
+                self.numeric = True  # fitted on an array: of numbers, as other models' are
 
     def example_body(self, value: Any) -> Any:
         """A DataFrame with named columns as records (its names documented), any other
@@ -298,9 +353,11 @@ class DataframeInput(InputAdapter):
             array = np.array(rows, dtype=None if self.numeric is not False else object)
         except (ValueError, TypeError):
             raise BadInput("rows have different lengths or nested values") from None
-        if self.numeric and array.dtype.kind in "iuf" and any(
-                v is True or v is False for row in rows for v in row):
-            array = array.astype(object)  # numpy turned booleans into numbers: refuse them
+        if self.numeric and (array.dtype.kind not in "iuf" or any(
+                v is True or v is False for row in rows for v in row)):
+            # Refused below: keep the values as sent (numpy made booleans numbers, or every
+            # value text), so the error names the cell that is not a number.
+            array = np.array(rows, dtype=object)
         if array.ndim != 2 or (array.dtype == object and any(
                 isinstance(v, (list, dict)) for v in array.flat)):
             raise BadInput("each row must be a flat list of values (a table has two dimensions)")
@@ -347,11 +404,13 @@ class DataframeInput(InputAdapter):
             raise BadInput(f"expected {self.n_columns} columns per row, got {array.shape[1]}")
         if self.numeric:
             if array.dtype.kind not in "iuf":
-                raise BadInput(
-                    "expected numbers in every column; got strings, booleans or nulls"
-                )
+                row, column, value = _first_non_number(array)
+                raise BadInput(f"expected numbers in every column; row {row + 1}, "
+                               f"{_column_label(column, names)} holds {_describe(value)}")
             if array.dtype.kind == "f" and not np.isfinite(array).all():
-                raise BadInput("NaN and infinite values are not allowed")
+                row, column = (int(i[0]) for i in np.nonzero(~np.isfinite(array)))
+                raise BadInput(f"NaN and infinite values are not allowed; row {row + 1}, "
+                               f"{_column_label(column, names)} holds {array[row, column]}")
         return Payload(array, array.shape[0], names)
 
     # batching
@@ -432,7 +491,9 @@ class DataframeInput(InputAdapter):
 
 
 class JsonInput(InputAdapter):
-    """Any JSON document → the parsed Python value (one per request in a batch)."""
+    """Any JSON document → the parsed Python value (one per request in a batch). Documents
+    nested more than :data:`MAX_JSON_DEPTH` levels deep are refused (400), so that what the
+    API returns of its input can always be written back as JSON."""
 
     kind = "json"
     media_types = ("application/json",)
@@ -445,7 +506,9 @@ class JsonInput(InputAdapter):
 
     def openapi_request(self, example: Any = None) -> dict:
         return {"required": True, "content": {"application/json": {
-            "schema": {}, "example": {"text": "hello"} if example is None else example}}}
+            "schema": {"description": f"any JSON document nested at most {MAX_JSON_DEPTH} "
+                                      "levels deep, integers of at most 4300 digits"},
+            "example": {"text": "hello"} if example is None else example}}}
 
 
 class StringInput(InputAdapter):
@@ -490,7 +553,8 @@ class FileInput(InputAdapter):
         media = _media_type(content_type)
         if media == "multipart/form-data":
             message = BytesParser(policy=HTTP).parsebytes(
-                b"Content-Type: " + (content_type or "").encode("latin-1") + b"\r\n\r\n" + body)
+                b"Content-Type: " + (content_type or "").encode("latin-1", "replace")
+                + b"\r\n\r\n" + body)
             for part in message.iter_parts() if message.is_multipart() else ():
                 data = part.get_payload(decode=True)
                 if data is not None:
@@ -575,14 +639,20 @@ def to_jsonable(obj: Any) -> Any:
 def dumps_json(obj: Any, compact: bool = True) -> bytes:
     """JSON bytes of a result; NaN/Infinity become null so the output is valid JSON.
     ``compact=False`` puts a space after separators, for people (the CLI)."""
-    obj = to_jsonable(obj)
     separators = (",", ":") if compact else (", ", ": ")
     try:
-        return json.dumps(obj, allow_nan=False, separators=separators).encode()
-    except ValueError:
-        return json.dumps(_finite(obj), separators=separators).encode()
+        obj = to_jsonable(obj)
+        try:
+            return json.dumps(obj, allow_nan=False, separators=separators).encode()
+        except ValueError:  # NaN or infinity; any other ValueError is raised again below
+            return json.dumps(_finite(obj), separators=separators).encode()
+    except RecursionError:
+        raise ModelError("the API returned a value nested too deeply for JSON, or one that "
+                         "contains itself") from None
     except TypeError as e:
         raise ModelError(f"the API returned a value that is not JSON-serializable: {e}") from None
+    except ValueError as e:  # a circular reference, an integer too long to write out
+        raise ModelError(f"the API returned a value that cannot be written as JSON: {e}") from None
 
 
 def _finite(obj: Any) -> Any:
@@ -625,12 +695,42 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _first_non_number(array: np.ndarray) -> tuple[int, int, Any]:
+    """Where a table a numeric adapter refuses first holds something else than a number."""
+    for (row, column), value in np.ndenumerate(array):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            return row, column, value
+        if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+            return row, column, value
+    return 0, 0, array.flat[0]  # not reached for a table numpy could not make numeric
+
+
+def _column_label(index: int, names: tuple | None) -> str:
+    return f"column {names[index]!r}" if names else f"column {index + 1}"
+
+
+def _describe(value: Any) -> str:
+    """A refused cell as a user wrote it: JSON words, or CSV's empty cell."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "an empty cell" if not value.strip() else f"the text {value[:40]!r}"
+    if isinstance(value, int):
+        return f"an integer of {len(str(abs(value)))} digits, too large for a number column"
+    return f"a {type(value).__name__}"
+
+
 def _csv_value(text: str) -> Any:
     text = text.strip()
     try:
         return int(text)
     except ValueError:
-        pass
+        if len(text) > sys.get_int_max_str_digits() and text.lstrip("+-").isdigit():
+            raise BadInput(f"an integer in the CSV has {len(text.lstrip('+-'))} digits, more "
+                           f"than {sys.get_int_max_str_digits()}; send fewer digits") from None
     try:
         return float(text)
     except ValueError:

@@ -8,6 +8,8 @@
     bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
     bento-nb containerize TAG -t IMAGE[:TAG] [--base-image ...] [--context-only DIR]
     bento-nb k8s TAG --image IMAGE [--replicas N] [--port 5000] [-o DIR]
+        [--kserve [--kserve-mode serverless|raw] [--canary-image IMAGE --canary-percent N]
+         [--min-replicas N --max-replicas N] [--scale-metric concurrency|rps|cpu --scale-target N]]
     bento-nb quickstart                         train, pack, serve and query the iris model
 
 User errors print one line on stderr (``bento-nb: error: ...``) and exit non-zero with the
@@ -27,16 +29,22 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .errors import BadInput, BentoNbError, UsageError
+from ._version import __version__
+from .errors import BadInput, BentoNbError, UsageError, one_line
+from .options import ArgumentParser, add_options, given
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not usage + error
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
+class _Parser(ArgumentParser):
+    """The shared parser, except that ``--help``/``--version`` end the process as usual."""
+
+    def exit(self, status: int = 0, message: str | None = None):
+        argparse.ArgumentParser.exit(self, status, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .containerize import ContainerizeOptions
+    from .server.config import ServerConfig
+
     parser = _Parser(prog="bento-nb", description="Pack, serve and containerize ML models.")
     parser.add_argument("--version", action="version", version=f"bento-nb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -46,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("get", help="show one bundle")
-    p.add_argument("tag")
+    p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("delete", help="delete a bundle version")
@@ -69,23 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP")
-    p.add_argument("tag", help="tag (Name[:version]) or bundle path")
-    p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
+    p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
-    p.add_argument("--max-batch-size", type=int, default=None)
-    p.add_argument("--max-latency-ms", type=float, default=None)
-    p.add_argument("--api-token", default=None,
-                   help="require 'Authorization: Bearer TOKEN' on API routes (or BENTO_NB_API_TOKEN)")
-    p.add_argument("--max-body-bytes", type=int, default=None,
-                   help="larger request bodies get 413 (default 20 MiB)")
+    add_options(p, ServerConfig)
 
     p = sub.add_parser("containerize", help="build a Docker image serving a bundle")
     p.add_argument("tag")
-    p.add_argument("-t", "--image", dest="image", default=None, help="IMAGE[:TAG] (default: name:version)")
-    p.add_argument("--base-image", default=None, help="default: python:<packing version>-slim")
-    p.add_argument("--context-only", metavar="DIR", default=None,
-                   help="write the build context to DIR and stop")
+    add_options(p, ContainerizeOptions)
 
     p = sub.add_parser("k8s", help="write Kubernetes manifests for an image")
     p.add_argument("tag")
@@ -93,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("-o", "--output", default=None, help="directory (default: print to stdout)")
+    kserve = p.add_argument_group("KServe", "one InferenceService instead of the Deployment, "
+                                  "Service and autoscaler")
+    kserve.add_argument("--kserve", action="store_true",
+                        help="write a serving.kserve.io/v1beta1 InferenceService")
+    kserve.add_argument("--kserve-mode", choices=["serverless", "raw"], default=None,
+                        help="Knative revisions (default) or RawDeployment")
+    kserve.add_argument("--canary-image", default=None, metavar="IMAGE",
+                        help="roll this image out as a canary beside the running revision")
+    kserve.add_argument("--canary-percent", type=int, default=None, metavar="N",
+                        help="share of the traffic for the canary, 0-100 (default 10)")
+    kserve.add_argument("--min-replicas", type=int, default=None, metavar="N",
+                        help="default: --replicas; 0 scales to zero (serverless)")
+    kserve.add_argument("--max-replicas", type=int, default=None, metavar="N",
+                        help="default: max(10, 2 x min)")
+    kserve.add_argument("--scale-metric", choices=["concurrency", "rps", "cpu"], default=None)
+    kserve.add_argument("--scale-target", type=int, default=None, metavar="N",
+                        help="per pod: requests in flight, requests/s or CPU %%")
 
     p = sub.add_parser("quickstart", help="train the iris SVC, pack, serve and predict")
     p.add_argument("--port", type=int, default=5000)
@@ -116,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("BENTO_NB_DEBUG"):
             raise
         message, exit_code = _describe(e)
-        print(f"bento-nb: error: {_one_line(message)}", file=sys.stderr)
+        print(f"bento-nb: error: {_printable(one_line(message))}", file=sys.stderr)
         return exit_code
 
 
@@ -130,16 +145,17 @@ def _describe(e: BentoNbError | OSError) -> tuple[str, int]:
     return (f"{paths}: {reason}" if paths else reason), UsageError.exit_code
 
 
-def _one_line(text: str) -> str:
-    """``text`` with each run of whitespace, newlines included, as one space."""
-    return " ".join(str(text).split())
+def _printable(text: str) -> str:
+    from .store import printable
+
+    return printable(text)
 
 
 # -- commands -----------------------------------------------------------------------------
 
 
 def _list(args) -> int:
-    from .store import Store, human_size
+    from .store import Store, human_size, printable
 
     entries = Store().list(args.name)
     if args.json:
@@ -154,12 +170,14 @@ def _list(args) -> int:
             print("no bundles yet: pack one with bento_nb.pack(model, name=...) or %bento pack")
         return 0
     rows = [("TAG", "APIS", "SIZE", "CREATED")]
-    for e in entries:
+    for e in entries:  # names come from folders anyone can make: no raw control characters
         if e.bundle is None:
-            rows.append((f"{e.name}:{e.version}", "-", "-", f"unreadable: {_one_line(e.error)}"))
+            rows.append((printable(f"{e.name}:{e.version}"), "-", "-",
+                         f"unreadable: {printable(one_line(e.error))}"))
         else:
             b = e.bundle
-            rows.append((b.tag, ",".join(a["name"] for a in b.apis), human_size(b.size), b.created_at))
+            rows.append((printable(b.tag), printable(",".join(a["name"] for a in b.apis)),
+                         human_size(b.size), printable(b.created_at)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
@@ -169,9 +187,9 @@ def _list(args) -> int:
 def _get(args) -> int:
     import yaml
 
-    from .store import Store
+    from .store import find_bundle
 
-    bundle = Store().get(args.tag)
+    bundle = find_bundle(args.tag)
     if args.json:
         print(json.dumps({**bundle.info(), "manifest": bundle.manifest}, indent=2))
     else:
@@ -245,25 +263,26 @@ def _import(args) -> int:
 
 
 def _serve(args) -> int:
-    from .server import run_cli
+    from .server.config import ServerConfig
+    from .server.process import run_cli
 
-    return run_cli(args.tag, host=args.host, port=args.port, workers=args.workers,
-                   max_batch_size=args.max_batch_size, max_latency_ms=args.max_latency_ms,
-                   api_token=args.api_token, max_body_bytes=args.max_body_bytes)
+    return run_cli(args.tag, ServerConfig(**given(args, ServerConfig)), workers=args.workers)
 
 
 def _containerize(args) -> int:
-    from .containerize import run_cli
+    from .containerize import ContainerizeOptions, run_cli
 
-    return run_cli(args.tag, image=args.image, base_image=args.base_image,
-                   context_only=args.context_only)
+    return run_cli(args.tag, ContainerizeOptions(**given(args, ContainerizeOptions)))
 
 
 def _k8s(args) -> int:
     from .containerize.k8s import run_cli
 
     return run_cli(args.tag, image=args.image, replicas=args.replicas, port=args.port,
-                   output=args.output)
+                   output=args.output, kserve=args.kserve, kserve_mode=args.kserve_mode,
+                   canary_image=args.canary_image, canary_percent=args.canary_percent,
+                   min_replicas=args.min_replicas, max_replicas=args.max_replicas,
+                   scale_metric=args.scale_metric, scale_target=args.scale_target)
 
 
 def _quickstart(args) -> int:

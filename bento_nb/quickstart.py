@@ -17,13 +17,13 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]
 def main(port: int = 5000, keep_serving: bool = False) -> int:
     from sklearn import datasets, svm
 
-    import bento_nb
-    from bento_nb.server import serve
+    from .server import serve
+    from .service import pack
 
     X, y = datasets.load_iris(return_X_y=True)
     clf = svm.SVC(gamma="scale").fit(X, y)
     print("trained an SVC on iris")
-    bundle = bento_nb.pack(clf, name="IrisClassifier")
+    bundle = pack(clf, name="IrisClassifier")
     print(f"packed {bundle.tag} at {bundle.path}")
 
     server = serve(bundle.tag, port=port, port_fallback=True)

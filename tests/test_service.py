@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 import bento_nb
 from bento_nb import BentoService, api, artifacts, env
 from bento_nb.adapters import DataframeInput, JsonInput
-from bento_nb.artifacts import PickleArtifact
+from bento_nb.service.artifacts import PickleArtifact
 from bento_nb.errors import ModelError, PackError
 from bento_nb.frameworks.sklearn import SklearnModelArtifact
 from bento_nb.service import service_from_model
@@ -184,3 +184,46 @@ def test_tables_with_different_column_names_are_never_mixed_in_one_call():
     results = svc.apis["predict"].run_batch(payloads)
     assert [r.tolist() for r in results] == [[22], [11], [33], [44]]
     assert sorted(map(str, calls)) == sorted(map(str, [[0, 1], ["a", "b"], ["p", "q"]]))
+
+
+def test_bundles_pickled_before_artifacts_moved_still_load():
+    """``bento_nb.artifacts`` became ``bento_nb.service.artifacts`` (BentoML 0.13's layout);
+    a pickle naming the old module finds the class at its new place."""
+    import io
+
+    from bento_nb import _pickling
+
+    old = b"\x80\x04cbento_nb.artifacts\nPickleArtifact\n."
+    assert _pickling._Unpickler(io.BytesIO(old)).load() is PickleArtifact
+
+
+def test_root_names_load_lazily_and_artifacts_is_the_decorator():
+    import bento_nb
+    import bento_nb.service.artifacts as artifact_classes
+    from bento_nb import artifacts as decorator
+
+    assert callable(decorator) and decorator is not artifact_classes
+    assert artifact_classes.PickleArtifact is PickleArtifact
+    assert {"pack", "load", "serve", "artifacts"} <= set(dir(bento_nb))
+    with pytest.raises(AttributeError):
+        bento_nb.no_such_name
+
+
+def test_a_bundle_that_did_not_record_numeric_learns_it_when_loaded(iris):
+    """Bundles packed before DataFrame-fitted models were known to be numeric say nothing
+    about it in their manifest: loading asks the model again, so strings are a 400."""
+    from sklearn import svm
+
+    from bento_nb.errors import BadInput
+
+    X, y = iris
+    model = svm.SVC().fit(pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"]), y)
+    svc = service_from_model(model, name="OldNamed")
+    svc.apis["predict"].input.numeric = None  # what an older version recorded
+    bundle = svc.save_bundle()
+    assert "numeric" not in bundle.manifest["apis"][0]["input"]
+    loaded = bento_nb.load(bundle.tag).apis["predict"]
+    assert loaded.input.numeric is True
+    with pytest.raises(BadInput, match="row 1, column 'sw' holds the text 'x'"):
+        loaded.input.parse(b'[[5.1, "x", 1.4, 0.2]]', "application/json")
+    assert loaded([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0]

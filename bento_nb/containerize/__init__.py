@@ -18,18 +18,42 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from ..errors import DockerUnavailable
-from ..store import Bundle
+from ..options import option
+from ..store import Bundle, find_bundle
 from .builder import BuildResult, build_image, connect
-from .context import (build_command, is_context, locked, resolve_bundle, run_command,
+from .context import (build_command, is_context, locked, run_command,
                       write_context)
 from .context import context_dir as resolve_context_dir
 from .reference import default_image, validate_image
 
-__all__ = ["BuildResult", "build", "write_context", "validate_image", "default_image",
-           "build_command", "run_cli"]
+__all__ = ["BuildResult", "ContainerizeOptions", "PreparedContext", "build", "prepare_context",
+           "write_context", "validate_image", "default_image", "build_command", "run_cli"]
+
+
+@dataclass
+class ContainerizeOptions:
+    """What ``containerize`` takes from a user, checked when made: the CLI, ``%bento
+    containerize``, the widgets and the Jupyter API all build one (flags from the fields)."""
+
+    image: str | None = option(None, "--image", "IMAGE[:TAG] (default: name:version)",
+                               short="-t", type=str, metavar="IMAGE")
+    base_image: str | None = option(None, "--base-image",
+                                    "default: python:<packing version>-slim", type=str,
+                                    metavar="IMAGE")
+    context_only: str | None = option(None, "--context-only",
+                                      "write the build context to DIR and stop", type=str,
+                                      metavar="DIR")
+
+    def __post_init__(self) -> None:
+        if self.image is not None:
+            validate_image(self.image)
+        if self.base_image is not None:
+            validate_image(self.base_image, allow_digest=True)
 
 
 def build(tag: str | os.PathLike | Bundle, image: str | None = None,
@@ -45,7 +69,7 @@ def build(tag: str | os.PathLike | Bundle, image: str | None = None,
     when the build fails (its log is in ``<context>/build.log``)."""
     if image is not None:
         validate_image(image)
-    bundle = resolve_bundle(tag)
+    bundle = find_bundle(tag)
     image = image or default_image(bundle.name, bundle.version)
     if base_image is not None:
         validate_image(base_image, allow_digest=True)
@@ -66,28 +90,43 @@ def build(tag: str | os.PathLike | Bundle, image: str | None = None,
             client.close()
 
 
-def run_cli(tag: str, image: str | None = None, base_image: str | None = None,
-            context_only: str | None = None) -> int:
+@dataclass
+class PreparedContext:
+    """A build context written to disk, and how to build it."""
+
+    bundle: Bundle
+    image: str
+    path: Path
+    command: str            # the exact `docker build` command
+    replaced: bool          # it replaced a context bento_nb had written there before
+
+
+def prepare_context(tag: str | os.PathLike | Bundle,
+                    options: ContainerizeOptions) -> PreparedContext:
+    """Write the build context of ``tag`` to ``options.context_only`` (default: the
+    store's build folder) without building it."""
+    bundle = find_bundle(tag)
+    image = options.image or default_image(bundle.name, bundle.version)
+    target = resolve_context_dir(bundle, options.context_only)
+    with locked(target):
+        replaced = is_context(target)
+        path = write_context(bundle, out_dir=options.context_only,
+                             base_image=options.base_image, image=image)
+    return PreparedContext(bundle, image, Path(path), build_command(image, path), replaced)
+
+
+def run_cli(tag: str, options: ContainerizeOptions) -> int:
     """``bento-nb containerize``: a progress bar on a terminal, log lines otherwise."""
-    if context_only is not None:
-        if image is not None:
-            validate_image(image)
-        if base_image is not None:
-            validate_image(base_image, allow_digest=True)
-        bundle = resolve_bundle(tag)
-        image = image or default_image(bundle.name, bundle.version)
-        target = resolve_context_dir(bundle, context_only)
-        with locked(target):
-            replaced = is_context(target)
-            context = write_context(bundle, out_dir=context_only, base_image=base_image,
-                                    image=image)
-        print(f"wrote the build context of {bundle.tag} to {context}"
-              + (" (replacing the one bento-nb wrote there before)" if replaced else ""))
-        print(build_command(image, context))
+    if options.context_only is not None:
+        prepared = prepare_context(tag, options)
+        print(f"wrote the build context of {prepared.bundle.tag} to {prepared.path}"
+              + (" (replacing the one bento-nb wrote there before)" if prepared.replaced else ""))
+        print(prepared.command)
         return 0
     with _CliProgress() as progress:
         try:
-            result = build(tag, image=image, base_image=base_image, progress=progress)
+            result = build(tag, image=options.image, base_image=options.base_image,
+                           progress=progress)
         except DockerUnavailable as e:
             progress.close()
             if e.command:

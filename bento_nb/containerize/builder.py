@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import BuildError, DockerUnavailable
+from ..errors import BuildError, DockerUnavailable, one_line
 
 Progress = Callable[[str], None]
 CONNECT_TIMEOUT = 10
@@ -89,7 +89,7 @@ def build_image(client, context: Path, image: str, progress: Progress | None = N
                                   timeout=BUILD_TIMEOUT):
             log.feed(chunk)
     except docker.errors.APIError as e:
-        log.error = log.error or _one_line(getattr(e, "explanation", None) or str(e))
+        log.error = log.error or one_line(getattr(e, "explanation", None) or str(e))
     except Exception as e:  # connection lost mid-build
         log.write(context / "build.log")
         raise DockerUnavailable(f"lost the Docker daemon at {docker_host()} during the build "
@@ -214,10 +214,6 @@ def _reason(exc: BaseException) -> str:
     return _short(str(exc), 160)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def _short(text: str, limit: int = 80) -> str:
-    text = _one_line(text)
+    text = one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -36,9 +36,10 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .. import __version__, config, templates
-from ..errors import BundleNotFound, UsageError
-from ..store import Bundle, Store, read_manifest
+from .. import config, templates
+from .._version import __version__
+from ..errors import UsageError
+from ..store import Bundle, find_bundle
 from . import wheel
 from .reference import default_image
 
@@ -58,19 +59,6 @@ build.log
 **/*.pyc
 **/.ipynb_checkpoints
 """
-
-
-def resolve_bundle(target: str | os.PathLike | Bundle) -> Bundle:
-    """A bundle from a tag, a bundle directory or a :class:`Bundle`."""
-    if isinstance(target, Bundle):
-        return target
-    if isinstance(target, os.PathLike) or (isinstance(target, str) and os.sep in target):
-        path = Path(target).expanduser().resolve()
-        if not path.is_dir():
-            raise BundleNotFound(f"no bundle at {path}: give a tag (Name:version) or a bundle folder")
-        manifest = read_manifest(path)
-        return Bundle(manifest["name"], manifest["version"], path, manifest)
-    return Store().get(target)
 
 
 def default_context_dir(bundle: Bundle) -> Path:
@@ -115,7 +103,7 @@ def write_context(tag: str | os.PathLike | Bundle, out_dir: str | os.PathLike | 
     written earlier is replaced; any other non-empty directory is refused (UsageError) so a
     typo never wipes a user's folder. The bundle's checksums are verified first.
     ``image`` only appears in the generated README's commands."""
-    bundle = resolve_bundle(tag)
+    bundle = find_bundle(tag)
     bundle.verify()
     out = context_dir(bundle, out_dir)
     if out == bundle.path or bundle.path in out.parents:

@@ -23,7 +23,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from .. import __version__, config
+from .. import config
+from .._version import __version__
 
 DIST_NAME = "bento-nb"
 PACKAGE = "bento_nb"

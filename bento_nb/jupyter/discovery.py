@@ -31,12 +31,12 @@ def advertise(base_url: str, pid: int | None = None) -> None:
     """Record in this (Jupyter server) process's environment that the extension is on;
     kernels started afterwards inherit it."""
     os.environ[PID_VAR] = str(os.getpid() if pid is None else pid)
-    os.environ[BASE_URL_VAR] = _normalize_base_url(base_url)
+    os.environ[BASE_URL_VAR] = normalize_base_url(base_url)
 
 
 def proxy_path(base_url: str, port: int) -> str:
     """``<base_url>bento/proxy/<port>/``, the proxied root of a local server."""
-    return f"{_normalize_base_url(base_url)}bento/proxy/{int(port)}/"
+    return f"{normalize_base_url(base_url)}bento/proxy/{int(port)}/"
 
 
 def proxy_url_for(port: int, absolute: bool = False) -> str | None:
@@ -65,7 +65,7 @@ def proxy_url_for(port: int, absolute: bool = False) -> str | None:
     if not info or not info.get("url"):
         return None
     root = str(info["url"]).rstrip("/")
-    server_base = _normalize_base_url(info.get("base_url") or "/")
+    server_base = normalize_base_url(info.get("base_url") or "/")
     # info["url"] already ends with the base_url; add only what follows it
     return root + "/" + path[len(server_base):]
 
@@ -89,6 +89,6 @@ def _server_info(pid: int) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
-def _normalize_base_url(base_url: str) -> str:
+def normalize_base_url(base_url: str) -> str:
     base_url = "/" + (base_url or "").strip("/")
     return base_url if base_url.endswith("/") else base_url + "/"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from traitlets import Float, Int
 from traitlets.config import Configurable
 
-from . import discovery
+from .discovery import advertise, normalize_base_url
 
 
 class BentoExtension(Configurable):
@@ -24,7 +24,7 @@ class BentoExtension(Configurable):
         100 * 1024 * 1024, help="Largest response body the proxy relays (bytes)."
     ).tag(config=True)
     health_timeout = Float(
-        1.0, help="Seconds api/servers waits for each server's /healthz."
+        1.0, help="Seconds api/servers waits for each server's identity check."
     ).tag(config=True)
     max_jobs = Int(
         50, help="Finished containerize jobs remembered by api/jobs; older ones are dropped."
@@ -36,7 +36,6 @@ class BentoExtension(Configurable):
 
 def load(serverapp) -> None:
     """Add the handlers to ``serverapp.web_app`` and advertise the extension to kernels."""
-    from .handlers import route_specs
     from .jobs import JobRunner
 
     settings = BentoExtension(parent=serverapp)
@@ -44,6 +43,27 @@ def load(serverapp) -> None:
     base_url = web_app.settings["base_url"]
     runner = JobRunner(max_jobs=settings.max_jobs, max_log_lines=settings.max_log_lines)
     web_app.add_handlers(".*$", route_specs(base_url, settings, runner))
-    discovery.advertise(base_url)
+    advertise(base_url)
     serverapp.log.info("bento_nb extension: %sbento/ (bundles, servers, containerize, proxy)",
-                       discovery._normalize_base_url(base_url))
+                       normalize_base_url(base_url))
+
+
+def route_specs(base_url: str, settings, runner) -> list[tuple]:
+    """The (pattern, handler, kwargs) list for ``web_app.add_handlers``."""
+    from .handlers import (BundleHandler, BundlesHandler, ContainerizeHandler, JobHandler,
+                           JobsHandler, NotFoundHandler, ServersHandler)
+    from .proxy import ProxyHandler
+
+    root = normalize_base_url(base_url) + "bento/"
+    context = {"settings": settings, "runner": runner}
+    name = r"([^/]+)"
+    return [
+        (root + rf"api/bundles(?:/{name})?/?", BundlesHandler, context),
+        (root + rf"api/bundles/{name}/{name}/?", BundleHandler, context),
+        (root + r"api/servers/?", ServersHandler, context),
+        (root + r"api/containerize/?", ContainerizeHandler, context),
+        (root + r"api/jobs/?", JobsHandler, context),
+        (root + rf"api/jobs/{name}/?", JobHandler, context),
+        (root + r"api(?:/.*)?", NotFoundHandler, context),  # after every api/ route
+        (root + r"proxy/(\d{1,5})(/.*)?", ProxyHandler, context),
+    ]

@@ -12,72 +12,20 @@ shape ``{"error": {"type", "message"}}`` with the status of the error class.
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import json
-from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient
 
+from ..adapters import loads_json
 from ..containerize.reference import validate_image
-from ..errors import BadInput, BentoNbError, BundleNotFound, InvalidName, NotFound
+from ..errors import BadInput, BundleNotFound, InvalidName, NotFound
 from ..store import ListEntry, Store, Tag, validate_name
-from . import discovery
+from .base import AUTH_RESOURCE, JSONErrors, bento_errors
+from .discovery import proxy_path
 from .jobs import JobRunner
-
-AUTH_RESOURCE = "bento"
-
-
-def route_specs(base_url: str, settings, runner: JobRunner) -> list[tuple]:
-    """The (pattern, handler, kwargs) list for ``web_app.add_handlers``."""
-    from .proxy import ProxyHandler
-
-    root = discovery._normalize_base_url(base_url) + "bento/"
-    context = {"settings": settings, "runner": runner}
-    name = r"([^/]+)"
-    return [
-        (root + rf"api/bundles(?:/{name})?/?", BundlesHandler, context),
-        (root + rf"api/bundles/{name}/{name}/?", BundleHandler, context),
-        (root + r"api/servers/?", ServersHandler, context),
-        (root + r"api/containerize/?", ContainerizeHandler, context),
-        (root + r"api/jobs/?", JobsHandler, context),
-        (root + rf"api/jobs/{name}/?", JobHandler, context),
-        (root + r"api(?:/.*)?", NotFoundHandler, context),  # after every api/ route
-        (root + r"proxy/(\d{1,5})(/.*)?", ProxyHandler, context),
-    ]
-
-
-def bento_errors(method):
-    """Answer a BentoNbError raised by ``method`` with its status and JSON shape."""
-
-    @functools.wraps(method)
-    async def wrapper(self, *args, **kwargs):
-        try:
-            result = method(self, *args, **kwargs)
-            if inspect.isawaitable(result):
-                await result
-        except BentoNbError as e:
-            self.set_status(e.http_status)
-            self.finish(e.to_json())
-
-    return wrapper
-
-
-class JSONErrors:
-    """Mixin: tornado's own errors (403, 404, 405, XSRF, 500) in the bento_nb error shape
-    instead of Jupyter's HTML or ``{"message", "reason"}``."""
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        message = self._reason
-        exc = (kwargs.get("exc_info") or (None, None))[1]
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish({"error": {"type": f"HTTP{status_code}", "message": message}})
-
 
 class BentoAPIHandler(JSONErrors, APIHandler):
     """Base of the JSON routes."""
@@ -88,35 +36,52 @@ class BentoAPIHandler(JSONErrors, APIHandler):
         self.bento_settings = settings
         self.runner = runner
 
-    async def running_servers(self, tag: str | None = None) -> list[dict]:
-        """The registry of running bento_nb servers (those serving ``tag`` if given), each
-        with ``proxy_url`` and a ``status`` from a quick ``/healthz``: "running",
-        "unreachable" or "not on loopback" (then ``proxy_url`` is None)."""
-        from ..server.registry import list_servers
-        from .proxy import loopback_target
+    async def running_servers(self, tag: str | None = None) -> tuple[list[dict], list[dict]]:
+        """``(servers, bad_records)``: the registry of running bento_nb servers (those
+        serving ``tag`` if given) and the registry files that are not usable records
+        (``{"path", "error"}``, each logged once). Each server has a ``status`` from the
+        proxy's identity check: "running" (then ``proxy_url`` is its proxied root),
+        "unverified" (something answers on the port but cannot prove it wrote the record),
+        "unreachable" or "not on loopback"; ``proxy_url`` is None unless "running". Its
+        ``url`` is the record's own address when that is an ``http(s)://`` loopback URL,
+        else None; the record's secret is never included."""
+        from ..server.registry import read_records
+        from .identity import NotVerified, loopback_target, loopback_url, verify
 
-        servers = [dict(s) for s in list_servers() if tag is None or s.get("tag") == tag]
+        records, bad = read_records()
+        self._log_bad_records(bad)
+        records = [r for r in records if tag is None or r.get("tag") == tag]
         base_url = self.settings["base_url"]
-        timeout = self.bento_settings.health_timeout
+        client = AsyncHTTPClient()
 
-        async def health(server: dict) -> None:
-            target = loopback_target(server.get("host"))
-            server["proxy_url"] = discovery.proxy_path(base_url, server["port"]) \
-                if target else None
+        async def describe(record: dict) -> dict:
+            server = {k: v for k, v in record.items() if k != "secret"}
+            server["url"] = loopback_url(record.get("url"))
+            server["proxy_url"] = None
+            target = loopback_target(record.get("host"))
             if target is None:
                 server["status"] = "not on loopback"
-                return
-            request = HTTPRequest(f"http://{target}:{int(server['port'])}/healthz",
-                                  connect_timeout=timeout, request_timeout=timeout)
+                return server
             try:
-                response = await AsyncHTTPClient().fetch(request, raise_error=False)
-            except (OSError, HTTPClientError):
-                server["status"] = "unreachable"
+                await verify(client, record, target, self.bento_settings,
+                             self.bento_settings.health_timeout)
+            except NotVerified as e:
+                server["status"] = "unverified" if e.reachable else "unreachable"
             else:
-                server["status"] = "running" if response.code == 200 else "unreachable"
+                server["status"] = "running"
+                server["proxy_url"] = proxy_path(base_url, record["port"])
+            return server
 
-        await asyncio.gather(*(health(s) for s in servers))
-        return servers
+        servers = await asyncio.gather(*(describe(r) for r in records))
+        return list(servers), [b.to_json() for b in bad]
+
+    def _log_bad_records(self, bad: list) -> None:
+        seen: set = self.bento_settings.__dict__.setdefault("_reported_records", set())
+        for record in bad:
+            if (record.path, record.error) not in seen:
+                seen.add((record.path, record.error))
+                self.log.warning("bento_nb: skipping registry file %s: %s (remove it if no "
+                                 "server of yours wrote it)", record.path, record.error)
 
 
 def _tag(name: str, version: str) -> Tag:
@@ -158,7 +123,7 @@ class BundleHandler(BentoAPIHandler):
         bundle = Store().get(_tag(name, version))
         info = bundle.info()
         info["manifest"] = bundle.manifest
-        info["servers"] = await self.running_servers(tag=bundle.tag)
+        info["servers"], _bad = await self.running_servers(tag=bundle.tag)
         self.finish(info)
 
     @web.authenticated
@@ -175,14 +140,16 @@ class BundleHandler(BentoAPIHandler):
 
 
 class ServersHandler(BentoAPIHandler):
-    """``GET api/servers``: every running bento_nb server with its ``status`` and
-    ``proxy_url`` (:meth:`BentoAPIHandler.running_servers`)."""
+    """``GET api/servers``: ``{"servers": [...], "bad_records": [...]}``, every running
+    bento_nb server with its ``status``, ``proxy_url`` and loopback-only ``url``, and the
+    registry files skipped (:meth:`BentoAPIHandler.running_servers`)."""
 
     @web.authenticated
     @authorized
     @bento_errors
     async def get(self) -> None:
-        self.finish({"servers": await self.running_servers()})
+        servers, bad = await self.running_servers()
+        self.finish({"servers": servers, "bad_records": bad})
 
 
 class ContainerizeHandler(BentoAPIHandler):
@@ -213,9 +180,10 @@ def _containerize_request(raw: bytes) -> tuple[Tag, str | None, str | None]:
     """``(tag, image, base_image)`` of a containerize body, each checked; ``image`` and
     ``base_image`` are None when absent, null or ""."""
     try:
-        body = json.loads(raw or b"null")
-    except ValueError:  # not JSON, or not UTF-8
-        raise BadInput(f"the body is not JSON; {_CONTAINERIZE_USAGE}") from None
+        body = loads_json(raw) if raw.strip() else None
+    except BadInput as e:  # not JSON, not UTF-8, too deep, too long an integer
+        raise BadInput(f"the body is not JSON we can read ({e.message}); "
+                       f"{_CONTAINERIZE_USAGE}") from None
     if not isinstance(body, dict):
         raise BadInput(_CONTAINERIZE_USAGE)
     for key, value in body.items():

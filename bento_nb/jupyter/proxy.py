@@ -3,54 +3,100 @@
 On JupyterHub or a remote Jupyter the browser cannot open ``http://127.0.0.1:5000``; it can
 open ``https://hub.example.org/user/me/bento/proxy/5000/``. The proxy forwards there only
 when ``<port>`` belongs to a bento_nb server in the registry (``bento_nb.server.registry``)
-listening on loopback; anything else is refused with 403 before a connection is made, so
-the Jupyter server cannot be used to reach arbitrary ports or hosts.
+listening on loopback, and only once the process on that port has proved it is the server
+that wrote the record: the proxy sends a random nonce to ``GET /.bento/identity`` and checks
+the HMAC of the record's secret over it (:mod:`.identity`). A port not
+registered or not on loopback is refused with 403 before a connection is made; a process
+that cannot prove the record (a stale record whose port or pid another program took) with
+502, and nothing it sends is relayed. So the Jupyter server cannot be used to reach
+arbitrary ports or hosts, nor to hand the Jupyter origin to another user's process.
 
-What crosses: method, path, query (minus Jupyter's ``token``), body and end-to-end headers.
-What does not: Jupyter's cookies, an ``Authorization`` header carrying the Jupyter token,
-hop-by-hop headers, and ``Set-Cookie`` from the model server. A ``Location`` that points to
-the server's own root is rewritten under the proxy prefix. Requests need Jupyter's
-authentication like any other page; writes (POST...) from a browser also need XSRF, as
-everywhere in Jupyter (token-authenticated clients such as ``curl -H 'Authorization: token
-...'`` do not).
+What crosses up: method, path and query re-encoded (minus Jupyter's ``token`` and
+``_xsrf`` parameters, however they are encoded), body and end-to-end headers. Not Jupyter's
+cookies, an ``Authorization`` header carrying the Jupyter token, ``Referer``, ``Forwarded``
+/ ``X-Real-IP`` / client ``X-Forwarded-*`` (the proxy sets its own), hop-by-hop headers and
+those named in ``Connection``. What crosses down: only the headers of
+:data:`_FORWARDED_DOWN` (content type and encoding, caching, ``Retry-After``, ...), never
+``Set-Cookie``, ``Clear-Site-Data``, ``Refresh``, CORS or the server's own CSP. A
+``Location`` is rewritten under the proxy prefix, or dropped when it points elsewhere.
+Every answer gets ``X-Content-Type-Options: nosniff`` and a Content-Security-Policy:
+``sandbox`` (no access to the Jupyter origin at all) except for the Swagger UI page at the
+server's root, which runs with ``script-src 'self'`` and no inline script.
+
+Requests need Jupyter's authentication like any other page; writes (POST...) from a browser
+also need XSRF, as everywhere in Jupyter (token-authenticated clients such as ``curl -H
+'Authorization: token ...'`` do not).
 """
 
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import httpclient, web
 from tornado.simple_httpclient import HTTPTimeoutError
 
-from ..errors import BentoNbError
-from . import discovery
-from .handlers import AUTH_RESOURCE, JSONErrors
+from ..errors import BadGateway, BentoNbError, Forbidden, GatewayTimeout
+from ..server.registry import read_records
+from .base import AUTH_RESOURCE, JSONErrors, send_error
+from .discovery import normalize_base_url, proxy_path
+from .identity import NotVerified, loopback_target, loopback_url, verify
+
 
 _HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length",
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
 }
-_NOT_FORWARDED_UP = _HOP_BY_HOP | {"cookie", "x-xsrftoken", "x-xsrf-token"}
-_NOT_FORWARDED_DOWN = _HOP_BY_HOP | {"set-cookie", "server", "date"}
+_NOT_FORWARDED_UP = _HOP_BY_HOP | {
+    "cookie", "x-xsrftoken", "x-xsrf-token", "referer", "forwarded", "x-real-ip", "via",
+}
+_NOT_FORWARDED_QUERY = {"token", "_xsrf"}
+# Response headers relayed to the browser; everything else (Set-Cookie, Set-Cookie2,
+# Clear-Site-Data, Refresh, Access-Control-*, Content-Security-Policy, Strict-Transport-
+# Security, Service-Worker-Allowed, Link, ...) would act on the Jupyter origin.
+_FORWARDED_DOWN = {
+    "content-type", "content-encoding", "content-language", "content-disposition",
+    "content-range", "accept-ranges", "cache-control", "expires", "etag", "last-modified",
+    "vary", "retry-after", "www-authenticate", "allow", "location",
+}
+_SANDBOX_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+# The Swagger UI page: its own scripts and styles only (no inline or remote script), its
+# requests to the proxy, never framed by another site, no form posts elsewhere.
+_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+             "img-src 'self' data:; connect-src 'self'; object-src 'none'; frame-src 'none'; "
+             "base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+_SEGMENT_SAFE = "!$&'()*+,;=:@"  # kept as-is in a path segment (RFC 3986 pchar)
 
 
-def loopback_target(host: str | None) -> str | None:
-    """Where to connect for a server registered with ``host``: a loopback address, or
-    None when the server does not listen on loopback (then it is not proxied)."""
-    if host in (None, "", "0.0.0.0", "localhost", "*"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    try:
-        address = ipaddress.ip_address(str(host).strip("[]"))
-    except ValueError:
-        return None
-    if not address.is_loopback:
-        return None
-    return f"[{address}]" if address.version == 6 else str(address)
+def response_headers(headers, location: Callable[[str], str | None],
+                     html_page: bool) -> list[tuple[str, str]]:
+    """The headers of a backend answer to relay: only :data:`_FORWARDED_DOWN`, with
+    ``Location`` passed through ``location`` (dropped when it returns None), plus
+    ``nosniff`` and the proxy's own Content-Security-Policy (``html_page``: the Swagger
+    UI page policy, else ``sandbox``)."""
+    out = []
+    for name, value in headers.get_all():
+        lower = name.lower()
+        if lower not in _FORWARDED_DOWN:
+            continue
+        if lower == "location":
+            value = location(value)
+            if value is None:
+                continue
+        out.append((name, value))
+    out.append(("X-Content-Type-Options", "nosniff"))
+    out.append(("Content-Security-Policy", _PAGE_CSP if html_page else _SANDBOX_CSP))
+    return out
+
+
+def upstream_query(query: str) -> str:
+    """``query`` decoded and re-encoded, minus Jupyter's ``token`` and ``_xsrf``
+    parameters however they are spelled (``%74oken=`` is ``token=``)."""
+    pairs = parse_qsl(query, keep_blank_values=True, errors="surrogateescape")
+    kept = [(k, v) for k, v in pairs if k.strip().lower() not in _NOT_FORWARDED_QUERY]
+    return urlencode(kept, quote_via=quote, safe="", errors="surrogateescape")
 
 
 class ProxyHandler(JSONErrors, JupyterHandler):
@@ -108,36 +154,41 @@ class ProxyHandler(JSONErrors, JupyterHandler):
             self.bento_settings._proxy_client = client
         return client
 
-    def _refuse(self, status: int, type_: str, message: str) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish({"error": {"type": type_, "message": message}})
+    def _refuse(self, error: BentoNbError) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        send_error(self, error)
 
-    def _target(self, port: int) -> str | None:
-        from ..server.registry import list_servers
-
-        for server in list_servers():
-            try:
-                if int(server.get("port")) == port:
-                    return loopback_target(server.get("host"))
-            except (TypeError, ValueError):
-                continue
+    def _record(self, port: int) -> tuple[dict, str] | None:
+        """The registry record of ``port`` and the loopback address to reach it, or None."""
+        records, _bad = read_records()  # bad records are reported by api/servers
+        for record in records:
+            if record["port"] == port:
+                host = loopback_target(record.get("host"))
+                return (record, host) if host else None
         return None
 
     async def _forward(self, port: int, path: str) -> None:
         try:
-            host = self._target(port)
+            found = self._record(port)
         except BentoNbError as e:
-            self._refuse(e.http_status, e.type, e.message)
+            self._refuse(e)
             return
-        if host is None:
-            self._refuse(403, "Forbidden", f"port {port} is not a running bento_nb server on "
-                                           "this machine; only registered servers are proxied")
+        if found is None:
+            self._refuse(Forbidden(f"port {port} is not a running bento_nb server on this "
+                                   "machine; only registered servers are proxied"))
             return
-        url = f"http://{host}:{port}{path}"
-        # the query as sent (encoding untouched), minus Jupyter's own token parameter
-        query = "&".join(part for part in self.request.query.split("&")
-                         if part and part.split("=", 1)[0] != "token")
+        record, host = found
+        try:
+            await verify(self._client(), record, host, self.bento_settings,
+                         min(10.0, self.bento_settings.proxy_timeout))
+        except NotVerified as e:
+            self.log.warning("bento_nb proxy: refused port %s: %s", port, e)
+            self._refuse(BadGateway(f"the process on port {port} is not the bento_nb server "
+                                    f"registered there ({e}); restart the server "
+                                    "(bento_nb.serve / bento-nb serve)"))
+            return
+        url = f"http://{host}:{port}{self._upstream_path(port, path)}"
+        query = upstream_query(self.request.query)
         if query:
             url += "?" + query
         request = httpclient.HTTPRequest(
@@ -155,21 +206,20 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         try:
             response = await self._client().fetch(request, raise_error=False)
         except HTTPTimeoutError:
-            self._refuse(504, "GatewayTimeout", f"bento_nb server on port {port} did not "
-                                                f"answer in {request.request_timeout:g} s")
+            self._refuse(GatewayTimeout(f"bento_nb server on port {port} did not answer in "
+                                        f"{request.request_timeout:g} s"))
             return
         except (OSError, httpclient.HTTPClientError) as e:  # refused, reset, too large
-            self._refuse(502, "BadGateway", f"bento_nb server on port {port}: {e}")
+            self._refuse(BadGateway(f"bento_nb server on port {port}: {e}"))
             return
         self.set_status(response.code, response.reason)
         self.clear_header("Content-Type")
-        for name, value in response.headers.get_all():
-            lower = name.lower()
-            if lower in _NOT_FORWARDED_DOWN:
-                continue
-            if lower == "location":
-                value = self._rewrite_location(value, port)
-            if lower == "content-type":
+        content_type = response.headers.get("Content-Type", "")
+        html_page = path == "/" and content_type.split(";")[0].strip().lower() == "text/html"
+        for name, value in response_headers(
+                response.headers, lambda v: self._rewrite_location(v, port), html_page):
+            if name.lower() in ("content-type", "content-security-policy",
+                                "x-content-type-options"):
                 self.set_header(name, value)
             else:
                 self.add_header(name, value)
@@ -177,12 +227,28 @@ class ProxyHandler(JSONErrors, JupyterHandler):
             self.write(response.body)
         await self.finish()
 
+    def _upstream_path(self, port: int, path: str) -> str:
+        """The path to request upstream: the request's own (still encoded) path after the
+        proxy prefix, each segment decoded and re-encoded, so what reaches the server is a
+        well-formed request line (no spaces, control characters or stray ``%``) that
+        means what the browser asked for (``%2F`` stays inside its segment)."""
+        raw = self.request.path
+        prefix = f"{normalize_base_url(self.settings['base_url'])}bento/proxy/"
+        rest = raw[len(prefix):].lstrip("0123456789") if raw.startswith(prefix) else None
+        if rest is None or not rest.startswith("/"):
+            rest = quote(path, safe="/")  # tornado's decoded path: encode it again
+        return "/".join(quote(unquote(segment, errors="surrogateescape"), safe=_SEGMENT_SAFE,
+                              errors="surrogateescape") for segment in rest.split("/")) or "/"
+
     def _upstream_headers(self, port: int) -> dict[str, str]:
         headers = {}
         token = getattr(self.identity_provider, "token", None)
+        named = {part.strip().lower()
+                 for value in self.request.headers.get_list("Connection")
+                 for part in value.split(",")}
         for name, value in self.request.headers.get_all():
             lower = name.lower()
-            if lower in _NOT_FORWARDED_UP:
+            if lower in _NOT_FORWARDED_UP or lower in named or lower.startswith("x-forwarded-"):
                 continue
             if lower == "authorization" and token and token in value:
                 continue  # Jupyter's own credential: never hand it to the model server
@@ -190,18 +256,29 @@ class ProxyHandler(JSONErrors, JupyterHandler):
         headers["Host"] = f"127.0.0.1:{port}"
         headers["X-Forwarded-Proto"] = self.request.protocol
         headers["X-Forwarded-Host"] = self.request.host
-        headers["X-Forwarded-Prefix"] = discovery.proxy_path(self.settings["base_url"],
+        headers["X-Forwarded-Prefix"] = proxy_path(self.settings["base_url"],
                                                              port).rstrip("/")
         if self.request.remote_ip:
             headers["X-Forwarded-For"] = self.request.remote_ip
         return headers
 
-    def _rewrite_location(self, value: str, port: int) -> str:
-        parts = urlsplit(value)
-        if parts.netloc and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            return value
-        if not parts.path.startswith("/"):
-            return value  # relative: already resolves under the proxy prefix
-        prefix = discovery.proxy_path(self.settings["base_url"], port).rstrip("/")
-        rewritten = prefix + parts.path
-        return rewritten + (f"?{parts.query}" if parts.query else "")
+    def _rewrite_location(self, value: str, port: int) -> str | None:
+        """A backend ``Location`` as the browser must see it: under the proxy prefix, dot
+        segments resolved and re-encoded; None (dropped) when it leads anywhere else (another
+        host, a scheme-relative ``//host``, ``../`` out of the prefix)."""
+        prefix = proxy_path(self.settings["base_url"], port)
+        parts = urlsplit(value.strip())
+        if parts.scheme or parts.netloc:
+            if loopback_url(value) is None or parts.port not in (None, port):
+                return None  # another host, scheme or local port: not this proxy's to show
+            target = prefix.rstrip("/") + (parts.path or "/")
+        elif parts.path.startswith("/"):
+            target = prefix.rstrip("/") + parts.path
+        else:  # relative to the request, which is under the prefix
+            target = self.request.path.rsplit("/", 1)[0] + "/" + parts.path
+        resolved = urlsplit(urljoin("http://proxy.invalid/", target)).path
+        if not (resolved + "/").startswith(prefix):
+            return None
+        resolved = quote(unquote(resolved, errors="surrogateescape"), safe="/" + _SEGMENT_SAFE,
+                         errors="surrogateescape")
+        return resolved + (f"?{parts.query}" if parts.query else "")

@@ -21,16 +21,20 @@ import os
 import re
 import shlex
 import sys
-import types
 from typing import Any
 
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.display import display
 
 from .. import config
-from ..errors import BentoNbError, BundleNotFound, UsageError
+from .. import client
+from ..adapters import loads_json
+from ..actions import Target, name_from_variable, pick_api, resolve, write_build_context
+from ..actions import predict as actions_predict
+from ..errors import BentoNbError, UsageError, one_line
+from ..options import ArgumentParser, HelpShown, add_options, given
 from .session import current
-from .widgets import BundleWidget, ContainerizeView, ServerWidget, Table, human_size, post_json
+from .widgets import BundleWidget, ContainerizeView, ServerWidget, Table, human_size
 
 HELP = """\
 %bento — pack, serve and ship models from the notebook
@@ -38,8 +42,12 @@ HELP = """\
   %bento pack VAR [--name N] [--api predict,predict_proba] [--input dataframe]
                   [--label k=v] [--requirement PKG] [--no-batch] [--example X[:2]]
                                          save a variable as a bundle; shows the bundle
-  %bento serve [TARGET] [--port N] [--max-batch-size N] [--max-latency-ms N]
-                                         TARGET: tag, variable, or (none) the last packed
+  %bento serve [TARGET] [--port N] [--host H] [--max-batch-size N]
+               [--max-latency-ms N] [--api-token TOKEN] [--max-queue N]
+               [--max-body-bytes N] [--drain-timeout S] [--body-timeout S]
+               [--request-timeout S]
+                                         TARGET: tag, ./folder, variable, or (none)
+                                         the last packed
   %bento predict TARGET DATA [--api NAME]
                                          DATA: JSON literal or variable name
   %bento list                            bundles in the store
@@ -47,31 +55,19 @@ HELP = """\
   %bento stop [PORT|all]                 stop servers
   %bento delete TAG                      delete a bundle version
   %bento export TAG FILE                 write a bundle to one archive
-  %bento containerize [TAG] [-t IMAGE] [--base-image IMG] [--context-only DIR]
+  %bento containerize [TAG] [-t/--image IMAGE] [--base-image IMG] [--context-only DIR]
                                          build a Docker image serving the bundle
 
 `%bento COMMAND -h` shows the options of one command."""
 
 
-class _Exit(Exception):
-    """argparse asked to exit (after -h): nothing more to do."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(f"{message} (see `{self.prog} -h`)")
-
-    def exit(self, status: int = 0, message: str | None = None):
-        if message:
-            print(message.rstrip(), file=sys.stderr)
-        raise _Exit()
-
-
 def build_parser() -> argparse.ArgumentParser:
     from ..adapters import ADAPTERS
+    from ..containerize import ContainerizeOptions
+    from ..server.config import ServerConfig
 
-    parser = _Parser(prog="%bento", add_help=False)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = ArgumentParser(prog="%bento", add_help=False)
+    sub = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
     p = sub.add_parser("pack", prog="%bento pack", help="save a variable as a bundle")
     p.add_argument("var", help="the notebook variable holding the model or service")
@@ -88,12 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "then the request example of /docs.json and Try it")
 
     p = sub.add_parser("serve", prog="%bento serve", help="serve in the kernel")
-    p.add_argument("target", nargs="?", help="tag, path, variable, or (none) the last packed")
-    p.add_argument("--port", type=int, default=None, help="default 5000 (next free if busy)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--max-batch-size", type=int, default=None)
-    p.add_argument("--max-latency-ms", type=float, default=None)
-    p.add_argument("--api-token", default=None)
+    p.add_argument("target", nargs="?", help="tag, ./folder, variable, or (none) the last packed")
+    add_options(p, ServerConfig, defaults={"port": None})
 
     sub.add_parser("predict", prog="%bento predict", help="TARGET DATA [--api NAME]")
 
@@ -113,24 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
 
     p = sub.add_parser("containerize", prog="%bento containerize", help="build a Docker image")
-    p.add_argument("tag", nargs="?", help="default: the last packed bundle")
-    p.add_argument("-t", "--image", default=None, help="IMAGE[:TAG]")
-    p.add_argument("--base-image", default=None)
-    p.add_argument("--context-only", metavar="DIR", default=None,
-                   help="write the build context to DIR and stop")
+    p.add_argument("tag", nargs="?", help="tag, variable, or (none) the last packed bundle")
+    add_options(p, ContainerizeOptions)
 
     sub.add_parser("help", prog="%bento help")
     return parser
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _safe_name(var: str) -> str:
-    """A bundle/service name from a variable name (``_clf`` -> ``clf``)."""
-    name = var.lstrip("_.-")[:63]
-    return name or "Model"
 
 
 def _has_widget_frontend(shell: Any) -> bool:
@@ -152,18 +131,18 @@ class BentoMagics(Magics):
         """Pack, serve and ship models: `%bento` alone prints the help."""
         try:
             return self.run(line)
-        except _Exit:
+        except HelpShown:
             return None
         except BentoNbError as e:
             if os.environ.get("BENTO_NB_DEBUG"):
                 raise
-            print(f"%bento: error: {_one_line(e.message)}", file=sys.stderr)
+            print(f"%bento: error: {one_line(e.message)}", file=sys.stderr)
         except KeyboardInterrupt:
             print("%bento: interrupted", file=sys.stderr)
         except Exception as e:  # keep the one-line promise; the debug switch shows the trace
             if os.environ.get("BENTO_NB_DEBUG"):
                 raise
-            print(f"%bento: error: {type(e).__name__}: {_one_line(e)} "
+            print(f"%bento: error: {type(e).__name__}: {one_line(e)} "
                   "(set BENTO_NB_DEBUG=1 for the traceback)", file=sys.stderr)
         return None
 
@@ -194,37 +173,11 @@ class BentoMagics(Magics):
     def _ns(self) -> dict:
         return self.shell.user_ns if self.shell is not None else {}
 
-    def _servable(self, name: str) -> Any:
-        """The notebook variable ``name`` when it can be served or predicted with, else
-        None. Classes and modules are skipped: ``IrisClassifier`` then means the bundle of
-        that name, not the class defined in the notebook."""
-        if not name.isidentifier() or name not in self._ns:
-            return None
-        obj = self._ns[name]
-        if isinstance(obj, (type, types.ModuleType)):
-            return None
-        return obj
-
-    def _packed_bundle(self, name: str) -> str | None:
-        """The tag ``%bento pack NAME`` saved, while the variable still holds that object
-        and the bundle still exists: then ``NAME`` means the bundle (with the options it
-        was packed with), not a fresh wrap of the live object."""
-        from ..store import Store
-
-        if not name.isidentifier() or name not in self._ns:
-            return None
-        tag = current().packed_tag(name, self._ns[name])
-        if tag is None:
-            return None
-        try:
-            return Store().get(tag).tag
-        except BentoNbError:  # deleted since: the live object it is
-            return None
-
-    def _variable(self, name: str) -> Any:
-        if not name.isidentifier() or name not in self._ns:
-            raise UsageError(f"name {name!r} is not defined in the notebook")
-        return self._ns[name]
+    def _resolve(self, text: str | None) -> Target:
+        """What a word of a ``%bento`` line names, notebook variables included."""
+        session = current()
+        return resolve(text or None, variables=self._ns, packed_tag=session.packed_tag,
+                       last_packed=session.last_packed)
 
     # pack
 
@@ -232,7 +185,9 @@ class BentoMagics(Magics):
         from ..service import BentoService, pack
         from ..store import Bundle
 
-        obj = self._variable(args.var)
+        if not args.var.isidentifier() or args.var not in self._ns:
+            raise UsageError(f"name {args.var!r} is not defined in the notebook")
+        obj = self._ns[args.var]
         labels = {}
         for item in args.label:
             key, sep, value = item.partition("=")
@@ -250,7 +205,7 @@ class BentoMagics(Magics):
                                      example=example)
         else:
             apis = [a.strip() for a in (args.api or "predict").split(",") if a.strip()]
-            bundle = pack(obj, name=args.name or _safe_name(args.var), apis=apis,
+            bundle = pack(obj, name=args.name or name_from_variable(args.var), apis=apis,
                           input=args.input or "dataframe", batch=not args.no_batch,
                           labels=labels, requirements=args.requirement, example=example)
         current().last_packed = bundle.tag
@@ -263,31 +218,30 @@ class BentoMagics(Magics):
     # serve
 
     def _cmd_serve(self, args):
-        target, key = self._serve_target(args.target)
-        options = {"host": args.host}
-        for name in ("max_batch_size", "max_latency_ms", "api_token"):
-            value = getattr(args, name)
-            if value is not None:
-                options[name] = value
-        if args.port is not None and not 0 <= args.port <= 65535:
-            raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
-        widget = self.start_server(target, key, args.port, **options)
+        from ..server.config import ServerConfig
+
+        target = self._resolve(args.target)
+        options = given(args, ServerConfig)
+        port = options.pop("port", None)
+        widget = self.start_server(target, port, **options)
         display(widget)
         return None
 
     def _serve_tag(self, tag: str) -> ServerWidget:
-        """The bundle widget's Serve button."""
-        return self.start_server(tag, f"bundle:{tag.partition(':')[0]}")
+        """The bundle widget's Serve button: that bundle, as ``%bento serve NAME`` would."""
+        from ..store import Store
 
-    def start_server(self, target: Any, key: str, port: int | None = None,
+        return self.start_server(resolve(Store().get(tag)))
+
+    def start_server(self, target: Target, port: int | None = None,
                      **options: Any) -> ServerWidget:
-        """Start (or replace) the server for ``key`` and return its widget."""
+        """Start (or replace) the server of ``target`` and return its widget."""
 
         def on_replace(old):
             for w in old.widgets:
                 w.add_note("replaced: this server was started again (cell re-run)")
 
-        entry = current().serve(target, key, port, on_replace=on_replace, **options)
+        entry = current().serve(target, port, on_replace=on_replace, **options)
         entry.api_token = options.get("api_token") or config.api_token()
         widget = ServerWidget(entry.handle, api_token=entry.api_token)
         entry.widgets.append(widget)
@@ -295,80 +249,29 @@ class BentoMagics(Magics):
         current().server_widgets.append(widget)
         return widget
 
-    def _serve_target(self, text: str | None, variables: bool = True) -> tuple[Any, str]:
-        """What to serve and the key that identifies it (same key -> replaced).
-        ``variables=False``: ``text`` is a tag or path only (the value of a string variable
-        is never looked up as a variable again)."""
-        from ..service import BentoService, service_from_model
-        from ..store import Bundle
-
-        if not text:
-            tag = current().last_packed
-            if tag is None:
-                raise UsageError("nothing packed yet: %bento pack VAR first, or give a tag or a variable")
-            return tag, f"bundle:{tag.partition(':')[0]}"
-        packed = self._packed_bundle(text) if variables else None
-        if packed is not None:
-            return packed, f"bundle:{packed.partition(':')[0]}"
-        obj = self._servable(text) if variables else None
-        if obj is not None:
-            if isinstance(obj, Bundle):
-                return obj.tag, f"bundle:{obj.name}"
-            if isinstance(obj, (str, os.PathLike)):
-                return self._serve_target(os.fspath(obj), variables=False)
-            if isinstance(obj, BentoService):
-                return obj, f"var:{text}"
-            return service_from_model(obj, name=_safe_name(text)), f"var:{text}"
-        bundle = self._resolve_bundle(text)  # one-line error when it is neither
-        if os.path.isdir(text):
-            return text, f"path:{os.path.abspath(text)}"
-        pinned = ":" in text and not text.endswith(":latest")
-        # "Iris" / "Iris:latest": the server of that name is replaced by the newest version
-        return bundle.tag, f"bundle:{bundle.tag}" if pinned else f"bundle:{bundle.name}"
-
-    def _resolve_bundle(self, text: str):
-        from ..store import Bundle, Store, read_manifest
-
-        if os.path.isdir(text):
-            from pathlib import Path
-
-            path = Path(text).resolve()
-            manifest = read_manifest(path)
-            return Bundle(manifest["name"], manifest["version"], path, manifest)
-        try:
-            return Store().get(text)
-        except BundleNotFound:
-            raise BundleNotFound(
-                f"{text!r} is neither a variable of this notebook nor a bundle in the store "
-                "(see %bento list)") from None
-
     # predict
 
     def predict(self, rest: str):
         """``%bento predict TARGET DATA [--api NAME]``: via the running server of TARGET
         when there is one, else in-process. Returns the JSON-able result."""
-        from ..adapters import to_jsonable
-
         api_name, target_text, data_text = _split_predict(rest)
-        target_text = self._packed_bundle(target_text) or target_text
+        session = current()
+        if target_text.isdigit():
+            entry = session.entry_for_port(int(target_text))
+            if entry is None:
+                raise UsageError(f"no server of this kernel on port {target_text} (see %bento servers)")
+            target = None
+        else:
+            target = self._resolve(target_text)
+            entry = session.entry_serving(target)
         data = self._data(data_text)
-        entry = self._running_entry(target_text)
         if entry is not None:
             handle = entry.handle
-            names = list(getattr(handle.service, "apis", {}) or {})
-            api_name = _pick_api(api_name, names, handle.tag or handle.name)
-            url = f"{handle.url}/{api_name}"
-            from ..adapters import dumps_json
-
-            body = data if isinstance(data, str) else dumps_json(data).decode()
-            status, answer = post_json(url, body, api_token=getattr(entry, "api_token", None))
-            if not 200 <= status < 300:
-                raise _remote_error(status, answer, url)
+            api_name = pick_api(api_name, list(handle.apis), handle.tag or handle.name)
+            answer, url = client.predict(handle.url, api_name, data, api_token=entry.api_token)
             print(f"(answered by {url})")
-            return json.loads(answer)
-        svc = self._service_for(target_text)
-        api_name = _pick_api(api_name, list(svc.apis), svc.tag or svc.name)
-        return to_jsonable(svc.apis[api_name](data))
+            return answer
+        return actions_predict(target, data, api_name, cache=self._loaded)
 
     def _data(self, text: str) -> Any:
         text = text.strip()
@@ -381,51 +284,18 @@ class BentoMagics(Magics):
             raise UsageError(f"name {text!r} is not defined in the notebook (DATA is a JSON "
                              "literal or a variable name)")
         try:
-            return json.loads(text)
-        except ValueError:
-            pass
+            json.loads(text)
+            is_json = True
+        except json.JSONDecodeError:
+            is_json = False  # an expression, below
+        except (ValueError, RecursionError):  # JSON, too long an integer or too deep
+            is_json = True
+        if is_json:
+            return loads_json(text)  # with the server's checks: a BadInput says what is wrong
         try:  # an expression of notebook variables, e.g. X[:3]
             return eval(compile(text, "<%bento predict>", "eval"), self._ns)  # noqa: S307
         except Exception:
             raise UsageError(f"DATA must be a JSON literal or a variable name, got {text[:60]!r}") from None
-
-    def _running_entry(self, text: str):
-        session = current()
-        if text.isdigit():
-            entry = session.entry_for_port(int(text))
-            if entry is None:
-                raise UsageError(f"no server of this kernel on port {text} (see %bento servers)")
-            return entry
-        obj = self._servable(text)
-        if obj is not None and not isinstance(obj, (str, os.PathLike)) and not _is_bundle(obj):
-            return session.entry_for(f"var:{text}")
-        if _is_bundle(obj):
-            text = obj.tag
-        elif obj is not None:
-            text = os.fspath(obj)
-        try:
-            bundle = self._resolve_bundle(text)
-        except BentoNbError:
-            return None
-        for entry in session.entries():  # a server of this kernel serving that very version
-            if entry.handle.tag == bundle.tag:
-                return entry
-        return None
-
-    def _service_for(self, text: str, variables: bool = True):
-        from ..service import as_service, load
-
-        obj = self._servable(text) if variables else None
-        if obj is not None:
-            if isinstance(obj, (str, os.PathLike)) or _is_bundle(obj):
-                return self._service_for(obj.tag if _is_bundle(obj) else os.fspath(obj),
-                                         variables=False)
-            return as_service(obj, name=_safe_name(text))
-        bundle = self._resolve_bundle(text)
-        key = str(bundle.path)
-        if key not in self._loaded:
-            self._loaded[key] = load(bundle)
-        return self._loaded[key]
 
     # store
 
@@ -533,27 +403,25 @@ class BentoMagics(Magics):
     # containerize
 
     def _cmd_containerize(self, args):
-        from ..containerize import build_command, default_image, validate_image, write_context
+        from ..containerize import ContainerizeOptions
 
-        tag = args.tag or current().last_packed
-        if not tag:
+        # a bad image name is a usage error, before any widget
+        options = ContainerizeOptions(**given(args, ContainerizeOptions))
+        if not args.tag and current().last_packed is None:
             raise UsageError("nothing packed yet: give a tag, e.g. %bento containerize IrisClassifier")
-        if args.image:
-            validate_image(args.image)  # a bad name is a usage error, before any widget
-        if args.base_image:
-            validate_image(args.base_image, allow_digest=True)
-        bundle = self._resolve_bundle(tag)
-        if args.context_only:
-            image = args.image or default_image(bundle.name, bundle.version)
-            path = write_context(bundle, out_dir=args.context_only, base_image=args.base_image,
-                                 image=image)
-            print(f"build context for {bundle.tag} written to {path}")
-            print(f"build it with: {build_command(image, path)}")
+        target = self._resolve(args.tag)
+        if options.context_only:
+            prepared = write_build_context(target, options)
+            print(f"build context for {prepared.bundle.tag} written to {prepared.path}")
+            print(f"build it with: {prepared.command}")
             return None
+        bundle = target.bundle
+        if bundle is None:
+            raise UsageError(f"{target.label} is not packed: %bento pack it first, then containerize")
         view = ContainerizeView()
         in_kernel = _has_widget_frontend(self.shell)
         shown = display(view, display_id=True) if in_kernel else None
-        result = view.run(bundle.tag, image=args.image, base_image=args.base_image,
+        result = view.run(bundle.tag, image=options.image, base_image=options.base_image,
                           echo=None if in_kernel else print)
         if shown is not None:  # the plain-text fallback now says how it ended
             shown.update(view)
@@ -563,7 +431,7 @@ class BentoMagics(Magics):
                   + (f" in {result.seconds:.1f} s" if getattr(result, "seconds", None) else ""))
             print(f"run it: docker run -p 5000:5000 {result.image}")
         else:  # no daemon (the message holds the context and the command) or failed
-            print(f"%bento: error: {_one_line(view.message)}", file=sys.stderr)
+            print(f"%bento: error: {one_line(view.message)}", file=sys.stderr)
         return None
 
 
@@ -585,7 +453,7 @@ def _split_predict(rest: str) -> tuple[str | None, str, str]:
             print("%bento predict TARGET DATA [--api NAME]\n  TARGET: tag, variable or port of "
                   "a running server\n  DATA: JSON literal (e.g. [[5.1, 3.5, 1.4, 0.2]]) or a "
                   "variable name")
-            raise _Exit()
+            raise HelpShown()
         if word == "--api":
             api_name, _, text = remainder.strip().partition(" ")
             text = text.strip()
@@ -607,36 +475,6 @@ def _split_predict(rest: str) -> tuple[str | None, str, str]:
     if trailing and api_name is None:
         api_name, text = trailing.group(1), text[:trailing.start()].strip()
     return api_name, target, text
-
-
-def _pick_api(name: str | None, names: list[str], what: str) -> str:
-    if name is not None:
-        if name not in names:
-            raise UsageError(f"{what} has no API {name!r}; it has {names}")
-        return name
-    if not names:
-        raise UsageError(f"{what} has no API")
-    return "predict" if "predict" in names else names[0]
-
-
-def _is_bundle(obj: Any) -> bool:
-    from ..store import Bundle
-
-    return isinstance(obj, Bundle)
-
-
-def _remote_error(status: int, body: bytes, url: str) -> BentoNbError:
-    from .. import errors
-
-    try:
-        error = json.loads(body)["error"]
-        kind, message = error.get("type", ""), error.get("message", "")
-    except (ValueError, KeyError, TypeError):
-        kind, message = "", body.decode("utf-8", "replace")[:200]
-    cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, BentoNbError)):
-        cls = BentoNbError
-    return cls(f"{url} answered {status}: {message}" if status else message)
 
 
 def _running_handles() -> list:

@@ -8,8 +8,8 @@ the notebook, keyed by what was served. Serving the same target again *replaces*
 server instead of leaking a port, so re-running a ``%bento serve`` cell is harmless::
 
     session = current()
-    entry = session.serve("IrisClassifier", key="bundle:IrisClassifier")  # starts
-    entry = session.serve("IrisClassifier", key="bundle:IrisClassifier")  # replaces
+    entry = session.serve(resolve("IrisClassifier"))     # starts
+    entry = session.serve(resolve("IrisClassifier"))     # replaces (same target key)
     session.stop_all()
 
 Every server of the process is stopped when the kernel shuts down or restarts: the hook
@@ -70,18 +70,21 @@ class NotebookSession:
 
     # serving
 
-    def serve(self, target: Any, key: str, port: int | None = None,
+    def serve(self, target: Any, port: int | None = None,
               on_replace: Callable[[ServedEntry], None] | None = None,
               **options: Any) -> ServedEntry:
-        """Serve ``target`` (tag, path, service or live model) under ``key``.
+        """Serve ``target`` (an :class:`~bento_nb.actions.Target`) under its ``key``.
 
-        A server already running for ``key`` is stopped first and, unless ``port`` is
+        A server already running for that key is stopped first and, unless ``port`` is
         given, its port is reused (the URL the notebook shows stays valid). A
         busy port (another target, another process) moves to the next free one:
-        ``handle.moved_from`` then holds the asked port.
+        ``handle.moved_from`` then holds the asked port. ``options`` are
+        :class:`~bento_nb.server.config.ServerConfig` fields.
         """
-        from ..server import serve
+        from ..actions import serve
+        from ..server.config import ServerConfig
 
+        key = target.key
         with self._lock:
             self._forget_stopped()
             old = self._served.pop(key, None)
@@ -92,7 +95,7 @@ class NotebookSession:
                     on_replace(old)
                 old.handle.stop()
             port = DEFAULT_PORT if port is None else port
-            handle = serve(target, port=port, port_fallback=True, **options)
+            handle = serve(target, ServerConfig(port=port, port_fallback=True, **options))
             entry = ServedEntry(key, handle)
             self._served[key] = entry
             return entry
@@ -106,6 +109,13 @@ class NotebookSession:
         with self._lock:
             entry = self._served.get(key)
             return entry if entry is not None and entry.handle.running else None
+
+    def entry_serving(self, target: Any) -> ServedEntry | None:
+        """The running server of this kernel for ``target``: the server of that live
+        object, or one serving that very bundle version."""
+        if target.bundle is None:
+            return self.entry_for(target.key)
+        return next((e for e in self.entries() if e.handle.tag == target.bundle.tag), None)
 
     def entry_for_port(self, port: int) -> ServedEntry | None:
         with self._lock:

@@ -21,16 +21,14 @@ import html
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
-from ..store import human_size
+from .. import client
+from ..store import human_size, printable
 
 _REFRESH_SECONDS = 1.0
-_TRY_TIMEOUT_SECONDS = 30.0
 _LOG_LINES = 200
 
 
@@ -90,7 +88,8 @@ class Table:
 
     def __init__(self, header: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = ""):
         self.header = list(header)
-        self.rows = [[("" if c is None else str(c)) for c in r] for r in rows]
+        # cells may hold names of folders anyone can make: no raw control characters
+        self.rows = [[("" if c is None else printable(c)) for c in r] for r in rows]
         self.empty = empty
 
     def __repr__(self) -> str:
@@ -396,7 +395,7 @@ class ServerWidget(_PlainReprMixin, W.VBox):
             self.try_output.value = "<span style='color:#b00'>the server is stopped</span>"
             return None
         url = f"{self.url}/{api_name}"
-        status, body = post_json(url, self.try_input.value, api_token=self.api_token)
+        status, body = client.post_json(url, self.try_input.value, api_token=self.api_token)
         try:
             answer = json.loads(body)
         except ValueError:
@@ -485,25 +484,6 @@ def _stats_html(stats: dict) -> str:
     head = "".join(f"<th style='padding:0 8px'>{k}</th>" for k, _ in cells)
     row = "".join(f"<td style='padding:0 8px;text-align:center'>{_e(v)}</td>" for _, v in cells)
     return f"<table><tr>{head}</tr><tr>{row}</tr></table>"
-
-
-def post_json(url: str, text: str, api_token: str | None = None,
-              timeout: float = _TRY_TIMEOUT_SECONDS) -> tuple[int, bytes]:
-    """POST ``text`` as JSON; returns (status, body) for 2xx and HTTP errors alike."""
-    headers = {"Content-Type": "application/json"}
-    if api_token:
-        headers["Authorization"] = f"Bearer {api_token}"
-    request = urllib.request.Request(url, data=text.encode("utf-8"), method="POST",
-                                     headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        return 0, json.dumps({"error": {"type": "ConnectionError",
-                                        "message": f"cannot reach {url}: {reason}"}}).encode()
 
 
 # -- the bundle widget ----------------------------------------------------------------------

@@ -13,17 +13,32 @@ algorithm), :mod:`.openapi`, :mod:`.metrics`, :mod:`.config` (``ServerConfig``),
 
 from __future__ import annotations
 
-from .config import ServerConfig
-from .process import run_cli
-from .registry import list_servers
-from .runner import ServerHandle, running_servers, serve, stop_all
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-           "ServerConfig",
-           "ServerHandle",
-           "list_servers",
-           "run_cli",
-           "running_servers",
-           "serve",
-           "stop_all",
-]
+if TYPE_CHECKING:
+    from .config import ServerConfig
+    from .process import run_cli
+    from .registry import list_servers
+    from .runner import ServerHandle, running_servers, serve, stop_all
+
+__all__ = ["ServerConfig", "ServerHandle", "list_servers", "run_cli", "running_servers",
+           "serve", "stop_all"]
+
+# Loaded on first use (PEP 562), so the Jupyter extension can read the registry
+# (:mod:`.registry`, :mod:`.address`) without loading tornado's app, numpy or the service.
+_LAZY = {"ServerConfig": ".config", "run_cli": ".process", "list_servers": ".registry",
+         "ServerHandle": ".runner", "running_servers": ".runner", "serve": ".runner",
+         "stop_all": ".runner"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bento_nb.server' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

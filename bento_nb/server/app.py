@@ -3,8 +3,11 @@
     POST /<api route>   parse + validate the body with the API's adapter, then batch
     GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN)
     GET  /docs.json     OpenAPI 3 document
-    GET  /healthz       liveness            GET /readyz    readiness (503 while stopping)
+    GET  /healthz       liveness            GET /readyz    readiness (503 while starting,
+                                                           stopping, or an API's model
+                                                           thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
+    GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
 
 Every error, on every route, is JSON ``{"error": {"type", "message"}}`` with the status of
 its :mod:`bento_nb.errors` class. The API handler is the hot path: it does the per-request
@@ -26,7 +29,7 @@ from typing import Any
 
 from tornado import httputil, web
 
-from .. import __version__
+from .._version import __version__
 from ..errors import (
     BadInput,
     BentoNbError,
@@ -35,6 +38,8 @@ from ..errors import (
     Overloaded,
     PayloadTooLarge,
     ServerError,
+    for_status,
+    render,
     Unauthorized,
 )
 from .batching import Dispatcher
@@ -45,9 +50,6 @@ from .openapi import build_openapi
 
 _JSON = "application/json"
 _log = logging.getLogger("bento_nb.server")
-_STATUS_ERRORS = {400: BadInput, 401: Unauthorized, 404: NotFound, 405: MethodNotAllowed,
-                  413: PayloadTooLarge, 503: Overloaded}
-
 
 class ServerState:
     """Everything the handlers of one server share (passed in, never global)."""
@@ -63,6 +65,7 @@ class ServerState:
         self.in_flight = 0
         self.last_request = 0.0  # perf_counter() of the last API request seen
         self.pid = os.getpid()
+        self.identity_secret: str | None = None  # of this server's registry record
         token = config.api_token
         self.expected_auth = f"Bearer {token}".encode() if token else None
         self.openapi = json.dumps(build_openapi(service, bool(token)), indent=1).encode()
@@ -144,16 +147,16 @@ class BaseHandler(web.RequestHandler):
         if not hmac.compare_digest(given.encode("latin-1", "replace"), self.state.expected_auth):
             raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
 
-    def send_json_error(self, error: BentoNbError) -> None:
-        self.set_status(error.http_status)
-        self._headers["Content-Type"] = _JSON
-        if error.http_status == 503:
-            self._headers["Retry-After"] = str(self.retry_after())
-        elif error.http_status == 401:
-            self._headers["WWW-Authenticate"] = "Bearer"
-        elif error.http_status == 405:
-            self._headers["Allow"] = ", ".join(self.allowed_methods())
-        self.finish(json.dumps(error.to_json()).encode())
+    def send_json_error(self, error: BentoNbError, **extra: Any) -> None:
+        """Answer ``error`` as :func:`~bento_nb.errors.render` says (``extra`` keys join
+        its JSON body)."""
+        if isinstance(error, MethodNotAllowed) and not error.allow:
+            error.allow = self.allowed_methods()
+        status, headers, body = render(error)
+        self.set_status(status)
+        for name, value in headers.items():
+            self._headers[name] = value
+        self.finish(json.dumps({**error.to_json(), **extra}).encode() if extra else body)
 
     def head(self, *args: Any) -> Any:
         """HEAD wherever GET is (health checks, monitors): tornado drops the body."""
@@ -173,13 +176,11 @@ class BaseHandler(web.RequestHandler):
         if isinstance(exc, BentoNbError):
             error = exc
         elif isinstance(exc, web.HTTPError):
-            cls = _STATUS_ERRORS.get(exc.status_code, ServerError)
             message = exc.log_message % exc.args if exc.log_message else (
                 exc.reason or httputil.responses.get(exc.status_code, "error"))
             if exc.status_code == 405:
                 message = f"method {self.request.method} is not allowed on {self.request.path}"
-            error = cls(message)
-            error.http_status = exc.status_code
+            error = for_status(exc.status_code, message)
         else:
             error = ServerError(f"internal server error: {type(exc).__name__}: {exc}"
                                 if exc else "internal server error")
@@ -256,7 +257,8 @@ class ApiCall(httputil.HTTPMessageDelegate):
                 return self.fail(self.pending_error)
             return None  # read and drop the body, then answer (see data_received)
         if state.draining:
-            self.pending_error = Overloaded("the server is shutting down; retry shortly")
+            self.pending_error = self.api.dispatcher.overloaded(
+                "the server is shutting down; retry shortly")
         elif state.expected_auth is not None and not hmac.compare_digest(
                 headers.get("Authorization", "").encode("latin-1", "replace"),
                 state.expected_auth):
@@ -307,13 +309,8 @@ class ApiCall(httputil.HTTPMessageDelegate):
             self.fail(body)
 
     def fail(self, error: BentoNbError) -> None:
-        headers = [("Content-Type", _JSON)]
-        if error.http_status == 503:
-            retry = max(self.api.state.config.retry_after_s, self.api.dispatcher.retry_after())
-            headers.append(("Retry-After", str(retry)))
-        elif error.http_status == 401:
-            headers.append(("WWW-Authenticate", "Bearer"))
-        self.respond(error.http_status, json.dumps(error.to_json()).encode(), headers)
+        status, headers, body = render(error)
+        self.respond(status, body, list(headers.items()))
 
     def respond(self, status: int, body: bytes, headers: list) -> None:
         if self.answered:
@@ -460,9 +457,17 @@ class ReadyHandler(BaseHandler):
     def get(self) -> None:
         state = self.state
         if state.draining:
-            raise Overloaded("the server is shutting down")
+            raise Overloaded("the server is shutting down", retry_after=self.retry_after())
         if not state.ready:
-            raise Overloaded("the server is starting")
+            raise Overloaded("the server is starting", retry_after=self.retry_after())
+        problems = {name: reason for name, dispatcher in state.dispatchers.items()
+                    if (reason := dispatcher.health()) is not None}
+        if problems:
+            error = Overloaded("not ready: " + "; ".join(
+                f"API {name!r}: {reason}" for name, reason in problems.items()),
+                retry_after=self.retry_after())
+            self.send_json_error(error, apis=problems)
+            return
         self.finish_json(b'{"status":"ready"}')
 
 
@@ -474,6 +479,27 @@ class MetadataHandler(BaseHandler):
         state = self.state
         body = {**state.metadata, "pid": state.pid, "in_flight": state.in_flight}
         self.finish_json(json.dumps(body).encode())
+
+
+class IdentityHandler(BaseHandler):
+    """``GET /.bento/identity?nonce=N``: ``{"proof": HMAC(record secret, N)}``, so the
+    Jupyter proxy can tell this server from another process on the same port without the
+    secret ever crossing the wire (see :mod:`.registry`)."""
+
+    route_label = "/.bento/identity"
+    _NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+    def get(self) -> None:
+        from .registry import identity_proof
+
+        nonce = self.get_query_argument("nonce", "")
+        if not self._NONCE.fullmatch(nonce):
+            raise BadInput("nonce must be 16-128 characters of A-Z a-z 0-9 _ -")
+        secret = self.state.identity_secret
+        if secret is None:
+            raise NotFound("this server has no registry record to prove")
+        self._headers["Cache-Control"] = "no-store"
+        self.finish_json(json.dumps({"proof": identity_proof(secret, nonce)}).encode())
 
 
 class MetricsHandler(BaseHandler):
@@ -514,17 +540,25 @@ class StaticHandler(web.StaticFileHandler):
 
     route_label = "/static"
 
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        # A path no file can have (a NUL byte, from %00) makes os.path raise ValueError,
+        # which tornado would answer 500 with a logged traceback: it is simply not there.
+        try:
+            return super().validate_absolute_path(root, absolute_path)
+        except ValueError:
+            raise web.HTTPError(404) from None
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code in (403, 404):  # 403: a path outside the folder; say only "no"
             error: BentoNbError = NotFound("no such static file")
         else:
-            error = ServerError(f"static file error {status_code}")
-            error.http_status = status_code
-        status_code = error.http_status
+            error = for_status(status_code, f"static file error {status_code}")
+        status, headers, body = render(error)
         self.clear()
-        self.set_status(status_code)
-        self.set_header("Content-Type", _JSON)
-        self.finish(json.dumps(error.to_json()))
+        self.set_status(status)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.finish(body)
 
 
 def make_app(state: ServerState) -> web.Application:
@@ -543,6 +577,7 @@ def make_app(state: ServerState) -> web.Application:
         (r"/readyz", ReadyHandler, kwargs),
         (r"/metrics", MetricsHandler, kwargs),
         (r"/metadata", MetadataHandler, kwargs),
+        (r"/\.bento/identity", IdentityHandler, kwargs),
         (r"/static/swagger-ui/init\.js", SwaggerInitHandler, kwargs),
         (r"/static/swagger-ui/(.*)", StaticHandler, {"path": str(swagger_ui_dir())}),
     ]

@@ -43,6 +43,31 @@ The algorithm
 * **Bounded queue.** Past ``max_queue`` waiting requests, :meth:`submit` raises
   :class:`~bento_nb.errors.Overloaded` at once (HTTP 503 with Retry-After): no request
   waits forever for a model that cannot keep up.
+* **A deadline per request.** Each request gets ``deadline = submitted + request_timeout``.
+  One IOLoop timer, armed at the earliest deadline still pending, answers every request
+  whose deadline passed with :class:`~bento_nb.errors.DeadlineExceeded` (HTTP 504): queued
+  ones are taken off the queue (the model never sees them), and those inside a model call
+  that overran are answered too, their late results dropped. A hung model thread cannot be
+  killed in Python, but no client waits on it past ``request_timeout``. Deadlines grow in
+  queue order, so the timer only ever looks at the head: O(1) per request.
+* **Admission by deadline.** A request is queued only if its predicted completion fits
+  ``_HEADROOM`` (90 %) of ``request_timeout``: the rest of the model call under way
+  (``t(running)`` minus what it has run) plus ``ceil(k / cap)`` batches of ``t(min(k, cap))``
+  for the ``k`` requests up to and including it, ``cap`` being the current batch cap.
+  Otherwise :meth:`submit` answers 503 + Retry-After at once. The fit knows nothing until
+  the second batch (the model's first call is warm-up, see :class:`BatchTimeModel`), so a
+  flood on a cold model is admitted whole; after every batch (on the IOLoop, with the new fit) requests at the
+  tail of the queue whose predicted completion no longer fits their deadline get the same
+  503 at once instead of a 504 later (O(1) amortized: each request is shed at most once).
+  This sheds by a real deadline, not by the short batching budget (BentoML's 503 storms)
+  and not never: a flood on a slow model is answered within ``request_timeout``, 200 for
+  those that fit and 503 at once for the rest. While a model call has run past
+  ``request_timeout`` (a stuck model), new requests get 503 at once and :meth:`health`
+  says so (``/readyz`` answers 503).
+* **The model thread never dies of the model.** Anything the model raises, even
+  ``SystemExit`` or ``KeyboardInterrupt``, is that request's 500. Should the thread still
+  end (a bug), everything pending is answered 500, new requests are refused and
+  :meth:`health` reports it.
 * **Drain on close.** :meth:`close` refuses new requests and lets the thread finish what is
   queued; :meth:`join` waits for that.
 
@@ -54,6 +79,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import threading
 import time
@@ -66,28 +92,45 @@ from typing import Any
 import numpy as np
 
 from ..adapters import Payload, dumps_json
-from ..errors import BentoNbError, ModelError, Overloaded
+from ..errors import BentoNbError, DeadlineExceeded, ModelError, Overloaded, ServerError
+from .config import DEFAULT_REQUEST_TIMEOUT
+
+_log = logging.getLogger("bento_nb.server")
 
 # Gathering under load: wait at most max(b, this share of the latency budget), looking at
 # the queue every max(b/4, this many seconds); see the module docstring.
 _GATHER_SHARE = 0.05
 _GATHER_SLICE = 0.0005
+# Admission: a request is queued when its predicted completion fits this share of
+# request_timeout; the rest absorbs fit error and the hand-offs between batches.
+_HEADROOM = 0.9
 
 # (ok, body): body is the JSON bytes of the result, or the BentoNbError to answer with.
 Outcome = tuple
+# A queued request: (payload, reply, deadline), deadline in time.monotonic() seconds.
+Entry = tuple
 
 
 class BatchTimeModel:
     """Online fit of batch wall time ``t(n) = a*n + b`` (seconds), exponentially weighted so
-    it follows a model whose speed changes (warm-up, other load on the machine)."""
+    it follows a model whose speed changes (other load on the machine).
 
-    def __init__(self, decay: float = 0.98):
+    The first ``warmup`` batches are not fitted: a model's first call pays for lazy imports,
+    allocations and caches (on a scikit-learn model behind pandas, 0.35 s more than the
+    next ones), and an estimate made of it would refuse requests that fit their deadline.
+    Until a batch is fitted every prediction is 0 (nothing is known, nothing is refused)."""
+
+    def __init__(self, decay: float = 0.98, warmup: int = 1):
         self.decay = decay
+        self._warmup = warmup
         self._s0 = self._sn = self._st = self._snn = self._snt = 0.0
         self.a = 0.0
         self.b = 0.0
 
     def observe(self, n: int, seconds: float) -> None:
+        if self._warmup > 0:
+            self._warmup -= 1
+            return
         d = self.decay
         self._s0 = d * self._s0 + 1.0
         self._sn = d * self._sn + n
@@ -119,12 +162,17 @@ class Dispatcher:
 
     def __init__(self, api: Any, loop: asyncio.AbstractEventLoop, max_batch_size: int = 100,
                  max_latency_ms: float = 100.0, max_queue: int = 1024,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT, retry_after_s: int = 1):
         self.api = api
+        self.retry_after_s = retry_after_s
         self.batch = bool(api.batch)
         self.max_batch_size = max_batch_size if self.batch else 1
         self.budget = max_latency_ms / 1000.0
         self.max_queue = max_queue
+        self.request_timeout = float(request_timeout)
+        self._margin = (1.0 - _HEADROOM) * self.request_timeout
+        self._cap = self.max_batch_size  # the cap of the last batch, for admission
         self.model = BatchTimeModel()
         self.batches = 0
         self.batched_requests = 0
@@ -137,7 +185,13 @@ class Dispatcher:
         self._idle = False
         self._closed = False
         self._running = 0  # requests inside the current model call
-        self._current: list = []  # (payload, reply) of the current model call
+        self._current: list = []  # entries of the current model call
+        self._call_started = 0.0  # time.monotonic() the current model call started
+        # The model thread takes a batch off the queue's head, the IOLoop expires requests
+        # there: the lock makes "look at the head, then take it" one step for either.
+        self._lock = threading.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self._stopped: str | None = None  # why the model thread ended, if it did
         self._thread = threading.Thread(target=self._serve_forever, daemon=True,
                                         name=f"bento-nb-model-{api.name}")
 
@@ -150,22 +204,60 @@ class Dispatcher:
                reply: Callable[[bool, Any], None] | None = None) -> asyncio.Future | None:
         """Queue one parsed request. With ``reply``, ``reply(ok, body)`` is called on the
         IOLoop when it is answered; without, a future resolving to ``(ok, body)`` is
-        returned. Raises Overloaded when the queue is full or the server is stopping."""
+        returned. Raises Overloaded when the queue is full, the request cannot be answered
+        within ``request_timeout`` or the server is stopping; ServerError when the model
+        thread has stopped."""
         if self._closed:
-            raise Overloaded("the server is shutting down; retry shortly")
+            if self._stopped is not None:
+                raise ServerError(self._stopped)
+            raise self.overloaded("the server is shutting down; retry shortly")
         queue = self._queue
-        if len(queue) >= self.max_queue:
-            raise Overloaded(f"the server is overloaded ({len(queue)} requests waiting "
+        waiting = len(queue)
+        if waiting >= self.max_queue:
+            raise self.overloaded(f"the server is overloaded ({waiting} requests waiting "
                              f"for {self.api.name!r}); retry after {self.retry_after()} s")
+        now = time.monotonic()
+        if self._predicted_wait(waiting + 1, now) > self.request_timeout - self._margin:
+            if self._running and now - self._call_started > self.request_timeout:
+                raise self.overloaded(f"the model of {self.api.name!r} has been busy on one call "
+                                 f"for {now - self._call_started:.1f} s, longer than "
+                                 f"request_timeout ({self.request_timeout:g} s); retry later")
+            raise self.overloaded(f"the server is overloaded: {waiting} requests waiting for "
+                             f"{self.api.name!r} would not be answered within request_timeout"
+                             f" ({self.request_timeout:g} s); retry after {self.retry_after()} s")
         future = None
         if reply is None:
             future = self._loop.create_future()
             reply = partial(_set_future, future)
-        queue.append((payload, reply))
+        deadline = now + self.request_timeout
+        queue.append((payload, reply, deadline))
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._loop.time() + self.request_timeout,
+                                             self._expire)
         if self._idle:
             self._idle = False
             self._wakeup.put(None)
         return future
+
+    def _predicted_wait(self, position: int, now: float) -> float:
+        """Seconds until the request at ``position`` (1 = next) would be answered, by the
+        fitted batch time: the rest of the current call plus the batches up to its own.
+        A call that has already run past ``request_timeout`` counts as never ending."""
+        model, cap = self.model, self._cap
+        wait = 0.0
+        running = self._running
+        if running:
+            elapsed = now - self._call_started
+            if elapsed > self.request_timeout:
+                return math.inf
+            wait = max(model.predict(running) - elapsed, 0.0)
+        batches = -(-position // cap)
+        return wait + batches * model.predict(min(position, cap))
+
+    def overloaded(self, message: str) -> Overloaded:
+        """The 503 of this API: ``Retry-After`` is the predicted time to drain the queue,
+        at least the server's ``retry_after_s``."""
+        return Overloaded(message, retry_after=max(self.retry_after_s, self.retry_after()))
 
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the predicted time to drain the queue."""
@@ -182,6 +274,19 @@ class Dispatcher:
         """Requests queued or inside a model call."""
         return len(self._queue) + self._running
 
+    def health(self) -> str | None:
+        """None when the model thread can take requests, else why not (for /readyz)."""
+        if self._stopped is not None:
+            return self._stopped
+        if not self._thread.is_alive():
+            return "its model thread is not running"
+        if self._running:
+            busy = time.monotonic() - self._call_started
+            if busy > self.request_timeout:
+                return (f"one model call has been running for {busy:.1f} s, longer than "
+                        f"request_timeout ({self.request_timeout:g} s)")
+        return None
+
     def close(self) -> None:
         """Refuse new requests; queued ones are still answered."""
         self._closed = True
@@ -192,38 +297,95 @@ class Dispatcher:
         the IOLoop, when a drain runs out of time); returns how many. Results the model
         thread delivers later for them are dropped (each request is answered once)."""
         self._closed = True
-        answered = 0
-        for _, reply in list(self._current):
-            reply(False, error)
-            answered += 1
-        while True:
-            try:
-                _, reply = self._queue.popleft()
-            except IndexError:
-                break
-            reply(False, error)
-            answered += 1
+        with self._lock:  # the model thread takes a batch as one step: see all of it
+            taken = [*self._current, *self._queue]
+            self._queue.clear()
+        for entry in taken:
+            entry[1](False, error)
         self._wakeup.put(None)
-        return answered
+        return len(taken)
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    @staticmethod
-    def _resolve(items: Sequence[tuple], outcomes: Sequence[Outcome]) -> None:
-        for (_, reply), (ok, body) in zip(items, outcomes):
+    def _resolve(self, items: Sequence[Entry], outcomes: Sequence[Outcome]) -> None:
+        for entry, (ok, body) in zip(items, outcomes):
             try:
-                reply(ok, body)
-            except Exception:
-                import logging
+                entry[1](ok, body)
+            except Exception:  # noqa: BLE001 - one broken reply must not stop the others
+                _log.exception("reply failed")
+        self._shed()
 
-                logging.getLogger("bento_nb.server").exception("reply failed")
+    def _shed(self) -> None:
+        """After a batch, with the new fit: answer 503 at once to the requests at the tail
+        of the queue that would now miss their deadline (see the module docstring)."""
+        queue, shed = self._queue, []
+        now = time.monotonic()
+        with self._lock:
+            position = len(queue)
+            while position:
+                entry = queue[-1]
+                if now + self._predicted_wait(position, now) <= entry[2] - self._margin:
+                    break
+                shed.append(queue.pop())
+                position -= 1
+        if shed:
+            error = self.overloaded(f"the server is overloaded: requests waiting for "
+                               f"{self.api.name!r} would not be answered within "
+                               f"request_timeout ({self.request_timeout:g} s); retry after "
+                               f"{self.retry_after()} s")
+            for entry in reversed(shed):
+                entry[1](False, error)
+
+    def _expire(self) -> None:
+        """The deadline timer (IOLoop): answer 504 to every request whose deadline passed,
+        queued or inside an overrunning model call; re-arm for the next deadline."""
+        self._timer = None
+        now = time.monotonic()
+        expired = []
+        queue = self._queue
+        with self._lock:
+            while queue and queue[0][2] <= now:
+                expired.append(queue.popleft())
+            current = self._current if self._running else ()
+        upcoming = None
+        for entry in current:
+            if entry[2] <= now:
+                expired.append(entry)  # answering again is a no-op: replies are idempotent
+            elif upcoming is None:
+                upcoming = entry[2]
+        if expired:
+            error = DeadlineExceeded(
+                f"no answer from the model of {self.api.name!r} within request_timeout "
+                f"({self.request_timeout:g} s); the request was dropped")
+            for entry in expired:
+                entry[1](False, error)
+        if upcoming is None:
+            try:
+                upcoming = queue[0][2]
+            except IndexError:
+                return  # nothing pending: the next submit() arms the timer
+        self._timer = self._loop.call_later(max(upcoming - time.monotonic(), 0.0),
+                                            self._expire)
 
     # -- model thread -----------------------------------------------------------------
 
     def _serve_forever(self) -> None:
-        queue, wakeup = self._queue, self._wakeup
+        try:
+            self._take_batches()
+        except BaseException as e:  # noqa: BLE001 - a bug here must not go unnoticed
+            self._stopped = (f"the model thread of {self.api.name!r} stopped "
+                             f"({_describe(e)}); restart the server")
+            _log.error("%s", self._stopped, exc_info=True)
+            self._closed = True
+            try:
+                self._loop.call_soon_threadsafe(self.abandon, ServerError(self._stopped))
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    def _take_batches(self) -> None:
+        queue, wakeup, lock = self._queue, self._wakeup, self._lock
         while True:
             if not queue:
                 self._idle = True
@@ -235,29 +397,36 @@ class Dispatcher:
                     wakeup.get()
                     continue
                 self._idle = False
-            cap = self.model.largest_within(self.budget, self.max_batch_size)
+            cap = self._cap = self.model.largest_within(self.budget, self.max_batch_size)
             if 1 < len(queue) < cap:
                 self._gather(cap)
-            # Published before it is filled, so abandon() sees every request taken.
-            items = self._current = []
-            try:
-                while len(items) < cap:
-                    items.append(queue.popleft())
-            except IndexError:
-                pass
+            items: list = []
+            with lock:
+                # Under the lock, abandon() and the deadline timer see each request either
+                # queued or in the current call, never in between.
+                self._current = items
+                try:
+                    while len(items) < cap:
+                        items.append(queue.popleft())
+                except IndexError:
+                    pass
+                # The start before the count: a reader that sees the count sees its start.
+                self._call_started = time.monotonic()
+                n = self._running = len(items)
             if not items:
                 continue
-            n = len(items)
-            self._running = n
             started = time.perf_counter()
-            outcomes = self._run([payload for payload, _ in items])
+            outcomes = self._run([entry[0] for entry in items])
             elapsed = time.perf_counter() - started
             self._running = 0
             self.model.observe(n, elapsed)
             self.batches += 1
             self.batched_requests += n
             if self._on_batch is not None:
-                self._on_batch(n, elapsed)
+                try:
+                    self._on_batch(n, elapsed)
+                except Exception:  # noqa: BLE001 - metrics must not stop the model thread
+                    _log.exception("recording a batch failed")
             try:
                 self._loop.call_soon_threadsafe(self._resolve, items, outcomes)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
@@ -301,7 +470,8 @@ class Dispatcher:
                 results = self.api.run_batch(payloads)
             else:
                 results = [self.api.run_one(payloads[0])]
-        except Exception as e:  # noqa: BLE001 - the user's model: isolate, never crash
+        except BaseException as e:  # noqa: BLE001 - the user's model (even SystemExit or
+            # KeyboardInterrupt): isolate, never let it end the model thread
             if len(payloads) == 1:
                 return [(False, _as_error(e))]
             middle = len(payloads) // 2
@@ -311,7 +481,7 @@ class Dispatcher:
         for result in results:
             try:
                 outcomes.append((True, _to_json(result)))
-            except Exception as e:  # noqa: BLE001
+            except BaseException as e:  # noqa: BLE001
                 outcomes.append((False, _as_error(e)))
         return outcomes
 
@@ -338,4 +508,13 @@ def _set_future(future: asyncio.Future, ok: bool, body: Any) -> None:
 def _as_error(e: BaseException) -> BentoNbError:
     if isinstance(e, BentoNbError):
         return e
-    return ModelError(f"{type(e).__name__}: {e}")
+    return ModelError(_describe(e))
+
+
+def _describe(e: BaseException) -> str:
+    """``Type: message``, even for an exception whose ``__str__`` itself raises."""
+    try:
+        text = str(e)
+    except BaseException:  # noqa: BLE001 - the user's exception class
+        text = "(its message could not be read)"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

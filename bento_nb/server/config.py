@@ -9,13 +9,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from .. import config as _env
 from ..errors import UsageError
+from ..options import option
 
 DEFAULT_MAX_BATCH_SIZE = 100
 DEFAULT_MAX_LATENCY_MS = 100.0
+# Past a minute the client has usually given up: 60 s is the read timeout of nginx's
+# proxy_pass and the idle timeout of AWS load balancers in front of a server.
+DEFAULT_REQUEST_TIMEOUT = 60.0
 
 
 @dataclass
@@ -32,19 +37,37 @@ class ServerConfig:
     ``drain_timeout``    seconds ``stop()`` waits for in-flight requests.
     ``body_timeout``     seconds a client may take to send a request body; a client that
                          stalls longer is disconnected (no slowloris holding sockets).
+    ``request_timeout``  seconds a request may wait for the model (queue + model call): past
+                         it the answer is 504 ``DeadlineExceeded`` and /readyz turns 503 while
+                         one model call runs longer. A request that would not be answered
+                         within it (queue ahead x fitted batch time) gets 503 + Retry-After
+                         at once. Default 60 s: the read timeout of the proxies and load
+                         balancers usually in front of a server (nginx, AWS), past which
+                         the client has gone anyway.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 5000
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
-    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
-    max_queue: int = 1024
-    max_body_bytes: int = 20 * 1024 * 1024
-    api_token: str | None = None
+    host: str = option("127.0.0.1", "--host", "address to bind (0.0.0.0 for all interfaces)")
+    port: int = option(5000, "--port", "port to listen on (0 picks a free one)")
+    max_batch_size: int = option(DEFAULT_MAX_BATCH_SIZE, "--max-batch-size",
+                                 "most requests one model call may take")
+    max_latency_ms: float = option(DEFAULT_MAX_LATENCY_MS, "--max-latency-ms",
+                                   "latency budget of one batch, in ms")
+    max_queue: int = option(1024, "--max-queue",
+                            "requests waiting per API before new ones get 503")
+    max_body_bytes: int = option(20 * 1024 * 1024, "--max-body-bytes",
+                                 "larger request bodies get 413")
+    api_token: str | None = option(None, "--api-token",
+                                   "require 'Authorization: Bearer TOKEN' on API routes "
+                                   "(or $BENTO_NB_API_TOKEN)", type=str, metavar="TOKEN")
     port_fallback: bool = False
-    drain_timeout: float = 10.0
-    body_timeout: float = 60.0
+    drain_timeout: float = option(10.0, "--drain-timeout",
+                                  "seconds stop waits for requests in flight", metavar="S")
+    body_timeout: float = option(60.0, "--body-timeout",
+                                 "seconds a client may take to send a body", metavar="S")
     retry_after_s: int = 1
+    request_timeout: float = option(DEFAULT_REQUEST_TIMEOUT, "--request-timeout",
+                                    "a request not answered by the model within it gets 504, "
+                                    "one that would not be gets 503 at once", metavar="S")
 
     def __post_init__(self) -> None:
         if self.max_batch_size is None:
@@ -61,6 +84,16 @@ class ServerConfig:
             raise UsageError(f"max_latency_ms must be positive, got {self.max_latency_ms}")
         if int(self.max_queue) < 1:
             raise UsageError(f"max_queue must be at least 1, got {self.max_queue}")
+        if self.request_timeout is None:
+            self.request_timeout = DEFAULT_REQUEST_TIMEOUT
+        try:
+            timeout = float(self.request_timeout)
+        except (TypeError, ValueError):
+            timeout = math.nan
+        if not timeout > 0 or math.isinf(timeout):
+            raise UsageError(f"request_timeout must be a positive number of seconds, got "
+                             f"{self.request_timeout!r}")
+        self.request_timeout = timeout
         if int(self.max_body_bytes) < 1:
             raise UsageError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}")
         self.max_batch_size = int(self.max_batch_size)

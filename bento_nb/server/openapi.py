@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 
 _ERRORS = {
     "400": "Malformed JSON or CSV, or a body of the wrong shape",
@@ -19,7 +19,9 @@ _ERRORS = {
     "413": "Body larger than the server's limit",
     "415": "Unsupported Content-Type",
     "500": "The model raised; the message says why",
-    "503": "Overloaded or shutting down; retry after `Retry-After` seconds",
+    "503": "Overloaded (the request would not be answered within the server's "
+           "`request_timeout`), or shutting down; retry after `Retry-After` seconds",
+    "504": "No answer from the model within the server's `request_timeout`",
 }
 
 
@@ -39,7 +41,8 @@ def build_openapi(service: Any, token_required: bool = False) -> dict:
     """The OpenAPI 3.0.3 document of ``service`` (a :class:`~bento_nb.service.BentoService`)."""
     tag = getattr(service, "tag", None)
     paths: dict[str, Any] = {}
-    error_codes = ["400", "413", "415", "500", "503"] + (["401"] if token_required else [])
+    error_codes = (["400", "413", "415", "500", "503", "504"]
+                   + (["401"] if token_required else []))
     example = getattr(service, "example", None) or {}
     shown_with = service.apis.get(example.get("api"))
     for api in service.apis.values():
@@ -65,7 +68,9 @@ def build_openapi(service: Any, token_required: bool = False) -> dict:
     status = {"type": "object", "properties": {"status": {"type": "string"}}}
     info_ops = {
         "/healthz": ("Liveness: the process answers", _plain("Alive", status), False),
-        "/readyz": ("Readiness: the model is loaded and the server accepts requests",
+        "/readyz": (("Readiness: the model is loaded, every API's model thread takes "
+                     "requests and the server accepts them (503 names an API whose thread "
+                     "is gone or stuck on one call past `request_timeout`)"),
                     _plain("Ready", status), False),
         "/metadata": ("The service: name, version, APIs, server options",
                       _plain("Service metadata"), token_required),

@@ -26,34 +26,32 @@ from tornado.ioloop import IOLoop
 from ..errors import ServerError, UsageError
 from . import registry
 from .config import ServerConfig
-from .runner import LOOPBACK_HOSTS, ModelServer, bind, warn_if_public
+from .address import is_loopback, url_for
+from .runner import ModelServer, bind, warn_if_public
 
 _MAX_RESTARTS = 20
 
 
-def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1,
-            max_batch_size: int | None = None, max_latency_ms: float | None = None,
-            api_token: str | None = None, max_body_bytes: int | None = None) -> int:
-    """Serve bundle ``tag`` until interrupted; returns the exit code."""
+def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
+    """Serve bundle ``tag`` (a tag or a bundle folder) with ``config`` until interrupted;
+    returns the exit code."""
     from ..service import load
 
     if workers is None or int(workers) < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    limits = {} if max_body_bytes is None else {"max_body_bytes": max_body_bytes}
-    config = ServerConfig(host=host, port=port, max_batch_size=max_batch_size,
-                          max_latency_ms=max_latency_ms, api_token=api_token, **limits)
     service = load(tag)
     if workers == 1:
         sockets, bound, _ = bind(config)
     else:
         sockets, bound = _bind_shared_port(config, int(workers))
     warn_if_public(config)
-    shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
-    url = f"http://{shown}:{bound}"
+    url = url_for(config.host, bound)
+    secret = registry.new_secret()  # shared by the workers: they answer for one record
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
-              "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    where = "" if config.host in LOOPBACK_HOSTS else f"; listening on {config.host or '*'}:{bound}"
+              "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+              "secret": secret}
+    where = "" if is_loopback(config.host) else f"; listening on {config.host or '*'}:{bound}"
     print(f"bento-nb: serving {service.tag or service.name} at {url} "
           f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}{where}; Ctrl-C to stop)",
           flush=True)
@@ -62,9 +60,9 @@ def run_cli(tag: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 
     gc.freeze()  # see _SWITCH_INTERVAL's note: no collection walks the model and libraries
     try:
         if workers == 1:
-            _run_worker(service, config, sockets)
+            _run_worker(service, config, sockets, identity_secret=secret)
         else:
-            _supervise(service, config, sockets)
+            _supervise(service, config, sockets, secret)
     finally:
         registry.remove_record(record["pid"], bound)
     print("bento-nb: stopped", flush=True)
@@ -104,13 +102,14 @@ _SWITCH_INTERVAL = 0.001
 
 
 def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket],
-                metrics_dir: str | None = None) -> None:
+                metrics_dir: str | None = None, identity_secret: str | None = None) -> None:
     """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
     sys.setswitchinterval(_SWITCH_INTERVAL)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     IOLoop.current()
-    server = ModelServer(service, config, metrics_dir=metrics_dir)
+    server = ModelServer(service, config, metrics_dir=metrics_dir,
+                         identity_secret=identity_secret)
     server.start(sockets)
     stopping: list = []
 
@@ -132,7 +131,8 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
         loop.close()
 
 
-def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.socket]]) -> None:
+def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.socket]],
+               identity_secret: str | None = None) -> None:
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     restarts = 0
@@ -154,7 +154,7 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
                     if i != index:
                         for s in group:
                             s.close()
-                _run_worker(service, config, groups[index], metrics_dir)
+                _run_worker(service, config, groups[index], metrics_dir, identity_secret)
             except BaseException:  # noqa: BLE001 - report, then leave without cleanup
                 import traceback
 

@@ -6,19 +6,32 @@ handles (``bento_nb.server.running_servers()``). On disk, each running server wr
 
     {"pid": 4242, "host": "127.0.0.1", "port": 5000, "url": "http://127.0.0.1:5000",
      "tag": "IrisClassifier:20240101-...", "name": "IrisClassifier", "apis": ["predict"],
-     "started_at": "2024-01-01T12:00:00+00:00"}
+     "started_at": "2024-01-01T12:00:00+00:00", "secret": "<random, per server>"}
 
-removed on stop; :func:`list_servers` skips (and deletes) files of dead processes, so the
-Jupyter server extension sees exactly the servers that are alive.
+removed on stop. The folder is ``0700`` and each file ``0600``: only this user reads them.
+:func:`read_records` is the one reader: it deletes files of dead processes, and skips and
+reports (never raises on) files that are not such a record, so the Jupyter server extension
+sees exactly the servers that are alive.
+
+The ``secret`` lets the Jupyter proxy check that the process answering on a record's port is
+the server that wrote the record, not whatever took the port (or the pid) after it: it sends
+a random nonce to ``GET /.bento/identity?nonce=...`` and expects
+:func:`identity_proof` ``(secret, nonce)`` back. The secret itself never crosses the wire
+and is never shown (:func:`list_servers`, ``/metadata`` and ``api/servers`` leave it out).
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
+import hmac
 import json
 import os
+import secrets
+import stat
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +84,47 @@ def record_path(pid: int, port: int) -> Path:
     return servers_dir() / f"{pid}-{port}.json"
 
 
+IDENTITY_PATH = "/.bento/identity"
+_UID = os.getuid() if hasattr(os, "getuid") else None  # None: no POSIX owners and modes
+
+
+def new_secret() -> str:
+    """A fresh per-server secret for its record (256 random bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def identity_proof(secret: str, nonce: str) -> str:
+    """What a server holding ``secret`` answers to ``nonce`` (hex HMAC-SHA256)."""
+    return hmac.new(secret.encode(), b"bento_nb identity\n" + nonce.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` (and its ``bento_nb`` parent) user-only; tighten them if they are
+    ours but open to others (written by an older version)."""
+    for path in (folder.parent, folder):
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.stat()
+        if info.st_uid == _UID and stat.S_IMODE(info.st_mode) & 0o077:
+            os.chmod(path, 0o700)
+
+
 def write_record(record: dict) -> Path | None:
-    """Write a server record atomically (temp file + rename); returns its path. The record
-    only serves the Jupyter panel: where it cannot be written (a read-only container, say)
-    the server runs anyway, with a warning, and None is returned."""
+    """Write a server record atomically (temp file + rename), readable by this user only;
+    returns its path. The record only serves the Jupyter panel: where it cannot be written
+    (a read-only container, say) the server runs anyway, with a warning, and None is
+    returned."""
     path = record_path(record["pid"], record["port"])
     tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if hasattr(os, "fchmod"):  # an old temp file of the same name keeps its mode
+                os.fchmod(f.fileno(), 0o600)
+            f.write(json.dumps(record, indent=1))
         os.replace(tmp, path)
     except OSError as e:
         print(f"bento-nb: warning: cannot register the server in {path.parent} "
@@ -96,25 +141,93 @@ def remove_record(pid: int, port: int) -> None:
         pass
 
 
-def list_servers() -> list[dict]:
-    """Records of running servers on this machine, sorted by port. Files whose process is
-    gone (or that cannot be read) are removed."""
+@dataclass
+class BadRecord:
+    """A file in the registry folder that is not a usable record, and why."""
+
+    path: str
+    error: str
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "error": self.error}
+
+
+# field -> the JSON types it may have; None allowed where listed
+_FIELDS: dict[str, tuple] = {
+    "pid": (int,), "port": (int,), "host": (str, type(None)), "url": (str, type(None)),
+    "tag": (str, type(None)), "name": (str, type(None)), "apis": (list,),
+    "started_at": (str, type(None)), "secret": (str, type(None)),
+}
+_REQUIRED = ("pid", "port")
+
+
+def _check(record: Any) -> str | None:
+    """Why ``record`` (parsed JSON) is not a server record, or None when it is one."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    for key in _REQUIRED:
+        if key not in record:
+            return f"missing {key!r}"
+    for key, types in _FIELDS.items():
+        value = record.get(key)
+        if key in record and (isinstance(value, bool) or not isinstance(value, types)):
+            return f"{key!r} is {json.dumps(value)[:40]}, not {types[0].__name__}"
+    if record["pid"] <= 0:
+        return f"'pid' is {record['pid']}"
+    if not 0 < record["port"] < 65536:
+        return f"'port' is {record['port']}, not 1-65535"
+    if not all(isinstance(api, str) for api in record.get("apis", [])):
+        return "'apis' is not a list of names"
+    return None
+
+
+def read_records() -> tuple[list[dict], list[BadRecord]]:
+    """``(records, bad)``: the records of running servers on this machine, sorted by port
+    (with their ``secret``), and the files that are not usable records (not JSON, a field
+    missing or of the wrong type, owned by another user or readable by others). Files of
+    processes that are gone are deleted; bad files are left for the user to look at."""
     folder = servers_dir()
     if not folder.is_dir():
-        return []
-    found = []
+        return [], []
+    found: list[dict] = []
+    bad: list[BadRecord] = []
     for path in sorted(folder.glob("*.json")):
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            pid = int(record["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            _unlink(path)
+            info = path.lstat()
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            bad.append(BadRecord(str(path), f"cannot be read: {getattr(e, 'strerror', e) or e}"))
             continue
-        if not pid_alive(pid):
-            _unlink(path)
+        try:
+            record = json.loads(raw)
+        except ValueError as e:
+            bad.append(BadRecord(str(path), f"not JSON: {e}"))
+            continue
+        pid = record.get("pid") if isinstance(record, dict) else None
+        if isinstance(pid, int) and not isinstance(pid, bool) and not pid_alive(pid):
+            _unlink(path)  # stale, whatever else is wrong with it
+            continue
+        problem = _check(record)
+        if problem is None and not stat.S_ISREG(info.st_mode):
+            problem = "not a regular file"
+        elif problem is None and _UID is not None and info.st_uid != _UID:
+            problem = f"owned by another user (uid {info.st_uid})"
+        elif problem is None and _UID is not None and stat.S_IMODE(info.st_mode) & 0o077:
+            problem = (f"mode {stat.S_IMODE(info.st_mode):o}: other users can read it "
+                       "(a record must be 0600)")
+        if problem is not None:
+            bad.append(BadRecord(str(path), problem))
             continue
         found.append(record)
-    return sorted(found, key=lambda r: (r.get("port", 0), r.get("pid", 0)))
+    found.sort(key=lambda r: (r["port"], r["pid"]))
+    return found, bad
+
+
+def list_servers() -> list[dict]:
+    """Records of running servers on this machine, sorted by port, without their secret.
+    Files whose process is gone are removed; files that are not records are skipped
+    (:func:`read_records` says why)."""
+    return [{k: v for k, v in r.items() if k != "secret"} for r in read_records()[0]]
 
 
 def _unlink(path: Path) -> None:

@@ -31,12 +31,12 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from ..errors import BentoNbError, Overloaded, ServerError, UsageError
 from ..store import Bundle
 from . import registry
+from .address import is_loopback, url_for
 from .app import ServerState, make_app
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import Metrics
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections
 _PUBLISH_MS = 1000  # how often a worker shares its metrics with the others
@@ -71,7 +71,7 @@ def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.so
 
 def warn_if_public(config: ServerConfig) -> None:
     """Binding beyond loopback: say so on stderr (and suggest a token when there is none)."""
-    if config.host not in LOOPBACK_HOSTS:
+    if not is_loopback(config.host):
         who = ("anyone who can reach this machine and has the token" if config.api_token
                else "anyone who can reach this machine; consider --api-token / "
                     "BENTO_NB_API_TOKEN")
@@ -83,11 +83,15 @@ class ModelServer:
     """One service behind one tornado HTTP server on the *current* thread's IOLoop."""
 
     def __init__(self, service: Any, config: ServerConfig,
-                 metrics_dir: str | os.PathLike | None = None):
+                 metrics_dir: str | os.PathLike | None = None,
+                 identity_secret: str | None = None):
         """``metrics_dir``: the folder where the workers of one ``bento-nb serve --workers
-        N`` share their metrics (see :mod:`.metrics`)."""
+        N`` share their metrics (see :mod:`.metrics`). ``identity_secret``: the secret of
+        the registry record this server answers for (see :mod:`.registry`); a fresh one
+        when not given."""
         self.service = service
         self.config = config
+        self.identity_secret = identity_secret or registry.new_secret()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
@@ -108,8 +112,10 @@ class ModelServer:
         for api in self.service.apis.values():
             self.dispatchers[api.name] = Dispatcher(
                 api, self.loop, config.max_batch_size, config.max_latency_ms, config.max_queue,
-                on_batch=lambda n, t, _name=api.name: self.metrics.observe_batch(_name, n, t))
+                on_batch=lambda n, t, _name=api.name: self.metrics.observe_batch(_name, n, t),
+                request_timeout=config.request_timeout, retry_after_s=config.retry_after_s)
         self.state = ServerState(self.service, config, self.dispatchers, self.metrics)
+        self.state.identity_secret = self.identity_secret
         for dispatcher in self.dispatchers.values():
             dispatcher.start()
         self.http = httpserver.HTTPServer(
@@ -162,7 +168,8 @@ class ModelServer:
         for dispatcher in self.dispatchers.values():
             dispatcher.close()
         if state is not None and state.in_flight > 0:
-            error = Overloaded("the server is shutting down; retry shortly")
+            error = Overloaded("the server is shutting down; retry shortly",
+                               retry_after=self.config.retry_after_s)
             for dispatcher in self.dispatchers.values():
                 dispatcher.abandon(error)
             await asyncio.sleep(0)  # let the 503s be written
@@ -218,10 +225,7 @@ class ServerHandle:
         self.tag = tag
         self.service = server.service
         self.name = server.service.name
-        shown = "127.0.0.1" if config.host in ("", "0.0.0.0", "::", "127.0.0.1") else config.host
-        if ":" in shown:
-            shown = f"[{shown}]"
-        self.url = f"http://{shown}:{port}"
+        self.url = url_for(config.host, port)
         self.docs_url = self.url + "/"
         self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self._thread: threading.Thread | None = None
@@ -246,7 +250,7 @@ class ServerHandle:
     def record(self) -> dict:
         return {"pid": self._record_pid, "host": self.host, "port": self.port, "url": self.url,
                 "tag": self.tag, "name": self.name, "apis": self.apis,
-                "started_at": self.started_at}
+                "started_at": self.started_at, "secret": self._server.identity_secret}
 
     def stop(self, timeout: float = 10) -> None:
         """Drain in-flight requests (up to ``timeout`` seconds), free the port and end the
@@ -306,8 +310,9 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
     ``handle.moved_from``. ``api_token`` (or $BENTO_NB_API_TOKEN) requires
     ``Authorization: Bearer <token>`` on the API routes. Every other
     :class:`~bento_nb.server.config.ServerConfig` field (``max_queue``, ``max_body_bytes``,
-    ``drain_timeout``, ``body_timeout``, ``retry_after_s``) is a keyword too; or pass a whole
-    ``config=``. An option that applies to nothing is refused, never ignored.
+    ``drain_timeout``, ``body_timeout``, ``retry_after_s``, ``request_timeout``) is a keyword
+    too; or pass a whole ``config=``. An option that applies to nothing is refused, never
+    ignored.
     """
     from ..service import BentoService, as_service
 

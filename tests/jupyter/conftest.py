@@ -176,32 +176,66 @@ def jupyter(jupyter_server, monkeypatch):
     return use_store_of(jupyter_server, monkeypatch)
 
 
+RECORDER_SECRET = "recorder-secret-0123456789abcdef"
+
+# what a careless or hostile backend may send to act on the origin that relays it
+ORIGIN_HEADERS = {
+    "Set-Cookie": "model_server=1; Path=/",
+    "Set-Cookie2": "model_server2=1",
+    "Clear-Site-Data": '"cookies", "storage"',
+    "Refresh": "0; url=https://evil.example/",
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Credentials": "true",
+    "Content-Security-Policy": "default-src *",
+    "Strict-Transport-Security": "max-age=31536000",
+    "Service-Worker-Allowed": "/",
+    "Link": "</jp/api/contents>; rel=prefetch",
+}
+
+
 class RecordingServer:
     """A tiny real tornado server on 127.0.0.1 in a thread: answers every request with
-    JSON describing what it received (method, path, query, headers, body)."""
+    JSON describing what it received (method, path, query, headers, body), with the
+    headers of :data:`ORIGIN_HEADERS`. It speaks bento_nb's identity check
+    (``GET /.bento/identity``) for ``secret`` like a real server would (``secret=None``:
+    it does not, as an unrelated program on the port); those checks are counted in
+    ``identity_checks``, not listed in ``requests``. ``/redirect?to=L`` answers 302 to L."""
 
-    def __init__(self):
+    def __init__(self, secret: str | None = RECORDER_SECRET):
         import asyncio
 
         from tornado import httpserver, web
 
+        from bento_nb.server.registry import IDENTITY_PATH, identity_proof
+
         self.requests: list[dict] = []
+        self.identity_checks = 0
         outer = self
 
         class Echo(web.RequestHandler):
             SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
             def _answer(self):
+                if self.request.path == IDENTITY_PATH and secret is not None:
+                    outer.identity_checks += 1
+                    nonce = self.get_query_argument("nonce", "")
+                    self.finish({"proof": identity_proof(secret, nonce)})
+                    return
                 record = {"method": self.request.method, "path": self.request.path,
                           "query": self.request.query,
                           "headers": dict(self.request.headers.get_all()),
                           "body": self.request.body.decode("latin-1")}
                 outer.requests.append(record)
                 if self.request.path == "/redirect":
-                    self.set_header("Location", "/landing?x=1")
+                    self.set_header("Location", self.get_query_argument("to", "/landing?x=1"))
                     self.set_status(302)
-                self.set_header("Set-Cookie", "model_server=1")
+                for name, value in ORIGIN_HEADERS.items():
+                    self.set_header(name, value)
                 self.set_header("X-Echo", "yes")
+                if self.request.path == "/page":
+                    self.set_header("Content-Type", "text/html")
+                    self.finish("<script>fetch('/jp/api/contents')</script>")
+                    return
                 self.finish(record)
 
             get = head = post = put = patch = delete = _answer
@@ -238,6 +272,14 @@ def recording_server():
 
 
 @pytest.fixture
+def impostor():
+    """A program on a port that does not know any record's secret."""
+    server = RecordingServer(secret=None)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def register():
     """``register(port, host=..., pid=...)`` writes a registry record by hand; the records
     are removed after the test."""
@@ -260,13 +302,14 @@ def point_at():
 
 
 def register_record(port: int, host: str = "127.0.0.1", pid: int | None = None,
-                    tag=None, url: str | None = None) -> Path:
-    """Write a registry record by hand (what a bento_nb server writes on start; ``url``
-    defaults to ``http://host:port``)."""
+                    tag=None, secret: str | None = RECORDER_SECRET, **fields) -> Path:
+    """Write a registry record by hand (what a bento_nb server writes on start); by default
+    with the secret a :class:`RecordingServer` proves. ``fields`` override the others."""
     from bento_nb.server import registry
 
     record = {"pid": pid or os.getpid(), "host": host, "port": port,
-              "url": url or f"http://{host}:{port}", "tag": tag, "name": "Recorder",
-              "apis": ["predict"], "started_at": "2026-01-01T00:00:00+00:00"}
+              "url": f"http://{host}:{port}", "tag": tag, "name": "Recorder",
+              "apis": ["predict"], "started_at": "2026-01-01T00:00:00+00:00",
+              "secret": secret, **fields}
     return registry.write_record(record)
 

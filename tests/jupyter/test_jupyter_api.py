@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -154,7 +155,7 @@ def test_every_path_under_the_api_answers_json(jupyter, method, path):
 
 def test_a_method_a_route_lacks_is_a_json_405(jupyter):
     status, body = jupyter.json("bento/api/bundles", "POST", {})
-    assert status == 405 and body["error"]["type"] == "HTTP405"
+    assert status == 405 and body["error"]["type"] == "MethodNotAllowed"
 
 
 # -- authentication and XSRF --------------------------------------------------------------
@@ -356,12 +357,15 @@ def test_proxy_never_hands_jupyter_credentials_to_the_model_server(jupyter, reco
     assert status == 200, raw
     seen = json.loads(raw)
     assert seen["method"] == "PUT" and seen["path"] == "/echo" and seen["body"] == "payload"
-    assert seen["query"] == "a=1&q=%C3%A9t%C3%A9+x"
+    assert seen["query"] == "a=1&q=%C3%A9t%C3%A9%20x"  # re-encoded: the same parameters
     lowered = {k.lower(): v for k, v in seen["headers"].items()}
     assert "authorization" not in lowered and "cookie" not in lowered
     assert lowered["x-custom"] == "kept"
     assert lowered["x-forwarded-prefix"] == f"/jp/bento/proxy/{port}"
-    assert headers["X-Echo"] == "yes"
+    assert headers["Content-Type"].startswith("application/json")
+    # only the headers the proxy knows cross back (X-Accel-Redirect and the like would
+    # instruct a web server in front of Jupyter)
+    assert "X-Echo" not in headers
     assert "model_server" not in (headers.get("Set-Cookie") or "")
 
     # a model server's own bearer token (not Jupyter's) does cross
@@ -375,6 +379,183 @@ def test_proxy_never_hands_jupyter_credentials_to_the_model_server(jupyter, reco
     status, headers, _ = jupyter.api(f"bento/proxy/{port}/redirect")
     assert status == 302
     assert headers["Location"] == f"/jp/bento/proxy/{port}/landing?x=1"
+
+
+def test_proxy_refuses_a_process_that_cannot_prove_the_record(jupyter, impostor,
+                                                              recording_server, register):
+    """A stale record whose port another program took (or a forged one): the proxy asks the
+    process for the record's secret proof, gets none, answers a JSON 502 and relays nothing
+    of what that process would send; api/servers says "unverified" and offers no link."""
+    port = impostor.port
+    register(port)  # the record has a secret; the program on the port cannot prove it
+    for method, body in (("GET", None), ("POST", b"[[1]]")):
+        status, headers, raw = jupyter.api(f"bento/proxy/{port}/api/contents", method, body)
+        assert status == 502, raw
+        error = json.loads(raw)["error"]
+        assert error["type"] == "BadGateway"
+        assert f"port {port} is not the bento_nb server registered there" in error["message"]
+        assert "X-Echo" not in headers and "model_server" not in str(headers)
+    # it was asked for its proof, and nothing else was forwarded to it
+    assert {r["path"] for r in impostor.requests} == {"/.bento/identity"}
+    status, body = jupyter.json("bento/api/servers")
+    server = next(s for s in body["servers"] if s["port"] == port)
+    assert server["status"] == "unverified" and server["proxy_url"] is None
+    assert "secret" not in server
+
+    # a real backend whose record has the wrong secret, or none (an older bento_nb), too
+    for secret in ("not-the-secret", None):
+        path = register(recording_server.port, secret=secret)
+        status, _, raw = jupyter.api(f"bento/proxy/{recording_server.port}/x")
+        assert status == 502, raw
+        path.unlink()
+    assert recording_server.requests == []
+
+
+def test_proxy_relays_no_header_that_acts_on_the_jupyter_origin(jupyter, recording_server,
+                                                                register):
+    register(recording_server.port)
+    base = f"bento/proxy/{recording_server.port}/"
+    prefix = f"/jp/{base}"
+    for path in ("echo", "page", "redirect"):
+        status, headers, _ = jupyter.api(base + path)
+        assert status in (200, 302)
+        names = {name.lower() for name in headers}
+        assert not names & {"set-cookie2", "clear-site-data", "refresh", "link",
+                            "strict-transport-security", "service-worker-allowed",
+                            "access-control-allow-credentials"}, names
+        # Jupyter's own login cookie and (empty) CORS header only, never the backend's
+        assert not any("model_server" in c for c in headers.get_all("Set-Cookie") or [])
+        assert headers.get_all("Access-Control-Allow-Origin") in (None, [""])
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        # the proxy's own policy replaces the backend's: a sandbox, away from Jupyter's
+        # cookies, _xsrf and /api/contents (only a bento_nb server's root page is exempt)
+        assert headers.get_all("Content-Security-Policy") == [
+            "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"]
+    # a Location under the server's root stays under the proxy; elsewhere it is dropped
+    cases = {
+        "/landing?x=1": prefix + "landing?x=1",
+        f"http://127.0.0.1:{recording_server.port}/a/b": prefix + "a/b",
+        "next": prefix + "next",
+        "../../../../api/contents": None,
+        "http://127.0.0.1:1/other-server": None,
+        "/../../api/contents": None,
+        "https://evil.example/": None,
+        "//evil.example/x": None,
+        "javascript:alert(1)": None,
+    }
+    for target, expected in cases.items():
+        status, headers, _ = jupyter.api(base + "redirect?to=" + quote(target, safe=""))
+        assert status == 302
+        assert headers.get("Location") == expected, target
+
+
+def test_proxied_swagger_page_gets_a_policy_without_inline_script(jupyter, iris_clf):
+    bundle = bento_nb.pack(iris_clf, name="Policed")
+    handle = bento_nb.serve(bundle.tag, port=0)
+    try:
+        status, headers, _ = jupyter.api(f"bento/proxy/{handle.port}/")
+        assert status == 200 and headers["Content-Type"].startswith("text/html")
+        policy = headers["Content-Security-Policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'self'" in policy
+        assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        status, headers, _ = jupyter.api(f"bento/proxy/{handle.port}/docs.json")
+        assert status == 200 and headers["Content-Security-Policy"].startswith("sandbox")
+    finally:
+        handle.stop()
+
+
+def test_proxy_forwards_a_clean_re_encoded_request(jupyter, recording_server, register):
+    """Referer, client-forged forwarding headers, headers named in Connection and the
+    Jupyter token however it is encoded stay behind; the path arrives well-formed."""
+    import http.client
+
+    register(recording_server.port)
+    port = recording_server.port
+    connection = http.client.HTTPConnection("127.0.0.1", jupyter.port, timeout=20)
+    connection.putrequest(
+        "GET", f"/jp/bento/proxy/{port}/a%20b/c%2Fd/%7e/%zz"
+               f"?%74oken={jupyter.token}&T%4FKEN=x&_xsrf=y&a=1&b=%2B+c",
+        skip_accept_encoding=True)
+    for name, value in (("Authorization", f"token {jupyter.token}"),
+                        ("Referer", f"http://127.0.0.1:{jupyter.port}/jp/lab?token=t"),
+                        ("X-Real-IP", "10.9.8.7"), ("Forwarded", "for=10.9.8.7"),
+                        ("X-Forwarded-For", "10.9.8.7"), ("X-Forwarded-Port", "1"),
+                        ("Connection", "keep-alive, X-Hop-Secret"),
+                        ("X-Hop-Secret", "jupyter-only"), ("X-Custom", "kept")):
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    assert response.status == 200, raw
+    seen = json.loads(raw)
+    assert seen["path"] == "/a%20b/c%2Fd/~/%25zz"
+    assert seen["query"] == "a=1&b=%2B%20c"
+    lowered = {k.lower(): v for k, v in seen["headers"].items()}
+    for name in ("referer", "x-real-ip", "forwarded", "x-forwarded-port", "x-hop-secret",
+                 "authorization", "cookie"):
+        assert name not in lowered, name
+    assert lowered["x-forwarded-for"] == "127.0.0.1"  # the proxy's own view of the client
+    assert lowered["x-custom"] == "kept"
+    assert jupyter.token not in raw.decode()
+
+
+def test_bad_registry_records_are_reported_not_fatal(jupyter, recording_server, register):
+    """A record with "port": "abc" or null, a missing pid, a file that is not JSON: listed
+    in bad_records (with why), while the good servers are listed and proxied as before."""
+    from bento_nb.server import registry
+
+    register(recording_server.port)
+    folder = registry.servers_dir()
+    bad = {
+        "port-abc.json": {"pid": os.getpid(), "port": "abc", "host": "127.0.0.1"},
+        "port-null.json": {"pid": os.getpid(), "port": None},
+        "no-pid.json": {"port": 5000},
+        "a-list.json": [1, 2],
+    }
+    written = []
+    try:
+        for name, record in bad.items():
+            written.append(folder / name)
+            (folder / name).write_text(json.dumps(record))
+        written.append(folder / "garbled.json")
+        (folder / "garbled.json").write_text("{not json")
+        for path in written:
+            path.chmod(0o600)
+        status, body = jupyter.json("bento/api/servers")
+        assert status == 200, body
+        assert [s["port"] for s in body["servers"]] == [recording_server.port]
+        reported = {Path(b["path"]).name: b["error"] for b in body["bad_records"]}
+        assert set(reported) == {path.name for path in written}
+        assert "'port' is \"abc\"" in reported["port-abc.json"]
+        assert "missing 'pid'" in reported["no-pid.json"]
+        assert "not JSON" in reported["garbled.json"]
+        assert jupyter.api(f"bento/proxy/{recording_server.port}/x")[0] == 200
+        assert jupyter.api("bento/proxy/5000/x")[0] == 403
+        assert "skipping registry file" in jupyter.log.read_text()
+    finally:
+        for path in written:
+            path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("javascript:alert(document.domain)", None),
+    (" javascript:alert(1)", None),
+    ("data:text/html,<script>alert(1)</script>", None),
+    ("http://evil.example:5000/", None),
+    ("http://127.0.0.1@evil.example/", None),
+    ("http://127.0.0.1:99999/", None),
+    ("ftp://127.0.0.1/", None),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("https://127.8.9.10:5000/", "https://127.8.9.10:5000/"),
+    ("http://[::1]:5000/", "http://[::1]:5000/"),
+    ("http://localhost:5000/docs", "http://localhost:5000/docs"),
+])
+def test_servers_show_only_loopback_http_urls(jupyter, register, port, url, shown):
+    register(port, url=url)
+    status, body = jupyter.json("bento/api/servers")
+    assert status == 200
+    assert [s["url"] for s in body["servers"] if s["port"] == port] == [shown]
 
 
 # -- containerize jobs --------------------------------------------------------------------
@@ -434,6 +615,19 @@ def test_containerize_accepts_what_the_panel_and_docker_accept(body, expected):
     from bento_nb.jupyter.handlers import _containerize_request
 
     assert _containerize_request(body) == expected
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b"[" * 100000 + b"]" * 100000, "nested more than 100 levels deep"),
+    (b'{"tag": ' + b"1" * 5000 + b"}", "more than 4300 digits"),
+])
+def test_containerize_refuses_json_python_cannot_take_as_bad_input(body, fragment):
+    from bento_nb.errors import BadInput
+    from bento_nb.jupyter.handlers import _containerize_request
+
+    with pytest.raises(BadInput, match=fragment) as info:
+        _containerize_request(body)
+    assert "not JSON" in info.value.message and info.value.http_status == 400
 
 
 def wait_for_job(jupyter, job_id: str, timeout: float = 600) -> tuple[dict, list[str]]:
@@ -524,9 +718,8 @@ class ReadOnlyBento(Authorizer):
 def read_only_jupyter(jupyter_factory, tmp_path_factory):
     folder = tmp_path_factory.mktemp("authorizer")
     (folder / "read_only_bento.py").write_text(READ_ONLY_AUTHORIZER)
-    # before the caller's PYTHONPATH, not instead of it (that may be where bento_nb comes from)
-    path = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH")) if p)
-    return jupyter_factory("server", base_url="/jp/", env={"PYTHONPATH": path},
+    return jupyter_factory("server", base_url="/jp/", env={"PYTHONPATH": os.pathsep.join(
+                               filter(None, [str(folder), os.environ.get("PYTHONPATH")]))},
                            args=["--ServerApp.authorizer_class=read_only_bento.ReadOnlyBento"])
 
 
@@ -548,6 +741,6 @@ def test_handlers_ask_the_jupyter_authorizer(read_only_jupyter, point_at, monkey
     assert jupyter.json("bento/api/nothing", "POST", {})[0] == 403
     assert jupyter.json("bento/api/nothing", "DELETE")[0] == 403
     assert bundle.path.is_dir()
-    # the recorder saw the health check and the proxied GET, never a write
-    assert {(r["method"], r["path"]) for r in recording_server.requests} == {
-        ("GET", "/healthz"), ("GET", "/x")}
+    # the recorder saw the proxied GET (after an identity check), never a write
+    assert {(r["method"], r["path"]) for r in recording_server.requests} == {("GET", "/x")}
+    assert recording_server.identity_checks >= 1

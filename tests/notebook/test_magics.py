@@ -128,10 +128,12 @@ def test_busy_port_moves_to_the_next_free_one(trained_kernel):
 def test_serve_a_variable_at_once_and_stop_by_port(trained_kernel):
     k = trained_kernel
     k.run("live = clf")  # a variable that was never packed: served as the live object
-    outputs = k.magic("serve live --port 0")
+    outputs = k.magic("serve live --port 0 --request-timeout 7.5")
     url, port = shown_url(outputs)
     assert "live (live object)" in outputs[0]["data"]["text/html"]
     assert post(url + "/predict", [SETOSA]) == (200, [0])
+    with urllib.request.urlopen(url + "/metadata", timeout=10) as answer:
+        assert json.load(answer)["config"]["request_timeout"] == 7.5
     outputs = k.magic("predict live [[6.7, 3.0, 5.2, 2.3]]")
     assert f"answered by {url}/predict" in k.text(outputs)
     outputs = k.magic("servers")
@@ -196,6 +198,8 @@ def test_help(trained_kernel):
     ("predict clf", "missing DATA"),
     ("predict clf [[1, 2]]", "expected 4 columns per row, got 2"),
     ("predict clf {not json", "DATA must be a JSON literal or a variable name"),
+    ("predict clf " + "1" * 5000, "an integer in the JSON has more than 4300 digits"),
+    ("predict clf " + "[" * 500 + "]" * 500, "JSON nested more than 100 levels deep"),
     ("stop 1", "no server of this kernel on port 1"),
     ("delete a/b", "invalid name 'a/b'"),
     ("pack clf --label nokey", "--label expects KEY=VALUE"),
@@ -212,3 +216,40 @@ def test_usage_errors_print_one_line(trained_kernel, line, message):
     assert "Traceback" not in trained_kernel.text(outputs)
     assert stderr.count("\n") == 1 and stderr.startswith("%bento: error: "), stderr
     assert message in stderr
+
+
+def test_help_lists_every_serve_and_containerize_flag(trained_kernel):
+    """The one-page help names every flag the parser takes (from the declarations)."""
+    from bento_nb.containerize import ContainerizeOptions
+    from bento_nb.options import flag_fields
+    from bento_nb.server.config import ServerConfig
+
+    text = trained_kernel.text(trained_kernel.magic(""))
+    for cls in (ServerConfig, ContainerizeOptions):
+        for field in flag_fields(cls):
+            assert field.metadata["bento_nb.option"]["flag"] in text, field.name
+
+
+def test_serve_a_word_means_the_tag_even_beside_a_folder_of_that_name(trained_kernel):
+    """``%bento serve Iris`` with a folder ``./Iris`` (another bundle) in the kernel's
+    working directory serves the store's Iris, as ``load("Iris")`` and the CLI do."""
+    k = trained_kernel
+    k.run("import os, shutil, tempfile, numpy as np, bento_nb\n"
+          "class Doubler:\n"
+          "    def predict(self, rows):\n"
+          "        return np.asarray(rows).sum(axis=1) * 2\n"
+          "bento_nb.pack(clf, name='Iris')\n"
+          "_decoy = bento_nb.pack(Doubler(), name='Decoy')\n"
+          "_old_cwd = os.getcwd(); _here = tempfile.mkdtemp()\n"
+          "shutil.copytree(_decoy.path, os.path.join(_here, 'Iris')); os.chdir(_here)")
+    try:
+        port = free_port()
+        outputs = k.magic(f"serve Iris --port {port}")
+        url, _ = shown_url(outputs)
+        assert post(url + "/predict", [SETOSA]) == (200, [0])   # not the decoy's 2 * sum
+        outputs = k.magic(f"serve ./Iris --port {free_port()}")
+        folder_url, _ = shown_url(outputs)
+        assert post(folder_url + "/predict", [[1, 2]]) == (200, [6])
+    finally:
+        k.magic("stop all")
+        k.run("os.chdir(_old_cwd)")

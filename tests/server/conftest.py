@@ -20,7 +20,8 @@ def request(url: str, method: str = "GET", body: bytes | str | None = None,
             conn: http.client.HTTPConnection | None = None) -> Response:
     """One HTTP request with a timeout (a new connection unless ``conn`` is given)."""
     parts = urlsplit(url)
-    return exchange(parts.hostname, parts.port, method, parts.path or "/", body,
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return exchange(parts.hostname, parts.port, method, target, body,
                     content_type, headers, TIMEOUT, conn)
 
 

@@ -39,7 +39,7 @@ def test_docs_json_is_valid_openapi(iris_server):
     operation = spec["paths"]["/predict"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["example"]
     assert "text/csv" in operation["requestBody"]["content"]
-    assert {"400", "413", "415", "500", "503"} <= set(operation["responses"])
+    assert {"400", "413", "415", "500", "503", "504"} <= set(operation["responses"])
     assert {"/healthz", "/readyz", "/metrics", "/metadata"} <= set(spec["paths"])
 
 
@@ -179,6 +179,15 @@ def test_static_traversal_is_not_found(iris_server):
         assert r.status == 404 and r.json()["error"]["type"] == "NotFound", path
 
 
+def test_nul_byte_in_a_static_path_is_404_without_a_traceback(iris_server, caplog):
+    for path in ["/static/swagger-ui/%00", "/static/swagger-ui/swagger-ui.css%00.js",
+                 "/static/swagger-ui/%00/swagger-ui.css"]:
+        r = request(iris_server.url + path)
+        assert r.status == 404 and r.json()["error"]["type"] == "NotFound", path
+    assert not [rec for rec in caplog.records if rec.levelno >= 40], caplog.text
+    assert request(iris_server.url + "/static/swagger-ui/swagger-ui.css").status == 200
+
+
 def test_oversize_body_gets_413(iris_bundle, serve_model):
     from bento_nb.server import ServerConfig
 
@@ -216,6 +225,64 @@ def test_model_error_is_500_with_message(serve_model):
     assert r.json() == {"error": {"type": "ModelError",
                                   "message": "RuntimeError: the model is broken"}}
     assert request(handle.url + "/healthz").status == 200
+
+
+class _Exits:
+    """A model that raises what ``except Exception`` does not catch, on marker rows."""
+
+    def predict(self, df):
+        first = df.iloc[0, 0]
+        if first == -1:
+            raise SystemExit("the model called sys.exit")
+        if first == -2:
+            raise KeyboardInterrupt
+        if first == -3:
+            raise _Unprintable()
+        return df.iloc[:, 0].to_numpy()
+
+
+class _Unprintable(Exception):
+    def __str__(self):
+        raise SystemExit("not even its message")
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_model_raising_systemexit_or_keyboardinterrupt_gets_500_and_the_api_lives(
+        serve_model, batch):
+    from netcheck import exchange
+
+    handle = serve_model(_Exits(), batch=batch)
+
+    def post(rows):  # bounded: a dead model thread shows as a timeout, not a hang
+        return exchange("127.0.0.1", handle.port, "POST", "/predict", json.dumps(rows),
+                        "application/json", None, 5)
+
+    for marker, message in [(-1, "SystemExit: the model called sys.exit"),
+                            (-2, "KeyboardInterrupt"),
+                            (-3, "SystemExit: not even its message")]:  # from str(error)
+        r = post([[marker, 0]])
+        assert r.status == 500, (marker, r.body)
+        assert r.json() == {"error": {"type": "ModelError", "message": message}}
+        r = post([[7, 0]])
+        assert (r.status, r.json()) == (200, [7])
+    assert request(handle.url + "/readyz").json() == {"status": "ready"}
+
+
+def test_readyz_names_an_api_whose_model_thread_is_gone(serve_model):
+    from netcheck import exchange
+
+    handle = serve_model(EchoModel(), name="Echo")
+    dispatcher = handle._server.dispatchers["predict"]
+    dispatcher.close()  # the only way to end a model thread now: it drains and returns
+    assert dispatcher.join(5)
+    r = request(handle.url + "/readyz")
+    assert r.status == 503 and r.headers["retry-after"]
+    assert r.json()["apis"] == {"predict": "its model thread is not running"}
+    assert "API 'predict': its model thread is not running" in r.json()["error"]["message"]
+    assert request(handle.url + "/healthz").status == 200  # alive, just not ready
+    r = exchange("127.0.0.1", handle.port, "POST", "/predict", "[[1, 2]]", "application/json",
+                 None, 5)
+    assert r.status == 503  # answered at once, not left hanging
 
 
 def test_non_batch_api_and_json_input(serve_model):
@@ -266,3 +333,99 @@ def test_public_host_prints_warning(serve_model, capsys):
     handle = serve_model(EchoModel(), host="0.0.0.0")
     assert "warning" in capsys.readouterr().err
     assert post_json(handle.url + "/predict", [[7, 1]]).json() == [7]
+
+
+class Echo:
+    def predict(self, value):
+        return value
+
+
+@pytest.mark.parametrize("input, content_type", [("dataframe", "application/json"),
+                                                 ("dataframe", "text/csv"),
+                                                 ("json", "application/json")])
+def test_an_integer_too_long_for_python_is_a_400_then_the_server_answers(
+        serve_model, input, content_type):
+    handle = serve_model(Echo(), input=input, batch=False)
+    url = handle.url + "/predict"
+    for body in ["1" * 5000, f"[[{'7' * 5000}, 1]]"] if content_type != "text/csv" else [
+            f"1,{'7' * 5000}\n"]:
+        r = request(url, "POST", body, content_type)
+        assert r.status == 400 and r.headers["content-type"] == "application/json", r
+        assert r.json()["error"]["type"] == "BadInput"
+        assert "digits" in r.json()["error"]["message"]
+        good = request(url, "POST", "[[1, 2]]")
+        assert good.status == 200, good
+
+
+@pytest.mark.parametrize("input, content_type", [("string", "text/plain"),
+                                                 ("file", "application/octet-stream")])
+def test_a_long_integer_is_only_text_to_a_text_or_file_api(serve_model, input, content_type):
+    handle = serve_model(len, input=input, batch=False)
+    r = request(handle.url + "/predict", "POST", "1" * 5000, content_type)
+    assert (r.status, r.json()) == (200, 5000)
+
+
+@pytest.fixture
+def named_iris_server(iris, serve_model):
+    import pandas as pd
+    from sklearn import svm
+
+    X, y = iris
+    frame = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    return serve_model(svm.SVC().fit(frame, y))
+
+
+@pytest.mark.parametrize("body, content_type, where", [
+    ('[["x", 3.5, 1.4, 0.2]]', "application/json", "row 1, column 'sl' holds the text 'x'"),
+    ('[{"sl": 5.1, "sw": null, "pl": 1.4, "pw": 0.2}]', "application/json",
+     "row 1, column 'sw' holds null"),
+    ('[[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, true, 0.2]]', "application/json",
+     "row 2, column 'pl' holds true"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,\n", "text/csv", "row 1, column 'pw' holds an empty cell"),
+    ("5.1,3.5,1.4,0.2\n5.1,,1.4,0.2\n", "text/csv", "row 2, column 'sw' holds an empty cell"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,false\n", "text/csv", "row 1, column 'pw' holds the text 'false'"),
+])
+def test_a_model_fitted_on_a_dataframe_refuses_what_is_not_a_number(
+        named_iris_server, body, content_type, where):
+    url = named_iris_server.url + "/predict"
+    r = request(url, "POST", body, content_type)
+    assert r.status == 400, r
+    assert r.json() == {"error": {"type": "BadInput",
+                                  "message": f"expected numbers in every column; {where}"}}
+    good = post_json(url, [{"sl": 5.1, "sw": 3.5, "pl": 1.4, "pw": 0.2}])
+    assert (good.status, good.json()) == (200, [0])
+    assert request(named_iris_server.url + "/metadata").json()["apis"][0]["input"][
+        "numeric"] is True
+
+
+def test_a_json_echo_of_deep_nesting_is_a_400_and_up_to_the_limit_an_echo(serve_model):
+    handle = serve_model(Echo(), input="json", batch=False)
+    url = handle.url + "/predict"
+    for depth in (101, 500, 5000):
+        r = request(url, "POST", "[" * depth + "]" * depth)
+        assert r.status == 400 and r.headers["content-type"] == "application/json", (depth, r)
+        assert r.json()["error"] == {"type": "BadInput",
+                                     "message": "JSON nested more than 100 levels deep"}
+    deepest = {"a": [[{"b": [1]}]]}  # 5 levels, in 95 lists: 100
+    for _ in range(95):
+        deepest = [deepest]
+    r = post_json(url, deepest)
+    assert (r.status, r.json()) == (200, deepest)
+
+
+def test_model_output_that_is_not_json_is_a_500_that_says_so(serve_model):
+    class Deep:
+        def predict(self, value):
+            out = value
+            for _ in range(5000):
+                out = [out]
+            return out
+
+    handle = serve_model(Deep(), input="json", batch=False)
+    r = post_json(handle.url + "/predict", 1)
+    assert r.status == 500
+    assert r.json()["error"] == {
+        "type": "ModelError",
+        "message": "the API returned a value nested too deeply for JSON, or one that "
+                   "contains itself"}
+    assert request(handle.url + "/healthz").status == 200

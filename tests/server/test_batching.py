@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bento_nb.errors import ModelError, Overloaded
+from bento_nb.errors import DeadlineExceeded, ModelError, Overloaded
 from bento_nb.server.batching import BatchTimeModel, Dispatcher
 from bento_nb.service import service_from_model
 
@@ -192,6 +192,99 @@ def test_closed_dispatcher_answers_queued_and_refuses_new():
         return await asyncio.gather(first, queued)
 
     assert _run_dispatcher(model, scenario) == [(True, b"[1]"), (True, b"[1]")]
+
+
+async def _until(predicate, seconds: float = 5.0) -> bool:
+    """Poll ``predicate`` on the loop until it holds (bounded)."""
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
+    return predicate()
+
+
+def test_requests_past_request_timeout_get_504_while_the_model_hangs():
+    """A hung model thread cannot be killed, but nobody waits on it past request_timeout:
+    the request inside the call and those queued behind it all get 504; while the call
+    overruns, health() says so and new requests are refused at once; once the model
+    returns, its late result is dropped and service resumes."""
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        payload = api.input.parse(b"[[1, 0]]", "application/json")
+        running = dispatcher.submit(payload)
+        queued = [dispatcher.submit(payload) for _ in range(3)]
+        timed_out = await asyncio.wait_for(asyncio.gather(running, *queued), 5)
+        assert dispatcher.queue_depth == 0  # the expired requests left the queue
+        assert await _until(lambda: dispatcher.health() is not None)
+        health = dispatcher.health()
+        with pytest.raises(Overloaded) as refused:
+            dispatcher.submit(payload)
+        model.gate.set()
+        assert await _until(lambda: dispatcher.health() is None)  # the model returned
+        after = await asyncio.wait_for(dispatcher.submit(payload), 5)
+        return timed_out, health, refused.value, after
+
+    timed_out, health, refused, after = _run_dispatcher(
+        model, scenario, max_batch_size=1, request_timeout=0.3)
+    assert all(not ok and isinstance(e, DeadlineExceeded) for ok, e in timed_out), timed_out
+    assert timed_out[0][1].http_status == 504
+    assert "within request_timeout (0.3 s)" in timed_out[0][1].message
+    assert "longer than request_timeout (0.3 s)" in health
+    assert "busy on one call" in refused.message
+    assert after == (True, b"[1]")
+    assert model.sizes == [1, 1]  # the expired queued requests never reached the model
+
+
+def test_admission_refuses_a_request_whose_predicted_wait_exceeds_request_timeout():
+    """With a fitted 0.1 s per batch, batches of one and request_timeout 1 s, a request is
+    queued only while the rest of the current call plus its position x 0.1 s fits 90 % of
+    the timeout: 8 behind the running one (9 if the running call has already used its
+    0.1 s by the time they come); the rest get 503 at once."""
+    model = GateModel()
+
+    async def scenario(dispatcher, api):
+        for _ in range(3):  # the first observation is warm-up, the others are fitted
+            dispatcher.model.observe(1, 0.1)
+        payload = api.input.parse(b"[[1, 0]]", "application/json")
+        running = dispatcher.submit(payload)
+        assert await asyncio.to_thread(model.entered.wait, 5)
+        admitted, refused = [], []
+        for _ in range(12):
+            try:
+                admitted.append(dispatcher.submit(payload))
+            except Overloaded as e:
+                refused.append(e)
+        retry_after = dispatcher.retry_after()
+        model.gate.set()
+        return (await asyncio.gather(running, *admitted)), refused, retry_after
+
+    answers, refused, retry_after = _run_dispatcher(model, scenario, max_batch_size=1,
+                                                    request_timeout=1.0)
+    assert len(answers) - 1 in (8, 9) and all(ok for ok, _ in answers)
+    assert len(answers) - 1 + len(refused) == 12
+    assert all("would not be answered within request_timeout (1 s)" in e.message
+               for e in refused)
+    assert retry_after >= 1
+
+
+def test_queued_requests_that_the_fit_says_will_miss_their_deadline_get_503_not_504():
+    """A flood on a cold model: before any batch is fitted nothing is refused; once the
+    fit knows a call takes 0.3 s, the requests at the tail of the queue that cannot make
+    their 1 s deadline get 503 at once. Every request gets 200 or 503, none a 504."""
+    model = SlowEchoModel(delay=0.3)
+
+    async def scenario(dispatcher, api):
+        payload = api.input.parse(b"[[1, 0]]", "application/json")
+        futures = [dispatcher.submit(payload) for _ in range(10)]  # cold: all admitted
+        return await asyncio.wait_for(asyncio.gather(*futures), 5)
+
+    answers = _run_dispatcher(model, scenario, max_batch_size=1, request_timeout=1.0)
+    served = [ok for ok, _ in answers]
+    assert not any(isinstance(e, DeadlineExceeded) for _, e in answers), answers
+    assert served[:2] == [True, True] and sum(served) <= 4, served
+    assert served == sorted(served, reverse=True)  # the tail was shed
+    assert all(isinstance(e, Overloaded) for ok, e in answers if not ok)
 
 
 def _client(url: str, client: int, results: dict, start: threading.Barrier) -> None:

@@ -91,6 +91,15 @@ def test_cli_workers_answer_from_two_processes(cli_server):
     assert len(pids) == 2 and proc.pid not in pids
     for _ in range(10):
         assert post_json(url + "/predict", ROW).json() == [0]
+    # every worker proves the one record the parent wrote (its secret, never shown)
+    from bento_nb.server import registry
+
+    record = next(r for r in registry.read_records()[0] if r["pid"] == proc.pid)
+    for i in range(6):
+        nonce = f"worker-check-nonce-{i:02d}"
+        answer = request(url + f"/.bento/identity?nonce={nonce}")
+        assert answer.json() == {"proof": registry.identity_proof(record["secret"], nonce)}
+    assert record["secret"] not in request(url + "/metadata").body.decode()
     assert _stop(proc) == 0
     for pid in pids:  # the workers are gone too
         with pytest.raises(ProcessLookupError):
@@ -125,10 +134,13 @@ def test_cli_workers_metrics_count_every_worker(cli_server):
     assert _stop(proc) == 0
 
 
-def test_cli_token_and_body_limit(cli_server):
-    _, url, _ = cli_server("--api-token", "t0ken", "--max-body-bytes", "100")
+def test_cli_token_body_limit_and_request_timeout(cli_server):
+    _, url, _ = cli_server("--api-token", "t0ken", "--max-body-bytes", "100",
+                           "--request-timeout", "7.5")
     assert post_json(url + "/predict", ROW).status == 401
     auth = {"Authorization": "Bearer t0ken"}
+    config = request(url + "/metadata", headers=auth).json()["config"]
+    assert (config["max_body_bytes"], config["request_timeout"]) == (100, 7.5)
     r = post_json(url + "/predict", ROW, headers=auth)
     assert (r.status, r.json()) == (200, [0])
     r = post_json(url + "/predict", ROW * 10, headers=auth)
@@ -172,3 +184,24 @@ def test_cli_unknown_bundle_is_one_line_error():
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert len(err.strip().splitlines()) == 1 and "NoSuchModel" in err
+
+
+def test_cli_serve_on_ipv6_loopback_prints_a_bracketed_url_and_answers_there(iris_bundle):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    proc = _start("IrisClassifier", "--host", "::1", "--port", str(port))
+    try:
+        url = f"http://[::1]:{port}"
+        _wait_ready(proc, url)
+        first = proc.stdout.readline()
+        assert f"at {url} " in first, first
+        assert post_json(url + "/predict", ROW).json() == [0]
+    finally:
+        assert _stop(proc) == 0

@@ -133,6 +133,68 @@ def test_registry_ignores_dead_processes(tmp_path):
     assert [r["pid"] for r in list_servers()] == [os.getpid()]
 
 
+def test_registry_records_are_private_and_prove_their_server(iris_bundle):
+    handle = serve(iris_bundle.tag, port=0)
+    try:
+        path = registry.record_path(os.getpid(), handle.port)
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        secret = json.loads(path.read_text())["secret"]
+        assert len(secret) >= 32
+        # the proof is an HMAC of the nonce: the secret itself never crosses the wire
+        answer = request(handle.url + "/.bento/identity?nonce=abcdefghijklmnop0123")
+        assert answer.json() == {"proof": registry.identity_proof(secret,
+                                                                  "abcdefghijklmnop0123")}
+        assert answer.headers["cache-control"] == "no-store"
+        assert secret.encode() not in answer.body
+        for bad in ("", "short", "x" * 200, "a%20b%20c%20d%20e%20f%20g%20h%20i"):
+            answer = request(handle.url + "/.bento/identity?nonce=" + bad)
+            assert answer.status == 400 and answer.json()["error"]["type"] == "BadInput"
+        assert secret not in request(handle.url + "/metadata").body.decode()
+        assert all("secret" not in r for r in list_servers())
+        assert secret not in repr(handle) + handle._repr_html_()
+    finally:
+        handle.stop()
+
+
+def test_registry_skips_and_reports_files_that_are_not_records():
+    folder = registry.servers_dir()
+    good = registry.write_record({"pid": os.getpid(), "host": "127.0.0.1", "port": 4999,
+                                  "url": None, "apis": []})
+    files = {
+        "abc.json": {"pid": os.getpid(), "port": "abc"},
+        "null.json": {"pid": os.getpid(), "port": None},
+        "zero.json": {"pid": os.getpid(), "port": 0},
+        "apis.json": {"pid": os.getpid(), "port": 1, "apis": [1]},
+        "nopid.json": {"port": 1},
+        "list.json": [],
+        "open.json": {"pid": os.getpid(), "port": 2},
+        "dead.json": {"pid": 2 ** 22 + 12345, "port": "abc"},
+    }
+    for name, record in files.items():
+        (folder / name).write_text(json.dumps(record))
+        (folder / name).chmod(0o600)
+    (folder / "open.json").chmod(0o644)
+    (folder / "text.json").write_text("{not json")
+    try:
+        records, bad = registry.read_records()
+        assert [r["port"] for r in records] == [4999]
+        why = {os.path.basename(b.path): b.error for b in bad}
+        assert set(why) == set(files) - {"dead.json"} | {"text.json"}
+        assert why["abc.json"] == "'port' is \"abc\", not int"
+        assert why["null.json"] == "'port' is null, not int"
+        assert why["zero.json"] == "'port' is 0, not 1-65535"
+        assert why["nopid.json"] == "missing 'pid'"
+        assert "other users can read it" in why["open.json"]
+        assert why["text.json"].startswith("not JSON")
+        assert not (folder / "dead.json").exists()  # a dead process's file goes, bad or not
+        assert [r["port"] for r in list_servers()] == [4999]
+    finally:
+        for name in [*files, "text.json"]:
+            (folder / name).unlink(missing_ok=True)
+        good.unlink()
+
+
 def test_unknown_target_is_a_clear_error():
     from bento_nb.errors import BundleNotFound
 
@@ -157,4 +219,7 @@ def test_server_options_are_keywords_and_unknown_ones_are_refused(iris_bundle, i
         serve(iris_bundle.tag, config=ServerConfig(port=0), max_body_bytes=100)
     with pytest.raises(UsageError, match="max_body_bytes must be at least 1"):
         serve(iris_clf, port=0, max_body_bytes=0)
+    for bad in (0, -1, "soon", float("inf")):
+        with pytest.raises(UsageError, match="request_timeout must be a positive number"):
+            serve(iris_clf, port=0, request_timeout=bad)
     assert [h.port for h in running_servers()] == [small.port]  # no refused one started

@@ -33,12 +33,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from . import __version__, _pickling, requirements, templates
-from .adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
-                       split_results)
+from .. import _pickling, requirements, templates
+from .._version import __version__
+from ..adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
+                        split_results)
+from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
+from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
-from .errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
-from .store import Bundle, Store, Tag, read_manifest, validate_name
 
 SERVICE_FILE = "service.pkl"
 _EXAMPLE_MAX_BYTES = 16 * 1024
@@ -97,8 +98,10 @@ def env(infer_pip_packages: bool = True, pip_packages: Iterable[str] | None = No
     return decorate
 
 
-def artifacts(specs: Sequence[Artifact]) -> Callable:
-    """Declare the named artifacts a service class carries."""
+def artifacts_decorator(specs: Sequence[Artifact]) -> Callable:
+    """``@artifacts([...])``: declare the named artifacts a service class carries. (Named
+    as in BentoML 0.13: ``bento_nb.service.artifacts`` is the package of artifact classes;
+    the package root exports this as ``bento_nb.artifacts``.)"""
     specs = list(specs)
     for spec in specs:
         if not isinstance(spec, Artifact):
@@ -346,7 +349,7 @@ class ModelService(BentoService):
         self._sklearn = bool(sklearn)
         super().__init__()
         if self._sklearn:  # same file format; the manifest then says what the model is
-            from .frameworks.sklearn import SklearnModelArtifact
+            from ..frameworks.sklearn import SklearnModelArtifact
 
             self.artifacts = ArtifactCollection([SklearnModelArtifact("model")])
 
@@ -435,9 +438,10 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
     A bundle another process deletes while it is being read raises BundleNotFound, not
     BundleCorrupted; ``Name`` and ``Name:latest`` then resolve again (a few times) to the
     version that is now the newest."""
-    moving = _is_tag(target) and Tag.parse(target).version is None
+    moving = (isinstance(target, str) and not looks_like_path(target)
+              and Tag.parse(target).version is None)
     for _ in range(3 if moving else 1):
-        bundle = _bundle_for(target, store)
+        bundle = find_bundle(target, store)
         try:
             return _load_bundle(bundle, verify)
         except (BentoNbError, OSError) as e:  # OSError: a file vanished during verify()
@@ -446,22 +450,6 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
             gone = BundleNotFound(f"bundle {bundle.tag} was deleted while it was being loaded")
             gone.__cause__ = e
     raise gone
-
-
-def _bundle_for(target: str | os.PathLike | Bundle, store: Store | None) -> Bundle:
-    if isinstance(target, Bundle):
-        return target
-    if not _is_tag(target):
-        path = Path(target).expanduser().resolve()
-        if not path.is_dir():
-            raise BundleNotFound(f"no bundle at {path}")
-        manifest = read_manifest(path)
-        return Bundle(manifest["name"], manifest["version"], path, manifest)
-    return (store or Store()).get(str(target))
-
-
-def _is_tag(target: Any) -> bool:
-    return isinstance(target, str) and os.sep not in target and not target.startswith(".")
 
 
 def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
@@ -482,15 +470,28 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
         raise BundleCorrupted(
             f"bundle {bundle.tag} could not be loaded: {type(e).__name__}: {e} "
             "(was it packed with a different Python or library version?)") from e
-    for described in manifest.get("apis") or []:
+    for index, described in enumerate(manifest.get("apis") or []):
         inference_api = svc._apis.get(described["name"])
         if inference_api is not None:
-            inference_api.input = adapter_from_config(described["input"])
+            inference_api.input = _adapter_of(bundle, index, described["input"])
             inference_api._per_row = isinstance(inference_api.input, DataframeInput)
+            for _, obj in svc.artifacts.items():  # what an older version did not record
+                inference_api.input.configure(obj)
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")
     return svc
+
+
+def _adapter_of(bundle: Bundle, index: int, config: dict | str) -> InputAdapter:
+    """The input adapter a manifest describes; an unknown kind or option is BundleCorrupted
+    naming the field (the structure was checked by :func:`~bento_nb.store.check_manifest`)."""
+    try:
+        return adapter_from_config(config)
+    except (BentoNbError, TypeError, ValueError) as e:
+        problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
+        raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].input' "
+                              f"is not a valid adapter ({problem})") from None
 
 
 def as_service(target: Any, **options: Any) -> BentoService:
@@ -529,5 +530,5 @@ def _service_source(cls: type) -> str | None:
         return None
 
 
-__all__ = ["BentoService", "InferenceAPI", "ModelService", "api", "artifacts", "env", "pack",
+__all__ = ["BentoService", "InferenceAPI", "ModelService", "api", "artifacts_decorator", "env", "pack",
            "load", "service_from_model", "as_service"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import _pickling
-from .errors import PackError
-from .store import validate_name
+from ... import _pickling
+from ...errors import PackError
+from ...store import validate_name
 
 
 class Artifact:
