@@ -25,7 +25,8 @@ export interface IServer {
   pid: number;
   host: string;
   port: number;
-  url: string;
+  /** null when the record's address is not an http(s) URL */
+  url: string | null;
   tag: string | null;
   name: string;
   apis?: string[];

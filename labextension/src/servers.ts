@@ -36,7 +36,7 @@ function serverNode(server: IServer): HTMLElement {
   const version = server.tag ? server.tag.slice(server.tag.indexOf(':') + 1) : 'live object';
   const address = url
     ? h('a', { class: 'jp-BentoPanel-link', href: url, target: '_blank', rel: 'noopener' }, url)
-    : h('span', { class: 'jp-BentoPanel-meta' }, String(server.url));
+    : h('span', { class: 'jp-BentoPanel-meta' }, server.url ?? 'no http(s) address');
   return h(
     'div',
     {
@@ -55,7 +55,7 @@ function serverNode(server: IServer): HTMLElement {
     h(
       'div',
       { class: 'jp-BentoPanel-message jp-BentoPanel-meta' },
-      `direct: ${server.url} · pid ${server.pid}` +
+      `direct: ${server.url ?? '-'} · pid ${server.pid}` +
         (server.apis?.length ? ` · /${server.apis.join(', /')}` : '')
     ),
     url

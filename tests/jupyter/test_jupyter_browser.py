@@ -213,7 +213,7 @@ def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
 def test_panel_links_only_http_urls_and_the_palette_refreshes_it(
         lab, browser_page, point_at, register, monkeypatch, iris_clf):
     """A server record whose url is not http(s) (here ``javascript:``, off loopback so there
-    is no proxy link either) shows as text: no link, no Open button. The command palette's
+    is no proxy link either) never becomes a link: no link, no Open button. The command palette's
     "Refresh Bento panel" reloads the panel: a bundle packed meanwhile appears."""
     point_at(lab, monkeypatch)
     register(47123, host="10.9.8.7", url="javascript:alert(document.domain)")
@@ -224,7 +224,6 @@ def test_panel_links_only_http_urls_and_the_palette_refreshes_it(
     server = panel.locator('.jp-BentoPanel-server[data-port="47123"]')
     server.wait_for()
     assert "not on loopback" in server.inner_text()
-    assert "javascript:alert(document.domain)" in server.inner_text()  # shown as text
     assert server.locator("a").count() == 0
     assert server.locator('button[data-action="open"]').count() == 0
     assert panel.evaluate("""el => [...el.querySelectorAll('*')].filter(
