@@ -139,7 +139,7 @@ def _describe(e: BentoNbError | OSError) -> tuple[str, int]:
     """Message and exit code of a user error: a BentoNbError's own; for an OSError
     ``PATH: REASON`` (``A -> B: REASON`` for a rename) and the usage/input code."""
     if isinstance(e, BentoNbError):
-        return e.message, e.exit_code
+        return e.hint("bento-nb"), e.exit_code
     paths = " -> ".join(os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None)
     reason = e.strerror or str(e) or type(e).__name__
     return (f"{paths}: {reason}" if paths else reason), UsageError.exit_code

@@ -136,6 +136,11 @@ def test_container_serves_predictions_as_non_root_and_turns_healthy(iris_image, 
         _docker("stop", "-t", "20", container, timeout=60)
         state = docker_client.inspect_container(container)["State"]
         assert state["ExitCode"] != 137, "the server ignored SIGTERM and was killed"
+        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True,
+                              timeout=60)
+        assert "bento-nb: serving" in logs.stdout + logs.stderr
+        # 0.0.0.0 is the container's own namespace: no "anyone can call the model" warning
+        assert "warning: listening on" not in logs.stdout + logs.stderr
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60)
 

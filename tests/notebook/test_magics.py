@@ -253,3 +253,28 @@ def test_serve_a_word_means_the_tag_even_beside_a_folder_of_that_name(trained_ke
     finally:
         k.magic("stop all")
         k.run("os.chdir(_old_cwd)")
+
+
+def test_notebook_errors_name_notebook_commands(trained_kernel):
+    """A missing bundle in the notebook points to %bento list, never to the CLI."""
+    outputs = trained_kernel.magic("delete Nope:20260101_000000_000_aaaaaa")
+    stderr = trained_kernel.text(outputs, stream="stderr")
+    assert "see %bento list" in stderr and "bento-nb" not in stderr, stderr
+
+
+@pytest.mark.parametrize("line, suggestion", [
+    ("srve", "did you mean 'serve'?"),
+    ("serve --prot 5001", "did you mean '--port'?"),
+    ("containerize --bse-image x", "did you mean '--base-image'?"),
+])
+def test_a_mistyped_command_or_flag_gets_a_suggestion(trained_kernel, line, suggestion):
+    stderr = trained_kernel.text(trained_kernel.magic(line), stream="stderr")
+    assert stderr.startswith("%bento: error: ") and suggestion in stderr, stderr
+
+
+def test_a_variable_that_is_no_model_says_so(trained_kernel):
+    trained_kernel.run("not_a_model = 5\nsome_text = 'some text'")
+    stderr = trained_kernel.text(trained_kernel.magic("serve not_a_model"), stream="stderr")
+    assert "holds a 'int' object, which is neither a model" in stderr, stderr
+    stderr = trained_kernel.text(trained_kernel.magic("serve some_text"), stream="stderr")
+    assert "holds the text 'some text', which is neither a model" in stderr, stderr
