@@ -37,6 +37,7 @@ from .. import _pickling, requirements, templates
 from .._version import __version__
 from ..adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
                         split_results)
+from ..adapters.signature import Signature
 from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
 from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
@@ -177,8 +178,15 @@ class InferenceAPI:
             raise ModelError(f"{type(e).__name__}: {e}") from e
 
     def describe(self) -> dict:
-        return {"name": self.name, "route": f"/{self.route}", "input": self.input.config(),
-                "output": "json", "batch": self.batch, "doc": self.doc}
+        """What the manifest and ``/metadata`` say of this API; ``signature``: the columns
+        it takes (see :mod:`bento_nb.adapters.signature`), when they are known."""
+        out = {"name": self.name, "route": f"/{self.route}", "input": self.input.config(),
+               "output": "json", "batch": self.batch, "doc": self.doc}
+        signature = getattr(self.input, "described_signature", None)
+        signature = signature() if signature is not None else None
+        if signature is not None:
+            out["signature"] = signature.to_dict()
+        return out
 
     def __repr__(self) -> str:
         return f"<InferenceAPI {self.name} {self.input!r} batch={self.batch}>"
@@ -267,6 +275,9 @@ class BentoService:
         """``value`` as a request body of the first API, sent through that API as the server
         would (so the documented example is known to work)."""
         api = self._apis.get("predict") or next(iter(self._apis.values()))
+        previous = getattr(api.input, "signature", None)
+        if previous is not None:  # a new example is checked against itself, not the last one
+            api.input.signature = None
         try:
             body = api.input.example_body(value)
             raw, content_type = api.input.encode_example(body)
@@ -275,9 +286,19 @@ class BentoService:
                                 f"few rows (at most {_EXAMPLE_MAX_BYTES:,} bytes)")
             api.run_one(api.input.parse(raw, content_type))
         except PackError:
+            api.input.signature = previous
             raise
         except BentoNbError as e:
+            api.input.signature = previous
             raise PackError(f"the example does not work with API {api.name!r}: {e.message}") from None
+        if isinstance(api.input, DataframeInput):
+            # The example's columns and types become the signature of every API taking the
+            # same input; each request is then checked against it.
+            signature = api.input.infer_signature(value)
+            config = api.input.config()
+            for other in self._apis.values():
+                if isinstance(other.input, DataframeInput) and other.input.config() == config:
+                    other.input.signature = signature
         return {"api": api.name, "body": body}
 
     def _definition(self) -> dict:
@@ -477,6 +498,9 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
             inference_api._per_row = isinstance(inference_api.input, DataframeInput)
             for _, obj in svc.artifacts.items():  # what an older version did not record
                 inference_api.input.configure(obj)
+            signature = described.get("signature")
+            if signature and signature.get("from") == "example" and inference_api._per_row:
+                inference_api.input.signature = Signature.from_dict(signature)
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")
