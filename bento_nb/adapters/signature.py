@@ -93,7 +93,8 @@ class Signature:
         """``age (integer), city (string)``, or ``4 columns: number`` for positional ones."""
         if not self.named and len({c.type for c in self.inputs}) == 1:
             return f"{len(self.inputs)} columns: {self.inputs[0].type}"
-        return ", ".join(f"{_label(c, i)} ({c.type}{', optional' if c.optional else ''})"
+        return ", ".join(f"{c.name if c.name is not None else f'column {i + 1}'} "
+                         f"({c.type}{', optional' if c.optional else ''})"
                          for i, c in enumerate(self.inputs))
 
     def pandas_dtypes(self) -> dict:
@@ -104,7 +105,9 @@ class Signature:
         out = {}
         for i, c in enumerate(self.inputs):
             dtype = _PANDAS_DTYPES.get(c.type)
-            if dtype is not None and not c.optional:
+            if c.optional:  # nulls: NaN in a float column, None in an object one
+                dtype = "float64" if c.type in ("integer", "number") else None
+            if dtype is not None:
                 out[c.name if self.named else i] = dtype
         return out
 
@@ -169,7 +172,7 @@ def infer(frame: Any, named: bool = True, source: str = "example") -> Signature:
 
 
 def _label(spec: ColumnSpec, index: int) -> str:
-    return repr(spec.name) if spec.name is not None else str(index + 1)
+    return repr(spec.name) if spec.name is not None else str(index + 1)  # "column 'age'", "column 2"
 
 
 def _series_type(series: Any, pd: Any) -> str:
@@ -236,8 +239,8 @@ def _check_column(values: np.ndarray, spec: ColumnSpec, label: str, text: bool) 
     accepted = {"integer": ("integer", "floating", "mixed-integer-float"),
                 "number": ("integer", "floating", "mixed-integer-float"),
                 "boolean": ("boolean",), "string": ("string",)}[spec.type]
-    if inferred == "empty":
-        return values
+    if inferred == "empty":  # nulls only, in an optional column
+        return np.full(len(values), np.nan) if spec.type in ("integer", "number") else values
     if inferred not in accepted:
         wrong = np.array([not n and _json_type(v) not in _JSON_OK[spec.type]
                           for v, n in zip(values, nulls)])

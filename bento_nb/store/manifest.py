@@ -233,7 +233,7 @@ def provenance_problem(data: Any) -> tuple[str, str] | None:
     if git is not None:
         if not isinstance(git.get("commit"), str) or not re.fullmatch(r"[0-9a-f]{7,64}", git["commit"]):
             return "git.commit", "must be a commit id (hex digits)"
-        if not isinstance(git.get("dirty"), bool):
+        if git.get("dirty") is not None and not isinstance(git["dirty"], bool):
             return "git.dirty", "must be true or false"
     return None
 
