@@ -148,6 +148,12 @@ def test_a_positional_signature_checks_width_and_kinds_by_position():
         parse(adapter, [[5, 6.5]])
     with pytest.raises(BadInput, match="expected 2 columns per row"):
         parse(adapter, [[5, 6, 7]])
+    with pytest.raises(BadInput, match=r"column 1 expects integer, got boolean in row 2"):
+        parse(adapter, [[5, 6], [True, 6]])
+    with pytest.raises(BadInput, match=r"column 2 expects integer, got inf"):
+        parse(adapter, b"[[5, 1e400]]")
+    with pytest.raises(BadInput, match=r"column 1 expects integer, got string \('x'\)"):
+        parse(adapter, "x,6\n", "text/csv")
 
 
 def test_an_optional_column_takes_nulls_and_others_do_not():

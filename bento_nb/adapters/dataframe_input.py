@@ -252,13 +252,16 @@ class DataframeInput(InputAdapter):
             order = [names.index(c) for c in self.columns]
             rows = [[r[i] for i in order] if len(r) == len(names) else r for r in rows]
             names = self.columns
-        typed = self.signature is not None  # object: numpy keeps each cell's JSON type
+        # A signature of several types: object, so numpy keeps each cell's JSON type. One
+        # of numbers: numeric as for ``numeric``, kept as sent when numpy could not.
+        typed = self.signature is not None and not self.signature.numeric
+        numbers = self.numeric or (self.signature is not None and self.signature.numeric)
         try:
             array = np.array(rows, dtype=None if self.numeric is not False and not typed
                              else object)
         except (ValueError, TypeError):
             raise BadInput("rows have different lengths or nested values") from None
-        if self.numeric and not typed and (array.dtype.kind not in "iuf" or any(
+        if numbers and not typed and (array.dtype.kind not in "iuf" or any(
                 v is True or v is False for row in rows for v in row)):
             # Refused below: keep the values as sent (numpy made booleans numbers, or every
             # value text), so the error names the cell that is not a number.
