@@ -120,6 +120,8 @@ class DataframeInput(InputAdapter):
         import pandas as pd
 
         if isinstance(value, pd.DataFrame):
+            if value.isna().any().any():  # missing values as JSON nulls (optional columns)
+                value = value.astype(object).where(value.notna(), None)
             if all(isinstance(c, str) for c in value.columns):
                 return to_jsonable(value.to_dict(orient="records"))
             return to_jsonable(value.to_numpy().tolist())
