@@ -141,6 +141,14 @@ def test_valid_bodies_of_every_form_give_the_model_typed_columns():
     assert frame["city"].tolist()[-1] == "007"  # CSV text stays text in a string column
 
 
+def test_a_headerless_csv_row_of_text_is_data_not_a_header():
+    adapter = adapter_with(pd.DataFrame({"first": ["Ada"], "last": ["Lovelace"]}))
+    payload = parse(adapter, "Grace,Hopper\n", "text/csv")
+    assert (payload.rows, payload.columns) == (1, ("first", "last"))
+    assert parse(adapter, "last,first\nHopper,Grace\n", "text/csv").value.tolist() == [
+        ["Grace", "Hopper"]]
+
+
 def test_a_positional_signature_checks_width_and_kinds_by_position():
     adapter = adapter_with(np.array([[1, 2], [3, 4]]))
     assert parse(adapter, [[5, 6]]).value.tolist() == [[5, 6]]

@@ -47,6 +47,10 @@ class DataframeInput(InputAdapter):
     numeric adapter); send such names in the JSON split form or make them the adapter's
     ``columns``.
 
+    With a named :attr:`signature` (from the bundle's example) a first row of names is a
+    header only if it spells at least one of the signature's names, so a headerless row of
+    text for string columns stays data.
+
     ``columns`` (names) or ``n_columns`` fix the expected width; ``numeric=True`` refuses
     strings, booleans and nulls, naming the first cell that is not a number. When the packed
     model is a scikit-learn estimator they are learnt from it: the width from
@@ -272,7 +276,7 @@ class DataframeInput(InputAdapter):
                 isinstance(v, (list, dict)) for v in array.flat)):
             raise BadInput("each row must be a flat list of values (a table has two dimensions)")
         if self._by_signature:
-            pass
+            pass  # the signature checks the names and puts the columns in its order
         elif self.columns is not None:
             names = self.columns
         elif self.n_columns is not None:
@@ -294,9 +298,11 @@ class DataframeInput(InputAdapter):
         header = None
         first = [c.strip() for c in records[0]]
         known = self.signature.names if self._by_signature else self.columns
+        names_only = all(c.lower() not in _NOT_NAMES and not _is_number(c) for c in first)
+        if self._by_signature and not set(first) & set(known):
+            names_only = False  # text data for string columns, not a header of other names
         if (known is not None and len(first) == len(known)
-                and set(first) == set(known)) or all(
-                c.lower() not in _NOT_NAMES and not _is_number(c) for c in first):
+                and set(first) == set(known)) or names_only:
             header, records = tuple(first), records[1:]
             if not records:
                 raise BadInput("CSV has a header row but no data rows")
