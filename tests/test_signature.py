@@ -114,7 +114,8 @@ def test_each_violation_is_bad_input_naming_the_column(body, message):
 @pytest.mark.parametrize("csv, message", [
     ("age,height,city\n30,1.7,Oslo\n", "missing column 'member'"),
     ("age,height,city,member,x\n30,1.7,Oslo,true,1\n", "unexpected column 'x'"),
-    ("age,height,city,member\nold,1.7,Oslo,true\n", "column 'age' expects integer, got string ('old')"),
+    ("age,height,city,member\nold,1.7,Oslo,true\n",
+     "column 'age' expects integer, got string ('old')"),
     ("age,height,city,member\n30,1.7,Oslo,maybe\n", "column 'member' expects boolean, got string"),
     ("age,height,city,member\n,1.7,Oslo,true\n", "column 'age' expects integer, got an empty cell"),
 ])

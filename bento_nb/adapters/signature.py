@@ -29,9 +29,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import BadInput
-from ..store.manifest import SIGNATURE_SOURCES as SOURCES
-from ..store.manifest import SIGNATURE_TYPES as TYPES
-from ..store.manifest import signature_problem
+from ..store.manifest import SIGNATURE_TYPES, signature_problem
+
+TYPES = SIGNATURE_TYPES  # boolean, integer, number, string, any (checked in the manifest too)
 # CSV cells read as null in a column that takes numbers or booleans.
 _NULL_TEXT = ("", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none")
 _TRUE_TEXT, _FALSE_TEXT = ("true", "1"), ("false", "0")
@@ -184,18 +184,26 @@ def infer(frame: Any, named: bool = True, source: str = "example") -> Signature:
     ``optional`` where it holds nulls."""
     import pandas as pd
 
-    specs = []
-    for position, (name, series) in enumerate(frame.items()):
-        specs.append(ColumnSpec(str(name) if named else None, _series_type(series, pd),
-                                bool(series.isna().any())))
+    specs = [ColumnSpec(str(name) if named else None, _series_type(series, pd),
+                        bool(series.isna().any())) for name, series in frame.items()]
     return Signature(tuple(specs), source)
+
+
+def positional(width: int, type_: str, source: str = "adapter") -> Signature:
+    """``width`` unnamed columns of one type."""
+    return Signature(tuple(ColumnSpec(None, type_) for _ in range(width)), source)
+
+
+def named_columns(names: Sequence[str], type_: str, source: str = "adapter") -> Signature:
+    return Signature(tuple(ColumnSpec(str(n), type_) for n in names), source)
 
 
 # -- helpers --------------------------------------------------------------------------------
 
 
 def _label(spec: ColumnSpec, index: int) -> str:
-    return repr(spec.name) if spec.name is not None else str(index + 1)  # "column 'age'", "column 2"
+    """What follows "column" in a message: ``'age'``, or ``2`` for a positional one."""
+    return repr(spec.name) if spec.name is not None else str(index + 1)
 
 
 def _series_type(series: Any, pd: Any) -> str:
@@ -320,12 +328,3 @@ def _check_text_column(values: np.ndarray, spec: ColumnSpec, label: str, pd: Any
         raise _refuse(text, bad, spec, label, "string")
     values = np.where(nulls, np.nan, numbers)
     return _check_column(values, spec, label, text=False)
-
-
-def positional(width: int, type_: str, source: str = "adapter") -> Signature:
-    """``width`` unnamed columns of one type."""
-    return Signature(tuple(ColumnSpec(None, type_) for _ in range(width)), source)
-
-
-def named_columns(names: Sequence[str], type_: str, source: str = "adapter") -> Signature:
-    return Signature(tuple(ColumnSpec(str(n), type_) for n in names), source)

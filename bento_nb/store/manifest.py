@@ -231,7 +231,8 @@ def provenance_problem(data: Any) -> tuple[str, str] | None:
             return key, f"must be a {types[0].__name__}"
     git = data.get("git")
     if git is not None:
-        if not isinstance(git.get("commit"), str) or not re.fullmatch(r"[0-9a-f]{7,64}", git["commit"]):
+        commit = git.get("commit")
+        if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{7,64}", commit):
             return "git.commit", "must be a commit id (hex digits)"
         if git.get("dirty") is not None and not isinstance(git["dirty"], bool):
             return "git.dirty", "must be true or false"
