@@ -365,7 +365,10 @@ class DataframeInput(InputAdapter):
         is refused, but what JSON Schema cannot pin down: a positional model takes records
         with any n names, the same in every record, so the schema admits one record with any
         names or many named x0, x1, ...; a single record, a dict of columns, the split form
-        with ``index`` and nested ``instances`` are accepted but not described."""
+        with ``index`` and nested ``instances`` are accepted but not described. With a
+        signature, records name each column's type exactly; a row's items are any of the
+        signature's types (OpenAPI 3.0 has no schema per position), its description lists
+        them in order."""
         signature = self.signature
         expected_names = signature.names if self._by_signature else self.columns
         expected_width = len(signature.inputs) if signature is not None else self.n_columns
