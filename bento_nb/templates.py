@@ -87,6 +87,11 @@ def render_readme(manifest: dict) -> str:
         lines.append(f"- `POST {api['route']}` — input `{api['input']['type']}`"
                      f"{', batched' if api.get('batch') else ''}"
                      + (f": {api['doc'].strip().splitlines()[0]}" if api.get("doc") else ""))
+        if (api.get("signature") or {}).get("from") == "example":
+            lines.append("  columns: " + ", ".join(
+                f"`{c['name'] if c.get('name') is not None else f'column {i + 1}'}` "
+                f"{c['type']}{' (optional)' if c.get('optional') else ''}"
+                for i, c in enumerate(api["signature"]["inputs"])))
     lines += [
         "",
         "## Use",

@@ -41,6 +41,7 @@ HELP = """\
 
   %bento pack VAR [--name N] [--api predict,predict_proba] [--input dataframe]
                   [--label k=v] [--requirement PKG] [--no-batch] [--example X[:2]]
+                  [--no-provenance]
                                          save a variable as a bundle; shows the bundle
   %bento serve [TARGET] [--port N] [--host H] [--max-batch-size N]
                [--max-latency-ms N] [--api-token TOKEN] [--max-queue N]
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--example", metavar="DATA", default=None,
                    help="an input such as X[:2] (variable, expression or JSON): checked now, "
                         "then the request example of /docs.json and Try it")
+    p.add_argument("--no-provenance", action="store_true",
+                   help="record no notebook path, cell sources, git state or package hash "
+                        "(cells may hold secrets)")
 
     p = sub.add_parser("serve", prog="%bento serve", help="serve in the kernel")
     p.add_argument("target", nargs="?", help="tag, ./folder, variable, or (none) the last packed")
@@ -206,12 +210,13 @@ class BentoMagics(Magics):
                 raise UsageError("--name/--api/--input/--no-batch apply to plain models; a "
                                  "BentoService is saved under its class name with its own @api")
             bundle = obj.save_bundle(labels=labels, extra_requirements=args.requirement,
-                                     example=example)
+                                     example=example, provenance=not args.no_provenance)
         else:
             apis = [a.strip() for a in (args.api or "predict").split(",") if a.strip()]
             bundle = pack(obj, name=args.name or name_from_variable(args.var), apis=apis,
                           input=args.input or "dataframe", batch=not args.no_batch,
-                          labels=labels, requirements=args.requirement, example=example)
+                          labels=labels, requirements=args.requirement, example=example,
+                          provenance=not args.no_provenance)
         current().last_packed = bundle.tag
         current().remember_pack(args.var, obj, bundle.tag)
         widget = BundleWidget(bundle, on_serve=self._serve_tag)
