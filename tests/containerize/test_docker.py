@@ -185,8 +185,11 @@ def test_new_model_reuses_dependency_layers(iris_image, docker_client, iris):
             assert any(c.startswith(dependency_step) for c in cached), (dependency_step, cached)
         bundle_step = next(t for t in steps if t.startswith("COPY bundle/"))
         assert "---> Using cache" not in steps[bundle_step]
-        summary = proc.stdout.strip().splitlines()[-2]
+        lines = proc.stdout.strip().splitlines()
+        summary = next(line for line in reversed(lines) if line.startswith("built "))
         assert summary.startswith(f"built {image}") and "steps from cache" in summary
+        assert f"run it:  docker run --rm -p 127.0.0.1:5000:5000 {image} --workers=2" in lines
+        assert lines[-1].strip().startswith("curl ")
     finally:
         _remove_image(docker_client, image)
 
