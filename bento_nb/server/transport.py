@@ -230,7 +230,11 @@ class HttpServer:
         while taken < limit:
             if not ignore_cap and len(self.connections) + self.pending >= self.max_connections:
                 if not self._evict_one():
-                    self._pause()  # every connection is busy: resume when one closes
+                    # Every connection is busy: resume when one closes, or when the ones
+                    # being set up have become idle (then one can be evicted).
+                    self._pause()
+                    if self.pending and self._retry is None:
+                        self._retry = self.loop.call_later(0.01, self._retry_accept)
                     return taken
             try:
                 conn, _address = sock.accept()
@@ -262,9 +266,13 @@ class HttpServer:
 
     def _attached(self, task: asyncio.Task, conn: socket.socket) -> None:
         self.pending -= 1
-        if task.cancelled() or task.exception() is not None:
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or error is not None:
             conn.close()
-            self._maybe_resume()
+            if isinstance(error, OSError) and error.errno in _RESOURCE_ERRORS:
+                self._out_of_resources(error)  # uvloop dup()s the accepted descriptor
+            else:
+                self._maybe_resume()
 
     def _out_of_resources(self, error: OSError) -> None:
         """accept() failed for want of descriptors/memory: pause, free an idle
@@ -278,11 +286,15 @@ class HttpServer:
                                                                        _LOG_EVERY),
                        error.strerror)
             self._logged_at, self._resource_errors = now, 0
-        self._evict_one()
         self._pause()
-        self._backoff = min(max(self._backoff * 2, 0.05), 1.0)
+        # Free an eighth of the connections (the idle longest): the clients queued behind
+        # them get descriptors soon. When nothing is idle, wait longer each time.
+        if self._evict(max(1, len(self.connections) // 8)):
+            self._backoff, delay = 0.0, 0.01
+        else:
+            self._backoff = delay = min(max(self._backoff * 2, 0.05), 1.0)
         if self._retry is None:
-            self._retry = self.loop.call_later(self._backoff, self._retry_accept)
+            self._retry = self.loop.call_later(delay, self._retry_accept)
 
     def _retry_accept(self) -> None:
         self._retry = None
@@ -290,16 +302,21 @@ class HttpServer:
 
     def _evict_one(self) -> bool:
         """Close the connection idle longest; False when none is idle."""
-        oldest = None
-        for connection in self.connections:
-            if connection.evictable and not connection.transport.is_closing() and (
-                    oldest is None or connection.since < oldest.since):
-                oldest = connection
-        if oldest is None:
-            return False
-        self.evicted += 1
-        oldest.transport.close()
-        return True
+        return self._evict(1) > 0
+
+    def _evict(self, count: int) -> int:
+        """Close the ``count`` connections idle longest; returns how many were closed."""
+        idle = [c for c in self.connections
+                if c.evictable and not c.transport.is_closing()]
+        if count == 1 and idle:
+            idle = [min(idle, key=lambda c: c.since)]
+        else:
+            idle.sort(key=lambda c: c.since)
+        for connection in idle[:count]:
+            connection.transport.close()
+        closed = min(count, len(idle))
+        self.evicted += closed
+        return closed
 
     def opened(self, connection: Connection) -> None:
         self.connections.add(connection)
