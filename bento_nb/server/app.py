@@ -18,7 +18,8 @@ The API route is the hot path: it reads the body, checks it (stopping, token, si
 parses and validates it on the event loop (in a helper process above
 ``_OFFLOAD_BYTES``, so that a large body does not hold the loop), queues it on the
 dispatcher and, when the model thread replies, sends the JSON bytes the model thread
-already serialized.
+already serialized. A lone request on an idle server with a fast model is answered inline
+(:meth:`.Dispatcher.run_inline`), without the two thread hand-offs.
 """
 
 from __future__ import annotations
@@ -187,6 +188,9 @@ class App:
         self._static = {p.name for p in self._static_dir.iterdir() if p.is_file()}
         self._static_cache: dict[str, bytes] = {}
         self._pool: Any = None  # the parse helper process, made on first large body
+        # True when the request asking is the only one the server has (set by the
+        # connection layer, which sees requests whose bodies are still arriving too).
+        self.alone = lambda: state.in_flight == 1
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -313,14 +317,15 @@ class App:
                 payload = await self._parse_elsewhere(route, body, ctype)
             else:
                 payload = route.parse(body, ctype)
-            future = route.dispatcher.submit(payload)
+            outcome = route.dispatcher.run_inline(payload) if self.alone() else None
+            future = route.dispatcher.submit(payload) if outcome is None else None
         except BentoNbError as error:
             return await self.fail(send, route.route_label, started, error)
         except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
             _log.exception("parsing a request for %s failed", route.name)
             return await self.fail(send, route.route_label, started, ServerError(
                 f"internal error while reading the request: {type(e).__name__}: {e}"))
-        ok, result = await future
+        ok, result = outcome if future is None else await future
         if not ok:
             return await self.fail(send, route.route_label, started, result)
         self.metrics.observe_request(route.route_label, 200, time.perf_counter() - started)

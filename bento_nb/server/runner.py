@@ -177,6 +177,7 @@ class ModelServer:
                                max_connections=connection_cap(config.max_connections),
                                header_timeout=config.header_timeout,
                                body_timeout=config.body_timeout)
+        self.app.alone = self.http.alone
         self.http.start(sockets)
         if self.metrics.shared_dir is not None:
             self._publish()

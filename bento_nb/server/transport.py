@@ -202,6 +202,11 @@ class HttpServer:
         self.evicted = 0
         self.timed_out = 0
 
+    def alone(self) -> bool:
+        """At most one request is being handled (uvicorn runs one task per request, from
+        its headers on): the caller's own."""
+        return len(self.uv_state.tasks) <= 1
+
     # -- listening --------------------------------------------------------------------
 
     def start(self, sockets: list[socket.socket]) -> None:
