@@ -181,6 +181,7 @@ class HttpServer:
         self.uv_config = uvicorn.Config(
             app, http="httptools", ws="none", lifespan="off", interface="asgi3",
             loop="none", access_log=False, log_level="warning", server_header=False,
+            proxy_headers=False,
             date_header=False, headers=[("Server", "bento_nb")],
             timeout_keep_alive=int(_KEEP_ALIVE))
         self.uv_config.load()
