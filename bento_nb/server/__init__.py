@@ -1,11 +1,12 @@
 """The prediction server: ASGI routes on uvicorn, adaptive micro-batching, lifecycle.
 
     from bento_nb.server import serve, running_servers, stop_all
-    handle = serve("IrisClassifier:latest", port=0)     # background thread, own IOLoop
+    handle = serve("IrisClassifier:latest", port=0)     # background thread, own loop
     handle.url, handle.stats()
     handle.stop()
 
-Modules: :mod:`.app` (routes and handlers), :mod:`.batching` (the dispatcher and its
+Modules: :mod:`.app` (the ASGI routes), :mod:`.transport` (connections on uvicorn: limits,
+timeouts, drain), :mod:`.batching` (the dispatcher and its
 algorithm), :mod:`.openapi`, :mod:`.metrics`, :mod:`.config` (``ServerConfig``),
 :mod:`.registry` (running servers), :mod:`.runner` (threads, sockets, stop) and
 :mod:`.process` (``bento-nb serve``, ``--workers``).

@@ -112,13 +112,22 @@ def bind_sockets(port: int, host: str | None, reuse_port: bool = False) -> list[
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:  # the same free port on every address
                 address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
+            try:
+                sock.bind(address)
+            except OSError as e:
+                # A host name that also resolves to ::1 on a machine without IPv6.
+                if e.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6:
+                    sockets.pop().close()
+                    continue
+                raise
             sock.listen(_BACKLOG)
             sock.setblocking(False)
     except OSError:
         for sock in sockets:
             sock.close()
         raise
+    if not sockets:
+        raise OSError(errno.EADDRNOTAVAIL, f"no address to listen on for {host!r}")
     return sockets
 
 

@@ -72,7 +72,7 @@ class Connection(HttpToolsProtocol):
 
     def __init__(self, server: HttpServer):
         super().__init__(config=server.uv_config, server_state=server.uv_state,
-                         app_state={}, _loop=server.loop)
+                         app_state={})
         self.owner = server
         # uvicorn warns once per malformed request: on a flood of them that is a log
         # written at the attacker's pace. Only errors (a bug in the app) are logged.
