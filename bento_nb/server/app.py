@@ -8,6 +8,8 @@
                                                            thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
     GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
+    /v2/...             the Open Inference Protocol (KServe v2), see :mod:`.oip`: its
+                        infer takes the lean path as the API routes do (:class:`OipCall`)
 
 Every error, on every route, is JSON ``{"error": {"type", "message"}}`` with the status of
 its :mod:`bento_nb.errors` class. The API handler is the hot path: it does the per-request
@@ -46,6 +48,7 @@ from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+from .oip import OpenInference, render_oip_error
 from .openapi import build_openapi
 
 _JSON = "application/json"
@@ -77,6 +80,7 @@ class ServerState:
             "bento_nb_version": __version__,
             "config": config.public,
         }
+        self.oip = OpenInference(self)
 
 
 def swagger_ui_dir() -> Path:
@@ -370,6 +374,75 @@ class ApiRoute:
                           "send fewer rows per request")
 
 
+class OipCall(ApiCall):
+    """``POST /v2/models/{name}[/versions/{v}]/infer``: an :class:`ApiCall` (same checks
+    on the headers, body limit, metrics) whose body goes to :meth:`OpenInference.infer`
+    and whose errors have the protocol's body (:func:`~.oip.render_oip_error`)."""
+
+    __slots__ = ("endpoint",)
+
+    def __init__(self, route: ApiRoute, connection: httputil.HTTPConnection, endpoint: Any):
+        super().__init__(route, connection)
+        self.endpoint = endpoint
+
+    def finish(self) -> None:
+        if self.answered:
+            return
+        if self.pending_error is not None:
+            return self.fail(self.pending_error)
+        body = b"".join(self.chunks)
+        self.chunks = []
+        try:
+            self.api.state.oip.infer(self.endpoint, body, self.headers, self.answer)
+        except BentoNbError as error:
+            self.fail(error)
+        except Exception as e:  # noqa: BLE001 - a bug: answer 500, keep serving
+            _log.exception("an OIP infer request failed")
+            self.fail(ServerError(f"internal error while reading the request: "
+                                  f"{type(e).__name__}: {e}"))
+        return None
+
+    def answer(self, status: int, headers: list, body: bytes) -> None:
+        self.respond(status, body, headers)
+
+    def fail(self, error: BentoNbError) -> None:
+        status, headers, body = render_oip_error(error)
+        self.respond(status, body, list(headers.items()))
+
+
+class OipHandler(BaseHandler):
+    """Every other request under ``/v2``: the protocol's GET endpoints, and its errors
+    (404 for an unknown path or model, 405 for the wrong method) in its error body."""
+
+    SUPPORTED_METHODS = _ANY_METHOD
+    route_label = "/v2"
+
+    def prepare(self) -> None:
+        oip = self.state.oip
+        self.endpoint = oip.match(self.request.path)
+        if self.endpoint is None:
+            raise NotFound(f"no route {self.request.method} {self.request.path}; the Open "
+                           "Inference Protocol routes are listed in /docs.json")
+        self.route_label = self.endpoint.route_label
+        if self.endpoint.protected and self.state.expected_auth is not None:
+            self.check_token()
+        oip.check(self.endpoint, self.request.method)
+
+    def get(self) -> None:
+        status, headers, body = self.state.oip.get(self.endpoint)
+        self.set_status(status)
+        for name, value in headers:
+            self._headers[name] = value
+        self.finish(body)
+
+    def send_json_error(self, error: BentoNbError, **extra: Any) -> None:
+        status, headers, body = render_oip_error(error)
+        self.set_status(status)
+        for name, value in headers.items():
+            self._headers[name] = value
+        self.finish(body)
+
+
 class ApiMethodHandler(BaseHandler):
     """Every method but POST on an API route (POST goes to :class:`ApiCall`): 405."""
 
@@ -408,6 +481,11 @@ class _Router(httputil.HTTPMessageDelegate):
             if route is not None:
                 self.delegate = ApiCall(route, self.connection)
                 return self.delegate.headers_received(start_line, headers)
+            if path.startswith("/v2/"):
+                endpoint = self.app.oip_route.state.oip.match(path if query < 0 else path[:query])
+                if endpoint is not None and endpoint.kind == "infer":
+                    self.delegate = OipCall(self.app.oip_route, self.connection, endpoint)
+                    return self.delegate.headers_received(start_line, headers)
         self.delegate = web.Application.start_request(self.app, self.server_connection,
                                                       self.connection)
         return self.delegate.headers_received(start_line, headers)
@@ -426,9 +504,11 @@ class _Router(httputil.HTTPMessageDelegate):
 class ServerApplication(web.Application):
     """tornado Application whose API routes take the lean :class:`ApiCall` path."""
 
-    def __init__(self, handlers: list, api_routes: dict[str, ApiRoute], **settings: Any):
+    def __init__(self, handlers: list, api_routes: dict[str, ApiRoute], oip_route: ApiRoute,
+                 **settings: Any):
         super().__init__(handlers, **settings)
         self.api_routes = api_routes
+        self.oip_route = oip_route  # POST .../infer of the Open Inference Protocol
 
     def start_request(self, server_conn: object,
                       request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
@@ -578,6 +658,7 @@ def make_app(state: ServerState) -> web.Application:
         (r"/metrics", MetricsHandler, kwargs),
         (r"/metadata", MetadataHandler, kwargs),
         (r"/\.bento/identity", IdentityHandler, kwargs),
+        (r"/v2(?:/.*)?", OipHandler, kwargs),
         (r"/static/swagger-ui/init\.js", SwaggerInitHandler, kwargs),
         (r"/static/swagger-ui/(.*)", StaticHandler, {"path": str(swagger_ui_dir())}),
     ]
@@ -589,8 +670,12 @@ def make_app(state: ServerState) -> web.Application:
                                     handler.get_status(),
                                     time.time() - handler.request._start_time)
 
+    oip = state.oip
+    oip_route = ApiRoute(state, state.service.apis[oip.default_output],
+                         state.dispatchers[oip.default_output])
+    oip_route.route_label = "/v2/models/{model}/infer"
     return ServerApplication(
-        handlers, api_routes,
+        handlers, api_routes, oip_route,
         default_handler_class=NotFoundHandler,
         default_handler_args=kwargs,
         log_function=log_request,
