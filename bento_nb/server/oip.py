@@ -264,6 +264,13 @@ def _from_json(where: str, datatype: str, shape: list, data: Any,
         values = np.asarray(data)
     except (ValueError, TypeError):
         raise BadInput(f"{where}: data is nested unevenly; send it flat, row-major") from None
+    if values.dtype.kind in "fO" and DATATYPES[datatype].kind in "iu" and values.size:
+        # numpy makes integers past int64 floats (or objects): keep them exact
+        flat = []
+        _flatten(data, flat)
+        if all(type(v) is int for v in flat):
+            values = np.empty(len(flat), dtype=object)
+            values[:] = flat
     _check_count(where, shape, count, values.size)
     kind = values.dtype.kind
     target = DATATYPES[datatype]
@@ -272,7 +279,9 @@ def _from_json(where: str, datatype: str, shape: list, data: Any,
             if kind != "b":
                 raise BadInput(f"{where}: a BOOL tensor holds true/false; got "
                                f"{_array_kind(values)}")
-        elif kind not in "iuf" or (may_hold_bools and _holds_bool(data)):
+        elif (kind not in "iuf" and not (kind == "O" and target.kind in "iu"
+                                          and all(type(v) is int for v in values.flat))) \
+                or (may_hold_bools and _holds_bool(data)):
             raise BadInput(f"{where}: a {datatype} tensor holds numbers; got "
                            f"{_array_kind(values) if kind not in 'iuf' else 'true/false'}")
         elif target.kind in "iu":
@@ -285,6 +294,7 @@ def _from_json(where: str, datatype: str, shape: list, data: Any,
                 bad = low if low < limits.min else high
                 raise BadInput(f"{where}: {bad} is out of the range of {datatype} "
                                f"({limits.min} to {limits.max})")
+            return values.astype(target).reshape(shape)
         elif target.itemsize < 8:
             cast = values.astype(target)
             if not np.isfinite(cast).all():
