@@ -75,6 +75,7 @@ _JSON_HEADERS = [("Content-Type", "application/json")]
 _KSERVE_NAME_LENGTH = 63 - len("-predictor-00001")
 
 Reply = Callable[[int, list, bytes], None]
+_compact = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
 def render_oip_error(error: BaseException) -> tuple[int, dict[str, str], bytes]:
@@ -430,14 +431,18 @@ def encode_output(name: str, result: Any, binary: bool) -> tuple[bytes, bytes | 
     """One response output: its JSON object (bytes) and, when ``binary``, its raw data.
     A result that is no tensor is sent as one BYTES element of its JSON text, marked
     ``parameters.content_type: "json"``."""
-    tensor = to_tensor(result)
-    extra: dict = {}
+    if type(result) is np.ndarray and (result.dtype.kind, result.dtype.itemsize) in _BY_KIND_SIZE:
+        array = result  # the usual case, a slice of the batch's numpy result
+        datatype = _BY_KIND_SIZE[array.dtype.kind, array.dtype.itemsize]
+        tensor: tuple | None = (datatype, array)
+    else:
+        tensor = to_tensor(result)
+    extra = ""
     if tensor is None:
-        text = dumps_json(result).decode()
-        tensor = ("BYTES", np.array([text], dtype=object))
-        extra = {"content_type": "json"}
+        tensor = ("BYTES", np.array([dumps_json(result).decode()], dtype=object))
+        extra = '"content_type":"json",'
     datatype, array = tensor
-    head = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+    head = f'{{"name":{_compact(name)},"datatype":"{datatype}","shape":{_compact(list(array.shape))}'
     if binary:
         if datatype == "BYTES":
             parts = []
@@ -449,17 +454,19 @@ def encode_output(name: str, result: Any, binary: bool) -> tuple[bytes, bytes | 
             raw = array.astype(np.uint8).tobytes()
         else:
             raw = np.ascontiguousarray(array, dtype=DATATYPES[datatype]).tobytes()
-        head["parameters"] = {**extra, "binary_data_size": len(raw)}
-        return json.dumps(head, separators=(",", ":")).encode(), raw
+        return f'{head},"parameters":{{{extra}"binary_data_size":{len(raw)}}}}}'.encode(), raw
     if extra:
-        head["parameters"] = extra
+        head += f',"parameters":{{{extra[:-1]}}}'
     if datatype == "BYTES":
         data: Any = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
                      for v in array.flat]
     else:
         data = array.ravel().tolist()
-    head_json = json.dumps(head, separators=(",", ":"))
-    return (head_json[:-1] + ',"data":' + dumps_json(data).decode() + "}").encode(), None
+    try:
+        text = _compact(data)
+    except ValueError:  # NaN or infinity: dumps_json makes them null
+        text = dumps_json(data).decode()
+    return f'{head},"data":{text}}}'.encode(), None
 
 
 class _OutputPayload(Payload):
@@ -489,6 +496,11 @@ class OpenInference:
         self.version = getattr(service, "version", None)
         self.apis = service.apis
         self.default_output = "predict" if "predict" in self.apis else next(iter(self.apis))
+        # APIs whose adapters are configured alike share one decoded payload
+        self._input_keys = {name: json.dumps(api.input.config(), sort_keys=True)
+                            for name, api in self.apis.items()}
+        self._encoders = {(name, binary): _encoder(name, binary)
+                          for name in self.apis for binary in (False, True)}
         self._names = {self.name.lower(), k8s_name(self.name),
                        k8s_name(self.name, max_length=_KSERVE_NAME_LENGTH)}
         head: dict = {"model_name": self.name}
@@ -587,7 +599,7 @@ class OpenInference:
                 raise BadInput("the classification extension is not supported; ask for "
                                "predict_proba as an output instead")
             binary = params.get("binary_data", default_binary) is True
-            key = json.dumps(api.input.config(), sort_keys=True)
+            key = self._input_keys[name]
             if key not in payloads:
                 payloads[key] = to_payload(api, request)
             calls.append((api.name, binary, payloads[key]))
@@ -611,8 +623,9 @@ class _Answer:
 
     def submit(self) -> None:
         dispatchers = self.oip.state.dispatchers
+        encoders = self.oip._encoders
         for index, (name, binary, payload) in enumerate(self.calls):
-            encode = _encoder(name, binary)
+            encode = encoders[name, binary]
             try:
                 dispatchers[name].submit(_OutputPayload(payload, encode),
                                          lambda ok, body, _i=index: self.answered(_i, ok, body))
@@ -681,7 +694,7 @@ def to_payload(api: Any, request: InferRequest) -> Payload:
             elif array.ndim != 2:
                 raise BadInput(f"input {tensor.name!r} has shape {list(tensor.array.shape)}: "
                                f"API {api.name!r} takes a table, [rows, columns]")
-            return adapter.from_python(array.tolist())
+            return adapter.from_array(array)
         columns = {}
         rows = None
         for tensor in inputs:
