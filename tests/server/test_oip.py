@@ -392,6 +392,32 @@ def test_token_limits_metrics_and_docs_apply_to_the_protocol(iris_bundle, serve_
     triton.close()
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_from_tritonclient(iris_server, algorithm):
+    triton = client(iris_server)
+    result = triton.infer("IrisClassifier", [infer_input("x", np.array(ROWS), True)],
+                          request_compression_algorithm=algorithm)
+    assert result.as_numpy("predict").tolist() == [0, 2, 1]
+    triton.close()
+    r = request(iris_server.url + "/v2/models/IrisClassifier/infer", "POST", b"not gzip",
+                headers={"Content-Encoding": algorithm})
+    assert r.status == 400 and "not valid" in r.json()["error"]
+    r = request(iris_server.url + "/v2/models/IrisClassifier/infer", "POST", b"{}",
+                headers={"Content-Encoding": "br"})
+    assert r.status == 415 and list(r.json()) == ["error"]
+
+
+def test_a_body_inflating_past_the_limit_is_413(iris_bundle, serve_model):
+    import gzip
+
+    handle = serve_model(iris_bundle.tag, max_body_bytes=10_000)
+    bomb = gzip.compress(b" " * 1_000_000)
+    assert len(bomb) < 10_000
+    r = request(handle.url + "/v2/models/IrisClassifier/infer", "POST", bomb,
+                headers={"Content-Encoding": "gzip"})
+    assert r.status == 413 and "inflates" in r.json()["error"]
+
+
 def test_the_kubernetes_name_and_a_wrong_method(serve_model, iris_clf):
     import bento_nb
 
@@ -429,3 +455,22 @@ def test_concurrent_infer_requests_share_model_calls(iris_bundle, serve_model):
     assert answers == [(200, [float(i)]) for i in range(200)]
     stats = handle.stats()
     assert stats["requests"] >= 200
+
+
+class Describe:
+    def predict(self, x):
+        return {"rows": len(x), "first": x[0]}
+
+
+def test_a_result_that_is_no_tensor_comes_as_its_json_text(serve_model):
+    import bento_nb
+
+    bundle = bento_nb.pack(Describe(), name="Describe", input="json", batch=False)
+    handle = serve_model(bundle.tag)
+    body = {"inputs": [{"name": "x", "shape": [2, 2], "datatype": "INT32", "data": [1, 2, 3, 4]}]}
+    r = post_json(handle.url + "/v2/models/describe/infer", body)
+    assert r.status == 200, r
+    (output,) = r.json()["outputs"]
+    assert output["datatype"] == "BYTES" and output["parameters"] == {"content_type": "json"}
+    assert json.loads(output["data"][0]) == {"rows": 2, "first": [1, 2]} == native(
+        handle, [[1, 2], [3, 4]])
