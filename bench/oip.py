@@ -17,10 +17,11 @@ Each server runs as a separate process, one at a time, and takes one iris row pe
   OIP JSON               wrk, ``{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64",...}]}``
   OIP binary             wrk, exactly the bytes tritonclient sends (binary tensor extension)
   tritonclient           ``tritonclient.http`` itself, ``async_infer`` from 64 greenlets
-                         (its default: binary inputs and outputs)
+                         in ``--client-processes`` processes (2; its default: binary
+                         inputs and outputs)
   same-client native     /predict from 64 greenlets of geventhttpclient, the HTTP client
-                         tritonclient is built on: the native route through the same
-                         client machinery, for the tritonclient ratio
+                         tritonclient is built on, in as many processes: the native route
+                         through the same client machinery, for the tritonclient ratio
 
 Printed: requests/s, p50/p99 ms, non-2xx, the server's CPU time per request, the machine's
 load average before and after; then the targets (OIP through tritonclient >= 0.8x native;
@@ -89,7 +90,38 @@ def run_wrk(url: str, concurrency: int, duration: float, lua: Path) -> dict:
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": failed}
 
 
-def run_greenlets(call, concurrency: int, duration: float) -> dict:
+def run_in_processes(kind: str, port: int, model: str, concurrency: int, duration: float,
+                     processes: int, binary: bool = True) -> dict:
+    """A Python client load (``kind``: tritonclient or same-client) from ``processes``
+    child processes sharing ``concurrency`` greenlets: one Python process is held to one
+    core by its GIL, more than the server needs to answer it."""
+    share = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+    children = [subprocess.Popen(
+        [sys.executable, __file__, "--load-child", kind, "--port", str(port), "--model", model,
+         "--concurrency", str(n), "--duration", str(duration),
+         *(["--json-only"] if not binary else [])],
+        stdout=subprocess.PIPE, env={**os.environ}) for n in share]
+    parts = []
+    for child in children:
+        out, _ = child.communicate(timeout=duration + 120)
+        parts.append(json.loads(out))
+    latencies = sorted(v for part in parts for v in part["latencies"])
+    n = sum(part["count"] for part in parts)
+    return {"rps": n / duration, "p50": latencies[len(latencies) // 2],
+            "p99": latencies[int(len(latencies) * .99)],
+            "non2xx": sum(part["failed"] for part in parts)}
+
+
+def load_child(args) -> None:
+    if args.load_child == "tritonclient":
+        row = run_tritonclient(args.port, args.model, args.concurrency, args.duration,
+                               binary=not args.json_only, keep=True)
+    else:
+        row = run_same_client_native(args.port, args.concurrency, args.duration, keep=True)
+    print(json.dumps(row))
+
+
+def run_greenlets(call, concurrency: int, duration: float, keep: bool = False) -> dict:
     """``call()`` -> ok, from ``concurrency`` greenlets for ``duration`` seconds."""
     import gevent
 
@@ -111,12 +143,14 @@ def run_greenlets(call, concurrency: int, duration: float) -> dict:
     gevent.joinall([gevent.spawn(worker) for _ in range(concurrency)], timeout=duration + 30)
     latencies.sort()
     n = len(latencies)
+    if keep:  # for the parent of several load processes
+        return {"count": n, "failed": failed[0], "latencies": latencies[::max(1, n // 2000)]}
     return {"rps": n / duration, "p50": latencies[n // 2], "p99": latencies[int(n * .99)],
             "non2xx": failed[0]}
 
 
 def run_tritonclient(port: int, model: str, concurrency: int, duration: float,
-                     binary: bool = True) -> dict:
+                     binary: bool = True, keep: bool = False) -> dict:
     import numpy as np
     import tritonclient.http as triton
 
@@ -132,12 +166,13 @@ def run_tritonclient(port: int, model: str, concurrency: int, duration: float,
         return result.as_numpy("predict").ravel()[0] == expected
 
     try:
-        return run_greenlets(call, concurrency, duration)
+        return run_greenlets(call, concurrency, duration, keep)
     finally:
         client.close()
 
 
-def run_same_client_native(port: int, concurrency: int, duration: float) -> dict:
+def run_same_client_native(port: int, concurrency: int, duration: float,
+                           keep: bool = False) -> dict:
     from geventhttpclient import HTTPClient
 
     client = HTTPClient("127.0.0.1", port, concurrency=concurrency, network_timeout=10)
@@ -149,7 +184,7 @@ def run_same_client_native(port: int, concurrency: int, duration: float) -> dict
         return response.status_code == 200
 
     try:
-        return run_greenlets(call, concurrency, duration)
+        return run_greenlets(call, concurrency, duration, keep)
     finally:
         client.close()
 
@@ -228,7 +263,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--mlserver", help="the mlserver executable (its own virtualenv)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help="processes of the Python client loads (tritonclient, same-client)")
+    parser.add_argument("--load-child", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load_child:
+        load_child(args)
+        return
     DURATION[0] = max(1, round(args.duration))
     c, duration = args.concurrency, args.duration
     if shutil.which("wrk") is None:
@@ -269,10 +313,12 @@ def main() -> None:
             base + "/v2/models/IrisSVC/infer", c, duration, scripts["oip_json"]))
         rows["oip_binary"] = measure(proc, "bento_nb OIP binary (wrk)", lambda: run_wrk(
             base + "/v2/models/IrisSVC/infer", c, duration, scripts["oip_binary"]))
-        rows["triton"] = measure(proc, "bento_nb OIP via tritonclient", lambda: run_tritonclient(
-            port, "IrisSVC", c, duration))
+        procs = args.client_processes
+        rows["triton"] = measure(proc, "bento_nb OIP via tritonclient", lambda: run_in_processes(
+            "tritonclient", port, "IrisSVC", c, duration, procs))
         rows["same_client"] = measure(proc, "bento_nb native via geventhttpclient",
-                                      lambda: run_same_client_native(port, c, duration))
+                                      lambda: run_in_processes("same-client", port, "", c,
+                                                               duration, procs))
     finally:
         stop(proc)
     if args.mlserver:
@@ -284,7 +330,8 @@ def main() -> None:
                 url, c, duration, scripts["oip_json"]))
             rows["mlserver_triton"] = measure(
                 proc, "MLServer via tritonclient (JSON)",
-                lambda: run_tritonclient(port, "iris", c, duration, binary=False))
+                lambda: run_in_processes("tritonclient", port, "iris", c, duration,
+                                         args.client_processes, binary=False))
         finally:
             stop(proc)
     load_after = os.getloadavg()
