@@ -339,6 +339,9 @@ def main() -> None:
     print()
     ratio = rows["triton"]["rps"] / rows["same_client"]["rps"]
     print(f"OIP via tritonclient / native via the same client: {ratio:.2f}x (target >= 0.8)")
+    print(f"OIP via tritonclient / native /predict with wrk: "
+          f"{rows['triton']['rps'] / rows['native']['rps']:.2f}x (wrk needs far less CPU "
+          f"than a Python client on the same cores)")
     ratio_wrk = rows["oip_binary"]["rps"] / rows["native"]["rps"]
     print(f"OIP binary / native /predict, both wrk: {ratio_wrk:.2f}x; JSON: "
           f"{rows['oip_json']['rps'] / rows['native']['rps']:.2f}x")
