@@ -35,6 +35,13 @@ output, ``binary_data_output`` on the request), as binary data after the JSON he
 Errors are the protocol's ``{"error": "message"}`` with the status of their
 :mod:`bento_nb.errors` class (400 for a bad request, 404 for an unknown model or version):
 :func:`render_oip_error` is the only place that differs from the native error body.
+
+What stays with the transport, as for the native routes: the API token on every endpoint
+whose :attr:`Endpoint.protected` is true, the body limit, ``503`` while draining, and the
+``/metrics`` label :attr:`Endpoint.route_label`; then :meth:`OpenInference.check` (405,
+404), :meth:`~OpenInference.get` or :meth:`~OpenInference.infer`. In tornado that is
+``OipCall`` (infer, on the lean path of the API routes) and ``OipHandler`` (the rest) in
+:mod:`.app`.
 """
 
 from __future__ import annotations

@@ -474,3 +474,27 @@ def test_a_result_that_is_no_tensor_comes_as_its_json_text(serve_model):
     assert output["datatype"] == "BYTES" and output["parameters"] == {"content_type": "json"}
     assert json.loads(output["data"][0]) == {"rows": 2, "first": [1, 2]} == native(
         handle, [[1, 2], [3, 4]])
+
+
+def test_not_ready_when_an_api_model_thread_is_gone(serve_model):
+    """The protocol's readiness is the server's: 503 with the reason, and tritonclient's
+    is_server_ready / is_model_ready say False; liveness stays true."""
+    from .conftest import EchoModel
+
+    handle = serve_model(EchoModel(), name="Echo")
+    triton = client(handle)
+    assert triton.is_server_ready() and triton.is_model_ready("echo")
+    dispatcher = handle._server.dispatchers["predict"]
+    dispatcher.close()
+    assert dispatcher.join(5)
+    r = request(handle.url + "/v2/health/ready")
+    assert r.status == 503 and r.headers["retry-after"]
+    assert r.json()["ready"] is False
+    assert "its model thread is not running" in r.json()["error"]
+    r = request(handle.url + "/v2/models/Echo/ready")
+    assert (r.status, r.json()["name"], r.json()["ready"]) == (503, "Echo", False)
+    assert not triton.is_server_ready() and not triton.is_model_ready("echo")
+    assert triton.is_server_live()
+    r = post_json(handle.url + "/v2/models/Echo/infer", GOOD)
+    assert r.status == 503 and list(r.json()) == ["error"]  # answered at once
+    triton.close()
