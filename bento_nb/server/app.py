@@ -12,9 +12,10 @@
                         infer takes the lean path as the API routes do (:class:`OipCall`)
 
 Every error, on every route, is JSON ``{"error": {"type", "message"}}`` with the status of
-its :mod:`bento_nb.errors` class (under ``/v2`` the protocol's ``{"error": "message"}``). The API handler is the hot path: it does the per-request
-work (read body, parse, validate) on the IOLoop, awaits the dispatcher, and writes bytes
-the model thread already serialized; nothing in it is done twice per request.
+its :mod:`bento_nb.errors` class (under ``/v2`` the protocol's ``{"error": "message"}``).
+The API handler is the hot path: it does the per-request work (read body, parse, validate)
+on the IOLoop, awaits the dispatcher, and writes bytes the model thread already
+serialized; nothing in it is done twice per request.
 """
 
 from __future__ import annotations

@@ -451,7 +451,8 @@ def encode_output(name: str, result: Any, binary: bool) -> tuple[bytes, bytes | 
         tensor = ("BYTES", np.array([dumps_json(result).decode()], dtype=object))
         extra = '"content_type":"json",'
     datatype, array = tensor
-    head = f'{{"name":{_compact(name)},"datatype":"{datatype}","shape":{_compact(list(array.shape))}'
+    shape = _compact(list(array.shape))
+    head = f'{{"name":{_compact(name)},"datatype":"{datatype}","shape":{shape}'
     if binary:
         if datatype == "BYTES":
             parts = []
@@ -644,7 +645,8 @@ class _Answer:
     __slots__ = ("calls", "done", "head", "oip", "parts", "remaining", "reply")
 
     def __init__(self, oip: OpenInference, request_id: str | None, calls: list, reply: Reply):
-        self.head = oip._head + (f',"id":{json.dumps(request_id)}' if request_id else "")
+        self.head = oip._head + ("" if request_id is None
+                                 else f',"id":{json.dumps(request_id)}')
         self.calls = calls
         self.parts: list = [None] * len(calls)
         self.remaining = len(calls)

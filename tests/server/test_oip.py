@@ -257,7 +257,8 @@ def test_every_datatype_through_the_server_and_back(serve_model, datatype):
         back = result.as_numpy("predict")
         assert back.shape == (2, 2)
         if datatype == "BYTES":
-            assert [b.decode() if isinstance(b, bytes) else b for b in back.flat] == VALUES[datatype]
+            texts = [b.decode() if isinstance(b, bytes) else b for b in back.flat]
+            assert texts == VALUES[datatype]
         else:
             assert back.astype(dtype).tolist() == array.tolist()
     triton.close()
