@@ -19,7 +19,6 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
-from ..adapters import loads_json
 from ..containerize.reference import validate_image
 from ..errors import BadInput, BundleNotFound, InvalidName, NotFound
 from ..store import ListEntry, Store, Tag, validate_name
@@ -179,6 +178,8 @@ _CONTAINERIZE_USAGE = ('expected a JSON object {"tag": "Name[:version]", "image"
 def _containerize_request(raw: bytes) -> tuple[Tag, str | None, str | None]:
     """``(tag, image, base_image)`` of a containerize body, each checked; ``image`` and
     ``base_image`` are None when absent, null or ""."""
+    from ..adapters.decoding import loads_json  # numpy only when a job is asked for
+
     try:
         body = loads_json(raw) if raw.strip() else None
     except BadInput as e:  # not JSON, not UTF-8, too deep, too long an integer

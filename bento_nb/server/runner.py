@@ -95,7 +95,9 @@ class ModelServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
-                               queue_depths=self._queue_depths, shared_dir=metrics_dir)
+                               queue_depths=self._queue_depths, shared_dir=metrics_dir,
+                               traffic_routes=[f"/{api.route}"
+                                               for api in service.apis.values()])
         self._publisher: PeriodicCallback | None = None
         self.state: ServerState | None = None
         self.http: httpserver.HTTPServer | None = None

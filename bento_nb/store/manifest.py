@@ -43,9 +43,11 @@ def iter_file_records(manifest: dict) -> Iterator[dict]:
         if service.get("buffers"):
             yield service["buffers"]
     for artifact in manifest.get("artifacts") or []:
-        yield artifact
+        if "file" in artifact:
+            yield artifact
         if artifact.get("buffers"):
             yield artifact["buffers"]
+        yield from artifact.get("files") or []  # an artifact in its own format's files
     yield from manifest.get("files") or []
 
 
@@ -139,7 +141,14 @@ def check_manifest(manifest: Any, where: str) -> dict:
         if manifest.get(key) is not None and not isinstance(manifest[key], list):
             raise bad(key, "must be a list")
     for i, artifact in enumerate(manifest.get("artifacts") or []):
-        check_record(artifact, f"artifacts[{i}]")
+        if isinstance(artifact, dict) and "file" not in artifact and "files" in artifact:
+            # an artifact in its own format (bento_nb.frameworks): the files it wrote
+            if not isinstance(artifact["files"], list) or not artifact["files"]:
+                raise bad(f"artifacts[{i}].files", "must be a non-empty list")
+            for j, record in enumerate(artifact["files"]):
+                check_record(record, f"artifacts[{i}].files[{j}]", buffers=False)
+        else:
+            check_record(artifact, f"artifacts[{i}]")
         if not isinstance(artifact.get("name"), str) or not NAME_RE.match(artifact["name"]):
             raise bad(f"artifacts[{i}].name", "must be a valid name")
     for i, record in enumerate(manifest.get("files") or []):

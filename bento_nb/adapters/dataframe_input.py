@@ -1,19 +1,12 @@
-"""Input adapters: how an HTTP body, a CLI argument or a Python value becomes an API's
-argument, and how results become JSON.
+"""DataframeInput: rows of a table, as JSON or CSV, → one ``pandas.DataFrame`` per batch.
 
-Each adapter parses one request into a :class:`Payload` (validated, with its row count)
-and assembles many payloads into one batch argument cheaply; the server splits the batch's
-results back with :func:`split_results`::
+Its parsing (JSON rows, records, split form and ``instances``; CSV with or without a
+header), its checks of width and numbers, and its OpenAPI request schema all live here::
 
     adapter = DataframeInput(n_columns=4, numeric=True)
     p1 = adapter.parse(b"[[5.1, 3.5, 1.4, 0.2]]", "application/json")
     p2 = adapter.parse(b"5.9,3.0,5.1,1.8\\n", "text/csv")
-    df = adapter.make_batch([p1, p2])        # one DataFrame of 2 rows
-    split_results(model.predict(df), [p1.rows, p2.rows])   # [[0], [2]]
-
-Anything that does not fit raises :class:`~bento_nb.errors.BadInput` (HTTP 400) or
-:class:`~bento_nb.errors.UnsupportedMediaType` (415) with a message that says what was
-expected.
+    adapter.make_batch([p1, p2])     # one DataFrame of 2 rows
 """
 
 from __future__ import annotations
@@ -21,150 +14,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import sys
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import BadInput, ModelError, UnsupportedMediaType
+from ..errors import BadInput, UnsupportedMediaType
+from .base import _JSON_TYPES, InputAdapter, Payload, _media_type
+from .decoding import loads_json
+from .encoding import to_jsonable
 
-_JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 _CSV_TYPES = ("text/csv", "application/csv")
-# How deep client JSON may nest lists and objects (``[[1]]`` is 2 levels): deeper documents
-# are refused with a 400, well before Python's recursion limit, so that an API that returns
-# what it was given (a JsonInput echo) can always be answered.
-MAX_JSON_DEPTH = 100
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
 _NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
                         "true", "false"})
-
-
-class Payload:
-    """One parsed request: ``value`` is adapter-specific, ``rows`` its batch size."""
-
-    __slots__ = ("value", "rows", "columns")
-
-    def __init__(self, value: Any, rows: int = 1, columns: tuple | None = None):
-        self.value = value
-        self.rows = rows
-        self.columns = columns
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";")[0].strip().lower()
-
-
-def _reject_constant(name: str) -> None:
-    raise BadInput(f"{name} is not allowed in JSON input; send null-free finite numbers")
-
-
-def loads_json(body: bytes | str) -> Any:
-    """Client JSON → Python, strictly: every way a body can fail to decode is a BadInput
-    (400) that says why, never another exception. NaN/Infinity are refused, integers longer
-    than Python converts (``sys.get_int_max_str_digits()``, 4300 digits) are refused rather
-    than rounded, and documents nested more than :data:`MAX_JSON_DEPTH` levels deep are
-    refused, so whatever is accepted can be handed to the API and its echo encoded back."""
-    if not body or not body.strip():
-        raise BadInput("empty body: expected JSON")
-    try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except BadInput:
-        raise
-    except UnicodeDecodeError:
-        raise BadInput("body is not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise BadInput(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except ValueError:  # the only other ValueError of json.loads: int() of too many digits
-        raise BadInput(f"an integer in the JSON has more than {sys.get_int_max_str_digits()} "
-                       "digits; send it as a string, or round it to a float") from None
-    except RecursionError:
-        raise BadInput(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
-    if _nesting_exceeds(body, value, MAX_JSON_DEPTH):
-        raise BadInput(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
-    return value
-
-
-# Opening brackets and braces, and their depth steps, for :func:`_nesting_exceeds`.
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKET_STEPS = np.zeros(256, dtype=np.int32)
-_BRACKET_STEPS[list(b"[{")] = 1
-_BRACKET_STEPS[list(b"]}")] = -1
-
-
-def _nesting_exceeds(body: bytes | str, value: Any, limit: int) -> bool:
-    """Whether the decoded ``value`` of ``body`` nests lists and objects deeper than
-    ``limit``. Cheap first: a body with at most ``limit`` brackets cannot be too deep (most
-    requests), nor can one whose brackets, when no string could hide any (a table of
-    numbers), never open more than ``limit`` deep; only other bodies are walked."""
-    raw = body.encode() if isinstance(body, str) else body
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    if b'"' not in raw:
-        brackets = np.frombuffer(raw.translate(None, _NOT_BRACKETS), dtype=np.uint8)
-        return int(_BRACKET_STEPS[brackets].cumsum().max()) > limit
-    stack = [(value, 1)] if type(value) is list or type(value) is dict else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if type(node) is dict else node:
-            if type(child) is list or type(child) is dict:
-                stack.append((child, depth + 1))
-    return False
-
-
-class InputAdapter:
-    """Base class. Subclasses set ``kind`` and implement :meth:`parse`."""
-
-    kind = "base"
-    media_types: tuple[str, ...] = ("application/json",)
-
-    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
-        raise NotImplementedError
-
-    def from_python(self, value: Any) -> Payload:
-        """An in-process argument (already Python) as a payload."""
-        return Payload(value)
-
-    def make_batch(self, payloads: Sequence[Payload]) -> Any:
-        """The API argument for a batch of payloads (``batch=True`` APIs)."""
-        return [p.value for p in payloads]
-
-    def make_single(self, payload: Payload) -> Any:
-        """The API argument for one payload (``batch=False`` APIs)."""
-        return payload.value
-
-    def configure(self, model: Any) -> None:
-        """Learn the expected input from a packed model, when the user did not say."""
-
-    def example_body(self, value: Any) -> Any:
-        """An in-process input (what the API is called with) as a request body, for the
-        documented example of a bundle (``pack(..., example=...)``)."""
-        return to_jsonable(value)
-
-    def encode_example(self, body: Any) -> tuple[bytes, str]:
-        """``body`` (from :meth:`example_body`) as the bytes and content type a client
-        sends; raises BadInput when it cannot be sent."""
-        try:
-            return json.dumps(body, allow_nan=False).encode(), "application/json"
-        except (TypeError, ValueError) as e:
-            raise BadInput(f"not JSON: {e}") from None
-
-    def config(self) -> dict:
-        """What the manifest records about this adapter."""
-        return {"type": type(self).__name__}
-
-    def openapi_request(self, example: Any = None) -> dict:
-        """The OpenAPI ``requestBody``; ``example``: a body from :meth:`example_body`."""
-        return {"content": {"application/json": {"schema": {},
-                                                  "example": {} if example is None else example}}}
-
-    def __repr__(self) -> str:
-        options = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
-        return f"{type(self).__name__}({options})"
 
 
 class DataframeInput(InputAdapter):
@@ -213,7 +76,7 @@ class DataframeInput(InputAdapter):
             else:
                 self.n_columns = int(count)
         if self.numeric is None:
-            from .frameworks.sklearn import takes_numbers
+            from ..frameworks.sklearn import takes_numbers
 
             self.numeric = takes_numbers(model)
             if self.numeric is None and names is None:
@@ -503,112 +366,6 @@ class DataframeInput(InputAdapter):
         }
 
 
-class JsonInput(InputAdapter):
-    """Any JSON document → the parsed Python value (one per request in a batch). Documents
-    nested more than :data:`MAX_JSON_DEPTH` levels deep are refused (400), so that what the
-    API returns of its input can always be written back as JSON."""
-
-    kind = "json"
-    media_types = ("application/json",)
-
-    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
-        media = _media_type(content_type)
-        if media not in _JSON_TYPES:
-            raise UnsupportedMediaType(f"content type {media!r} is not supported: send application/json")
-        return Payload(loads_json(body))
-
-    def openapi_request(self, example: Any = None) -> dict:
-        return {"required": True, "content": {"application/json": {
-            "schema": {"description": f"any JSON document nested at most {MAX_JSON_DEPTH} "
-                                      "levels deep, integers of at most 4300 digits"},
-            "example": {"text": "hello"} if example is None else example}}}
-
-
-class StringInput(InputAdapter):
-    """A UTF-8 text body → ``str``."""
-
-    kind = "string"
-    media_types = ("text/plain",)
-
-    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
-        media = _media_type(content_type)
-        if media and not (media.startswith("text/") or media in ("application/json",
-                                                               "application/x-www-form-urlencoded")):
-            raise UnsupportedMediaType(f"content type {media!r} is not supported: send text/plain")
-        try:
-            return Payload(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadInput("body is not UTF-8 text") from None
-
-    def example_body(self, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise BadInput(f"the example of a text API is a str, not {type(value).__name__}")
-        return value
-
-    def encode_example(self, body: Any) -> tuple[bytes, str]:
-        return body.encode("utf-8"), "text/plain"
-
-    def openapi_request(self, example: Any = None) -> dict:
-        return {"required": True, "content": {"text/plain": {
-            "schema": {"type": "string"}, "example": "hello" if example is None else example}}}
-
-
-class FileInput(InputAdapter):
-    """Raw bytes: the body itself, or the first file of a ``multipart/form-data`` body."""
-
-    kind = "file"
-    media_types = ("application/octet-stream", "multipart/form-data")
-
-    def example_body(self, value: Any) -> Any:
-        raise BadInput("a file API takes no documented example (examples are JSON or text)")
-
-    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
-        media = _media_type(content_type)
-        if media == "multipart/form-data":
-            message = BytesParser(policy=HTTP).parsebytes(
-                b"Content-Type: " + (content_type or "").encode("latin-1", "replace")
-                + b"\r\n\r\n" + body)
-            for part in message.iter_parts() if message.is_multipart() else ():
-                data = part.get_payload(decode=True)
-                if data is not None:
-                    return Payload(data)
-            raise BadInput("multipart body holds no file part")
-        return Payload(bytes(body))
-
-    def from_python(self, value: Any) -> Payload:
-        if isinstance(value, str):
-            value = value.encode()
-        return Payload(bytes(value))
-
-    def openapi_request(self, example: Any = None) -> dict:
-        return {"required": True, "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {"schema": {"type": "object", "properties": {
-                "file": {"type": "string", "format": "binary"}}}},
-        }}
-
-
-ADAPTERS = {cls.kind: cls for cls in (DataframeInput, JsonInput, StringInput, FileInput)}
-
-
-def adapter_from_config(config: dict | str) -> InputAdapter:
-    """Rebuild an adapter from :meth:`InputAdapter.config` or from a kind name."""
-    if isinstance(config, str):
-        kind = config.lower()
-        if kind not in ADAPTERS:
-            raise BadInput(f"unknown input kind {config!r}: use one of {sorted(ADAPTERS)}")
-        return ADAPTERS[kind]()
-    options = dict(config)
-    name = options.pop("type")
-    by_class = {cls.__name__: cls for cls in ADAPTERS.values()}
-    if name not in by_class:
-        raise BadInput(f"unknown input adapter {name!r}")
-    return by_class[name](**options)
-
-
-# -- outputs ------------------------------------------------------------------------------
-
-
 def _csv_example(body: Any) -> str:
     """A table body (rows, records or the split form) as CSV text; a header row when the
     body names its columns."""
@@ -626,78 +383,6 @@ def _csv_example(body: Any) -> str:
         writer.writerow(header)
     writer.writerows(r if isinstance(r, list) else [r] for r in rows)
     return out.getvalue()
-
-
-def to_jsonable(obj: Any) -> Any:
-    """numpy and pandas values → plain JSON-able Python."""
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    module = type(obj).__module__
-    if module.startswith("pandas"):
-        if hasattr(obj, "to_dict") and hasattr(obj, "columns"):
-            return to_jsonable(obj.to_dict(orient="records"))
-        if hasattr(obj, "tolist"):
-            return to_jsonable(obj.tolist())
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    return obj
-
-
-def dumps_json(obj: Any, compact: bool = True) -> bytes:
-    """JSON bytes of a result; NaN/Infinity become null so the output is valid JSON.
-    ``compact=False`` puts a space after separators, for people (the CLI)."""
-    separators = (",", ":") if compact else (", ", ": ")
-    try:
-        obj = to_jsonable(obj)
-        try:
-            return json.dumps(obj, allow_nan=False, separators=separators).encode()
-        except ValueError:  # NaN or infinity; any other ValueError is raised again below
-            return json.dumps(_finite(obj), separators=separators).encode()
-    except RecursionError:
-        raise ModelError("the API returned a value nested too deeply for JSON, or one that "
-                         "contains itself") from None
-    except TypeError as e:
-        raise ModelError(f"the API returned a value that is not JSON-serializable: {e}") from None
-    except ValueError as e:  # a circular reference, an integer too long to write out
-        raise ModelError(f"the API returned a value that cannot be written as JSON: {e}") from None
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    return obj
-
-
-def split_results(results: Any, sizes: Sequence[int]) -> list[Any]:
-    """Cut a batch API's results into one slice per request, in order."""
-    total = sum(sizes)
-    if hasattr(results, "iloc"):  # pandas: keep rows as records
-        rows = results.iloc
-    elif isinstance(results, (list, tuple, np.ndarray)):
-        rows = results
-    elif hasattr(results, "__len__") and hasattr(results, "__getitem__"):
-        rows = results
-    else:
-        raise ModelError(
-            f"a batch API must return one result per input row; got {type(results).__name__}")
-    if len(results) != total:
-        raise ModelError(
-            f"a batch API must return one result per input row: got {len(results)} for {total} rows")
-    out, start = [], 0
-    for n in sizes:
-        out.append(rows[start:start + n])
-        start += n
-    return out
 
 
 def _is_number(text: str) -> bool:
