@@ -49,7 +49,7 @@ from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .oip import OpenInference, render_oip_error
+from .oip import INFER_ROUTE_LABEL, OpenInference, render_oip_error
 from .openapi import build_openapi
 
 _JSON = "application/json"
@@ -674,7 +674,7 @@ def make_app(state: ServerState) -> web.Application:
     oip = state.oip
     oip_route = ApiRoute(state, state.service.apis[oip.default_output],
                          state.dispatchers[oip.default_output])
-    oip_route.route_label = "/v2/models/{model}/infer"
+    oip_route.route_label = INFER_ROUTE_LABEL
     return ServerApplication(
         handlers, api_routes, oip_route,
         default_handler_class=NotFoundHandler,

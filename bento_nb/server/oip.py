@@ -125,9 +125,11 @@ class Endpoint(NamedTuple):
         return _LABELS[self.kind]
 
 
+# The /metrics label of infer: API traffic, counted in stats() as the native API routes are.
+INFER_ROUTE_LABEL = "/v2/models/{model}/infer"
 _LABELS = {"server_metadata": "/v2", "live": "/v2/health/live", "ready": "/v2/health/ready",
            "model_metadata": "/v2/models/{model}", "model_ready": "/v2/models/{model}/ready",
-           "infer": "/v2/models/{model}/infer"}
+           "infer": INFER_ROUTE_LABEL}
 _MODEL_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?/?")
 _FIXED = {"/v2": "server_metadata", "/v2/": "server_metadata",
           "/v2/health/live": "live", "/v2/health/ready": "ready"}

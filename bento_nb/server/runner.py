@@ -33,6 +33,7 @@ from ..store import Bundle
 from . import registry
 from .address import is_loopback, url_for
 from .app import ServerState, make_app
+from .oip import INFER_ROUTE_LABEL
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import Metrics
@@ -97,7 +98,8 @@ class ModelServer:
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
                                queue_depths=self._queue_depths, shared_dir=metrics_dir,
                                traffic_routes=[f"/{api.route}"
-                                               for api in service.apis.values()])
+                                               for api in service.apis.values()]
+                               + [INFER_ROUTE_LABEL])
         self._publisher: PeriodicCallback | None = None
         self.state: ServerState | None = None
         self.http: httpserver.HTTPServer | None = None

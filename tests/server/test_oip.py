@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -433,29 +434,48 @@ def test_the_kubernetes_name_and_a_wrong_method(serve_model, iris_clf):
     assert r.status == 404 and list(r.json()) == ["error"]
 
 
-def test_concurrent_infer_requests_share_model_calls(iris_bundle, serve_model):
-    """The protocol's requests go through the API's dispatcher: under concurrency the
-    batches hold more than one request, and each gets its own rows back."""
-    from concurrent.futures import ThreadPoolExecutor
+def test_infer_requests_share_model_calls_with_native_ones(serve_model):
+    """The protocol's requests go through the API's dispatcher: while the model is busy,
+    OIP and native requests queue together and the next model call takes them all, each
+    answered with its own rows."""
+    import threading
 
-    from .conftest import EchoModel
+    from .conftest import TIMEOUT, GateModel
 
-    import bento_nb
+    model = GateModel()
+    handle = serve_model(model, name="Gate")
+    dispatcher = handle._server.dispatchers["predict"]
+    answers: dict = {}
 
-    bundle = bento_nb.pack(EchoModel(), name="Echo")
-    handle = serve_model(bundle.tag)
-
-    def call(i):
+    def oip(i):
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
                             "data": [float(i), 1.0, 2.0, 3.0]}]}
-        r = post_json(handle.url + "/v2/models/Echo/infer", body)
-        return r.status, r.json()["outputs"][0]["data"]
+        r = post_json(handle.url + "/v2/models/gate/infer", body)
+        answers[i] = (r.status, r.json()["outputs"][0]["data"])
 
-    with ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(call, range(200)))
-    assert answers == [(200, [float(i)]) for i in range(200)]
-    stats = handle.stats()
-    assert stats["requests"] >= 200
+    def native_call(i):
+        r = post_json(handle.url + "/predict", [[float(i), 1.0, 2.0, 3.0]])
+        answers[i] = (r.status, r.json())
+
+    first = threading.Thread(target=oip, args=(0,))
+    first.start()
+    assert model.entered.wait(TIMEOUT)  # the model is busy with request 0
+    threads = [threading.Thread(target=oip if i % 2 else native_call, args=(i,))
+               for i in range(1, 7)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + TIMEOUT
+    while dispatcher.queue_depth < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dispatcher.queue_depth == 6
+    model.gate.set()
+    for thread in [first, *threads]:
+        thread.join(TIMEOUT)
+    assert model.sizes == [1, 6]
+    assert answers == {0: (200, [0.0]), **{i: (200, [float(i)]) for i in range(1, 7)}}
+    assert handle.stats()["requests"] == 7  # API traffic, as the native routes'
+    request(handle.url + "/v2/health/ready")
+    assert handle.stats()["requests"] == 7  # health checks are not
 
 
 class Describe:
