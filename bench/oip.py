@@ -1,8 +1,8 @@
 """Open Inference Protocol benchmark: bento_nb's /v2 infer against its native /predict and
 against MLServer serving the same iris SVC on the same machine, in one run.
 
-    python bench/oip.py                                  # ~2 min, c = 64, 8 s per run
-    python bench/oip.py --mlserver /path/to/venv/bin/mlserver --duration 5
+    python bench/oip.py                                  # ~1.5 min, c = 64, 8 s per run
+    python bench/oip.py --mlserver /path/to/venv/bin/mlserver --duration 5 --repeat 3
 
 MLServer (``pip install mlserver mlserver-sklearn``, 1.7) pins pandas, protobuf and
 starlette versions of its own: install it in a separate virtualenv and pass its
@@ -24,7 +24,8 @@ Each server runs as a separate process, one at a time, and takes one iris row pe
                          through the same client machinery, for the tritonclient ratio
 
 Printed: requests/s, p50/p99 ms, non-2xx, the server's CPU time per request, the machine's
-load average before and after; then the targets (OIP through tritonclient >= 0.8x native;
+load average before and after (with ``--repeat N``: N rounds, bento_nb and MLServer taking
+turns, and the median of each figure); then the targets (OIP through tritonclient >= 0.8x native;
 bento_nb >= 2x MLServer at c=64 with zero non-2xx). On 2 shared cores a run varies by
 about 15 %; the Python clients need CPU of their own, which the servers then do not get.
 """
@@ -214,7 +215,7 @@ def start_bento_nb(tag: str, env: dict) -> tuple[subprocess.Popen, int]:
 
 def start_mlserver(mlserver: str, model, home: Path) -> tuple[subprocess.Popen, int]:
     folder = home / "mlserver"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     # joblib from the mlserver virtualenv's own Python, so the pickle matches its sklearn
     with open(folder / "model.pkl", "wb") as f:
         pickle.dump(model, f)
@@ -257,12 +258,29 @@ def measure(proc, label: str, run) -> dict:
 DURATION = [8.0]
 
 
+def medians(rounds: list[dict]) -> dict:
+    """Per run, the median of each figure over the rounds (non-2xx summed, req/s range)."""
+    import statistics
+
+    out = {}
+    for key in rounds[0]:
+        runs = [r[key] for r in rounds if key in r]
+        rps = [r["rps"] for r in runs]
+        out[key] = {"run": runs[0]["run"], "non2xx": sum(r["non2xx"] for r in runs),
+                    "range": f"{min(rps):.0f}-{max(rps):.0f}",
+                    **{f: statistics.median(r[f] for r in runs)
+                       for f in ("rps", "p50", "p99", "cpu_us")}}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per run")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--mlserver", help="the mlserver executable (its own virtualenv)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds, the servers taking turns; report medians")
     parser.add_argument("--client-processes", type=int, default=2,
                         help="processes of the Python client loads (tritonclient, same-client)")
     parser.add_argument("--load-child", help=argparse.SUPPRESS)
@@ -301,27 +319,31 @@ def main() -> None:
           f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     print(f"{'run':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
           f"{'CPU us/req':>10}")
-    rows = {}
-    proc, port = start_bento_nb(tag, env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        run_wrk(base + "/predict", 16, 1, scripts["native"])  # warm-up: first calls, the fit
-        run_wrk(base + "/v2/models/IrisSVC/infer", 16, 1, scripts["oip_json"])
-        rows["native"] = measure(proc, "bento_nb native /predict (wrk)", lambda: run_wrk(
-            base + "/predict", c, duration, scripts["native"]))
-        rows["oip_json"] = measure(proc, "bento_nb OIP JSON (wrk)", lambda: run_wrk(
-            base + "/v2/models/IrisSVC/infer", c, duration, scripts["oip_json"]))
-        rows["oip_binary"] = measure(proc, "bento_nb OIP binary (wrk)", lambda: run_wrk(
-            base + "/v2/models/IrisSVC/infer", c, duration, scripts["oip_binary"]))
-        procs = args.client_processes
-        rows["triton"] = measure(proc, "bento_nb OIP via tritonclient", lambda: run_in_processes(
-            "tritonclient", port, "IrisSVC", c, duration, procs))
-        rows["same_client"] = measure(proc, "bento_nb native via geventhttpclient",
-                                      lambda: run_in_processes("same-client", port, "", c,
-                                                               duration, procs))
-    finally:
-        stop(proc)
-    if args.mlserver:
+    procs = args.client_processes
+
+    def bento_nb_round(rows: dict) -> None:
+        proc, port = start_bento_nb(tag, env)
+        base = f"http://127.0.0.1:{port}"
+        infer = base + "/v2/models/IrisSVC/infer"
+        try:
+            run_wrk(base + "/predict", 16, 1, scripts["native"])  # warm-up: first calls, fit
+            run_wrk(infer, 16, 1, scripts["oip_json"])
+            rows["native"] = measure(proc, "bento_nb native /predict (wrk)", lambda: run_wrk(
+                base + "/predict", c, duration, scripts["native"]))
+            rows["oip_json"] = measure(proc, "bento_nb OIP JSON (wrk)", lambda: run_wrk(
+                infer, c, duration, scripts["oip_json"]))
+            rows["oip_binary"] = measure(proc, "bento_nb OIP binary (wrk)", lambda: run_wrk(
+                infer, c, duration, scripts["oip_binary"]))
+            rows["triton"] = measure(proc, "bento_nb OIP via tritonclient",
+                                     lambda: run_in_processes("tritonclient", port, "IrisSVC",
+                                                              c, duration, procs))
+            rows["same_client"] = measure(proc, "bento_nb native via geventhttpclient",
+                                          lambda: run_in_processes("same-client", port, "", c,
+                                                                   duration, procs))
+        finally:
+            stop(proc)
+
+    def mlserver_round(rows: dict) -> None:
         proc, port = start_mlserver(args.mlserver, model, home)
         url = f"http://127.0.0.1:{port}/v2/models/iris/infer"
         try:
@@ -330,10 +352,26 @@ def main() -> None:
                 url, c, duration, scripts["oip_json"]))
             rows["mlserver_triton"] = measure(
                 proc, "MLServer via tritonclient (JSON)",
-                lambda: run_in_processes("tritonclient", port, "iris", c, duration,
-                                         args.client_processes, binary=False))
+                lambda: run_in_processes("tritonclient", port, "iris", c, duration, procs,
+                                         binary=False))
         finally:
             stop(proc)
+
+    rounds = []
+    for turn in range(max(1, args.repeat)):
+        if args.repeat > 1:
+            print(f"-- round {turn + 1} of {args.repeat}", flush=True)
+        rows: dict = {}
+        bento_nb_round(rows)
+        if args.mlserver:
+            mlserver_round(rows)
+        rounds.append(rows)
+    rows = rounds[0] if len(rounds) == 1 else medians(rounds)
+    if len(rounds) > 1:
+        print(f"-- medians of {len(rounds)} rounds (non-2xx: summed)")
+        for key, row in rows.items():
+            print(f"{row['run']:<34} {row['rps']:>9.0f} {row['p50']:>8.2f} {row['p99']:>8.2f} "
+                  f"{row['non2xx']:>8} {row['cpu_us']:>10.0f}   req/s {row['range']}")
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print()
