@@ -121,8 +121,12 @@ def write_context(tag: str | os.PathLike | Bundle, out_dir: str | os.PathLike | 
     except OSError as e:
         raise UsageError(f"cannot create the build context folder {out}: {e.strerror}") from None
 
-    shutil.copytree(bundle.path, out / "bundle", copy_function=_link_or_copy,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Only what the manifest lists (checked just above), never whatever else sits in the
+    # folder: a stray file or a symbolic link put there is not sent to the Docker daemon.
+    for rel in bundle.files():
+        destination = out / "bundle" / rel
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(str(bundle.path / rel), str(destination))
     for folder in [out / "bundle", *(p for p in (out / "bundle").rglob("*") if p.is_dir())]:
         folder.chmod(0o755)
     (out / "requirements.txt").write_text(render_requirements(bundle), encoding="utf-8")

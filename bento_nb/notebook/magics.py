@@ -28,6 +28,7 @@ from IPython.display import display
 
 from .. import config
 from .. import client
+from ..adapters import loads_json
 from ..actions import Target, name_from_variable, pick_api, resolve, write_build_context
 from ..actions import predict as actions_predict
 from ..errors import BentoNbError, UsageError, one_line
@@ -283,9 +284,14 @@ class BentoMagics(Magics):
             raise UsageError(f"name {text!r} is not defined in the notebook (DATA is a JSON "
                              "literal or a variable name)")
         try:
-            return json.loads(text)
-        except ValueError:
-            pass
+            json.loads(text)
+            is_json = True
+        except json.JSONDecodeError:
+            is_json = False  # an expression, below
+        except (ValueError, RecursionError):  # JSON, too long an integer or too deep
+            is_json = True
+        if is_json:
+            return loads_json(text)  # with the server's checks: a BadInput says what is wrong
         try:  # an expression of notebook variables, e.g. X[:3]
             return eval(compile(text, "<%bento predict>", "eval"), self._ns)  # noqa: S307
         except Exception:

@@ -33,6 +33,7 @@ from .app import ServerState, make_app
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import Metrics
+from .oip import INFER_ROUTE_LABEL
 from .transport import HttpServer
 
 _FALLBACK_TRIES = 100
@@ -158,7 +159,10 @@ class ModelServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
-                               queue_depths=self._queue_depths, shared_dir=metrics_dir)
+                               queue_depths=self._queue_depths, shared_dir=metrics_dir,
+                               traffic_routes=[f"/{api.route}"
+                                               for api in service.apis.values()]
+                               + [INFER_ROUTE_LABEL])
         self._publisher: asyncio.TimerHandle | None = None
         self.state: ServerState | None = None
         self.http: HttpServer | None = None

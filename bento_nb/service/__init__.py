@@ -235,8 +235,8 @@ class BentoService:
     def pack(self, name: str, obj: Any) -> "BentoService":
         """Put a model object into the artifact ``name``; returns self for chaining."""
         self.artifacts.pack(name, obj)
-        for inference_api in self._apis.values():
-            inference_api.input.configure(obj)
+        for inference_api in self._apis.values():  # what the artifact serves tells the width
+            inference_api.input.configure(self.artifacts[name])
         return self
 
     def save(self, labels: dict | None = None, store: Store | None = None) -> str:
@@ -296,8 +296,8 @@ class BentoService:
         if source:
             (folder / "service.py").write_text(source, encoding="utf-8")
         modules = set(_pickling.pickled_modules(folder / SERVICE_FILE))
-        for record in records:
-            modules |= _pickling.pickled_modules(folder / record["file"])
+        for spec, record in zip(self.artifacts.specs.values(), records):
+            modules |= spec.modules(folder, record)
         if source:
             modules |= requirements.imports_in_source(source)
         inferred = requirements.infer(modules) if cls._bento_env.infer_pip_packages else []
@@ -475,6 +475,8 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
         if inference_api is not None:
             inference_api.input = _adapter_of(bundle, index, described["input"])
             inference_api._per_row = isinstance(inference_api.input, DataframeInput)
+            for _, obj in svc.artifacts.items():  # what an older version did not record
+                inference_api.input.configure(obj)
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")

@@ -4,7 +4,8 @@ against ``jupyter lab`` on 127.0.0.1 under a JupyterHub-like base_url.
 The Bento panel shows a bundle the test packed and a running server whose link works;
 Containerize shows a JupyterLab notification ("Building …", then the outcome) and scrolls the
 job's progress into view; Delete asks for confirmation; a notebook running ``%bento serve``
-shows the server widget and a real click on Stop stops the server.
+shows the server widget and a real click on Stop stops the server; after a kernel restart
+that widget reads "kernel restarted — server gone", not "running".
 Screenshots go to the test's temp dir, and also to ``$BENTO_NB_SCREENSHOTS`` when set.
 """
 
@@ -260,3 +261,73 @@ def test_notebook_server_widget_stop_click_stops_the_server(
     save_screenshot(page, tmp_path, "bento-widget-stopped.png", widget)
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))  # nothing listens any more
+
+
+def test_restarted_or_crashed_kernel_widget_says_server_gone(
+        lab, browser_page, point_at, monkeypatch, iris_clf, tmp_path, port):
+    """The widget of a running server after its kernel crashes (killed; Jupyter restarts
+    it) and after Kernel > Restart: the frontend keeps the view but its comm is gone, and
+    the widget must not go on saying "running"."""
+    import signal
+
+    from bento_nb.notebook.widgets import GONE
+    from bento_nb.server.registry import list_servers
+
+    point_at(lab, monkeypatch)
+    bento_nb.pack(iris_clf, name="BrowserRestart")
+    notebook = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                    "language": "python"}},
+        "cells": [{"cell_type": "code", "source": src, "metadata": {}, "outputs": [],
+                   "execution_count": None, "id": f"cell{i}"}
+                  for i, src in enumerate(["%load_ext bento_nb",
+                                           f"%bento serve BrowserRestart --port {port}"])],
+    }
+    status, _ = lab.json("api/contents/restart.ipynb", "PUT",
+                         {"type": "notebook", "format": "json", "content": notebook})
+    assert status in (200, 201)
+    page = browser_page
+    open_lab(page, lab, "lab/workspaces/restart/tree/restart.ipynb")  # a fresh workspace
+    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=90_000)
+
+    # this notebook's panel only: the workspace may restore other notebooks (hidden tabs,
+    # whose saved widgets' innerText is their raw textContent)
+    shown = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .bento-nb-server"
+
+    def serve_and_wait_running():
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")
+        widget = page.locator(shown)
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll({json.dumps(shown)})]"
+            ".some(el => el.innerText.includes('running'))", timeout=90_000)
+        assert widget.count() == 1
+        assert GONE not in widget.inner_text()
+        return widget
+
+    def wait_gone(widget, name):
+        page.wait_for_function(f"el => el.innerText.includes({json.dumps(GONE)})",
+                               arg=widget.element_handle(), timeout=30_000)
+        text = widget.inner_text()
+        assert "running" not in text, text
+        save_screenshot(page, tmp_path, name, widget)
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", port))  # the server is gone, as the widget says
+
+    # a crash: the kernel process is killed; Jupyter's nanny starts a new one
+    widget = serve_and_wait_running()
+    kernel_pid = next(r["pid"] for r in list_servers() if r.get("port") == port)
+    os.kill(kernel_pid, signal.SIGKILL)
+    wait_gone(widget, "bento-widget-kernel-crashed.png")
+    page.locator(".jp-Dialog", has_text="appears to have died") \
+        .locator("button.jp-mod-accept").click()
+
+    # a restart from the Kernel menu
+    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=90_000)
+    widget = serve_and_wait_running()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.get_by_role("menuitem", name=re.compile(r"^Restart Kernel…")).click()
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+    wait_gone(widget, "bento-widget-kernel-restarted.png")

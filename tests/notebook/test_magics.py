@@ -197,6 +197,8 @@ def test_help(trained_kernel):
     ("predict clf", "missing DATA"),
     ("predict clf [[1, 2]]", "expected 4 columns per row, got 2"),
     ("predict clf {not json", "DATA must be a JSON literal or a variable name"),
+    ("predict clf " + "1" * 5000, "an integer in the JSON has more than 4300 digits"),
+    ("predict clf " + "[" * 500 + "]" * 500, "JSON nested more than 100 levels deep"),
     ("stop 1", "no server of this kernel on port 1"),
     ("delete a/b", "invalid name 'a/b'"),
     ("pack clf --label nokey", "--label expects KEY=VALUE"),
