@@ -519,3 +519,88 @@ def test_not_ready_when_an_api_model_thread_is_gone(serve_model):
     r = post_json(handle.url + "/v2/models/Echo/infer", GOOD)
     assert r.status == 503 and list(r.json()) == ["error"]  # answered at once
     triton.close()
+
+
+# -- what the transport does for the protocol (tests/server/test_app.py for native routes) ---
+
+
+def test_head_on_the_protocols_get_endpoints(iris_server):
+    for path in ["/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/IrisClassifier",
+                 "/v2/models/IrisClassifier/ready"]:
+        head, get = request(iris_server.url + path, "HEAD"), request(iris_server.url + path)
+        assert (head.status, head.body, get.status) == (200, b"", 200), path
+        assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+
+
+def test_a_percent_encoded_model_name_is_decoded_once(serve_model, iris_clf):
+    import bento_nb
+
+    bundle = bento_nb.pack(iris_clf, name="Iris_Classifier")
+    handle = serve_model(bundle.tag)
+    r = post_json(handle.url + "/v2/models/Iris%5FClassifier/infer", GOOD)
+    assert r.status == 200 and r.json()["outputs"][0]["data"] == [0]
+    # %255F is "%5F" once decoded: no model has that name (decoding twice would find one)
+    r = request(handle.url + "/v2/models/Iris%255FClassifier/ready")
+    assert r.status == 404 and r.json() == {
+        "error": "unknown model 'Iris%5FClassifier': this server serves 'Iris_Classifier'"}
+
+
+def test_an_infer_past_request_timeout_is_504_in_the_protocols_body(serve_model):
+    from .conftest import TIMEOUT, GateModel
+
+    model = GateModel()
+    handle = serve_model(model, name="Gate", request_timeout=0.5)
+    try:
+        r = post_json(handle.url + "/v2/models/gate/infer", GOOD)
+        assert r.status == 504, r
+        assert list(r.json()) == ["error"] and "within request_timeout" in r.json()["error"]
+    finally:
+        model.gate.set()
+    metrics = request(handle.url + "/metrics").body.decode()
+    assert metric_value(metrics, "bento_nb_requests_total",
+                        route="/v2/models/{model}/infer", code="504") == 1
+    assert model.entered.wait(TIMEOUT)
+
+
+def test_an_infer_while_the_server_stops_is_503_and_closes_the_connection(serve_model):
+    """Draining: a keep-alive client's next infer gets the protocol's 503 with
+    ``Connection: close``, while the request in the model is still answered."""
+    import http.client
+    import threading
+
+    from .conftest import TIMEOUT, GateModel
+
+    model = GateModel()
+    handle = serve_model(model, name="Gate")
+    model.gate.set()
+    conn = http.client.HTTPConnection("127.0.0.1", handle.port, timeout=TIMEOUT)
+    headers = {"Content-Type": "application/json"}
+    body = json.dumps(GOOD)
+    conn.request("POST", "/v2/models/gate/infer", body=body, headers=headers)
+    first = conn.getresponse()
+    assert first.status == 200 and json.loads(first.read())["outputs"][0]["data"] == [5.1]
+    model.gate.clear()
+    model.entered.clear()
+    held: dict = {}
+    blocked = threading.Thread(target=lambda: held.update(
+        r=post_json(handle.url + "/v2/models/gate/infer", GOOD)))
+    blocked.start()
+    stopper = threading.Thread(target=handle.stop, kwargs={"timeout": TIMEOUT})
+    try:
+        assert model.entered.wait(TIMEOUT)
+        stopper.start()
+        deadline = time.monotonic() + TIMEOUT
+        while not handle._server.state.draining and time.monotonic() < deadline:
+            time.sleep(0.01)
+        conn.request("POST", "/v2/models/gate/infer", body=body, headers=headers)
+        during = conn.getresponse()
+        answer = json.loads(during.read())
+        assert during.status == 503 and during.getheader("Retry-After")
+        assert (during.getheader("Connection") or "").lower() == "close"
+        assert list(answer) == ["error"] and "shutting down" in answer["error"]
+    finally:
+        model.gate.set()
+        conn.close()
+        blocked.join(TIMEOUT)
+        stopper.join(TIMEOUT)
+    assert held["r"].status == 200 and held["r"].json()["outputs"][0]["data"] == [5.1]
