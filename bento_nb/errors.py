@@ -286,7 +286,7 @@ def render(error: BaseException) -> tuple[int, dict[str, str], bytes]:
 
 
 def for_status(status: int, message: str) -> BentoNbError:
-    """The error of an HTTP status another layer chose (tornado's 404/405, a proxy's 502):
+    """The error of an HTTP status another layer chose (a 404/405 of the HTTP layer, a proxy's 502):
     the class of that status, answering with exactly that status."""
     cls = _BY_STATUS.get(status)
     error = (cls or BentoNbError)(message)

@@ -164,6 +164,19 @@ class DataframeInput(InputAdapter):
             return self._from_json(loads_json(value))
         return self._from_json(value)
 
+    def from_array(self, array: np.ndarray) -> Payload:
+        """A two-dimensional array of rows (a decoded tensor, see
+        :mod:`bento_nb.server.oip`) as a payload, checked as :meth:`parse` checks a body:
+        numbers of a numeric adapter go straight to the width and finiteness checks,
+        anything else is read as rows of values."""
+        if array.ndim != 2:
+            raise BadInput("each row must be a flat list of values (a table has two dimensions)")
+        if self.numeric and array.dtype.kind in "iuf":
+            if array.dtype.kind == "f" and array.dtype.itemsize != 8:
+                array = array.astype(np.float64)  # as JSON numbers are: the same predictions
+            return self._finish(array, self.columns)
+        return self._from_rows(array.tolist(), None)
+
     def _from_frame(self, frame) -> Payload:
         if frame.empty:
             raise BadInput("empty input: expected at least one row")

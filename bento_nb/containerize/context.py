@@ -43,9 +43,10 @@ from ..store import Bundle, find_bundle
 from . import wheel
 from .reference import default_image
 
-# bento_nb dependencies the serving image does not need: notebook, Jupyter and build side.
+# bento_nb dependencies the serving image does not need: notebook, Jupyter and build side
+# (tornado serves only the Jupyter server extension; the prediction server is uvicorn).
 NOT_FOR_SERVING = frozenset(canonicalize_name(n) for n in (
-    "ipython", "ipywidgets", "jupyter-server", "docker", "tqdm", "scikit-learn"))
+    "ipython", "ipywidgets", "jupyter-server", "docker", "tqdm", "scikit-learn", "tornado"))
 # Needed by the server although only pulled in through jupyter-server on a notebook install
 # (the running-server registry uses jupyter_core's runtime dir).
 ALSO_FOR_SERVING = ("jupyter-core",)

@@ -46,7 +46,7 @@ HELP = """\
   %bento serve [TARGET] [--port N] [--host H] [--max-batch-size N]
                [--max-latency-ms N] [--api-token TOKEN] [--max-queue N]
                [--max-body-bytes N] [--drain-timeout S] [--body-timeout S]
-               [--request-timeout S]
+               [--header-timeout S] [--max-connections N] [--request-timeout S]
                                          TARGET: tag, ./folder, variable, or (none)
                                          the last packed
   %bento predict TARGET DATA [--api NAME]

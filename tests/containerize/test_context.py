@@ -84,10 +84,11 @@ def test_requirements_pin_bundle_and_server_only(iris_bundle, tmp_path):
     assert all("==" in line for line in lines), lines
     for req in iris_bundle.requirements:            # the bundle's own pins, as written
         assert req in lines
-    assert f"tornado=={version('tornado')}" in lines  # the server's
+    for served_by in ("uvicorn", "uvloop", "httptools"):  # the server's HTTP stack
+        assert f"{served_by}=={version(served_by)}" in lines
     assert {"pandas", "prometheus-client", "cloudpickle", "pyyaml"} <= names
     assert not names & {"ipywidgets", "jupyter-server", "ipython", "docker", "tqdm",
-                        "bento-nb", "ipykernel", "pytest"}
+                        "bento-nb", "ipykernel", "pytest", "tornado"}
 
 
 def test_wheel_is_the_running_code_and_installs(tmp_path):

@@ -151,14 +151,14 @@ class CliServer:
 
 @contextmanager
 def cli_server(tag: str, *args: str, env: dict | None = None, port: int | None = None,
-               start_timeout: float = 60.0):
+               start_timeout: float = 60.0, preexec_fn=None):
     """``python -m bento_nb serve TAG --port P ARGS...`` until the block ends (SIGTERM, then
     SIGKILL after 15 s). Yields a CliServer once the banner line is printed."""
     port = port or free_port()
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "bento_nb", "serve", tag, "--port", str(port),
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=full_env, cwd=str(REPO))
+                            env=full_env, cwd=str(REPO), preexec_fn=preexec_fn)
     server = CliServer(proc, port, "")
     lines: list[str] = []
     got_banner = threading.Event()
