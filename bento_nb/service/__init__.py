@@ -35,8 +35,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .. import _pickling, requirements, templates
 from .._version import __version__
-from ..adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
-                        split_results)
+from ..adapters import (DataframeInput, DefaultOutput, InputAdapter, OutputAdapter, Payload,
+                        adapter_from_config, output_from_config, split_results)
 from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
 from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
@@ -57,6 +57,7 @@ class ApiSpec:
     route: str | None = None
     name: str | None = None
     doc: str = ""
+    output: OutputAdapter | None = None
 
 
 @dataclass
@@ -68,16 +69,22 @@ class Env:
 
 
 def api(input: InputAdapter | None = None, batch: bool = False, route: str | None = None,
-        name: str | None = None, **_ignored: Any) -> Callable:
-    """Mark a service method as an inference API served at ``POST /<route>``."""
+        name: str | None = None, output: OutputAdapter | None = None,
+        **_ignored: Any) -> Callable:
+    """Mark a service method as an inference API served at ``POST /<route>``; ``output``
+    (``JsonOutput()``, ``DataframeOutput(output_orient=...)``; default ``DefaultOutput()``)
+    writes each request's result."""
     if input is not None and not isinstance(input, InputAdapter):
         raise TypeError(f"@api(input=...) expects an adapter such as DataframeInput(), got {input!r}")
+    if output is not None and not isinstance(output, OutputAdapter):
+        raise TypeError(f"@api(output=...) expects an output adapter such as JsonOutput(), "
+                        f"got {output!r}")
 
     def decorate(func: Callable) -> Callable:
         api_name = validate_name(name or func.__name__, "API name")
         func._bento_api = ApiSpec(input or DataframeInput(), bool(batch),
                                   (route or api_name).strip("/"), api_name,
-                                  inspect.getdoc(func) or "")
+                                  inspect.getdoc(func) or "", output)
         return func
 
     return decorate
@@ -121,15 +128,27 @@ class InferenceAPI:
     """One API of a service instance: its adapter, batching mode and function."""
 
     def __init__(self, name: str, func: Callable, adapter: InputAdapter, batch: bool,
-                 route: str, doc: str = ""):
+                 route: str, doc: str = "", output: OutputAdapter | None = None):
         self.name = name
         self.func = func
         self.input = adapter
+        self.output = output or DefaultOutput()
         self.batch = batch
         self.route = route
         self.doc = doc
-        # Only table-like inputs carry rows; other adapters are one item per request.
-        self._per_row = isinstance(adapter, DataframeInput)
+
+    @property
+    def input(self) -> InputAdapter:
+        return self._input
+
+    @input.setter
+    def input(self, adapter: InputAdapter) -> None:
+        self._input = adapter
+        # Table-like inputs (and tensors) carry rows; other adapters are one item per request.
+        self._per_row = isinstance(adapter, DataframeInput) or getattr(
+            adapter, "rows_per_request", False)
+        # MultiFileInput / MultiImageInput: one function argument per input name.
+        self._spread = getattr(adapter, "spreads_arguments", False)
 
     def __call__(self, data: Any) -> Any:
         """Call in-process with a Python value (DataFrame, rows, dict, str, bytes)."""
@@ -142,19 +161,21 @@ class InferenceAPI:
         """The result for one parsed request (``batch=False``, or a batch of one)."""
         if self.batch:
             return self.run_batch([payload])[0]
-        return self._call(self.input.make_single(payload))
+        return self.output.prepare(self._call(self.input.make_single(payload)))
 
     def run_batch(self, payloads: Sequence[Payload]) -> list[Any]:
-        """One result per payload, in order. Raises ModelError if the function raises or
-        returns the wrong number of results (the caller may then split the batch)."""
-        if self._per_row:
-            columns = payloads[0].columns
-            if any(p.columns != columns for p in payloads):
-                return self._run_by_columns(payloads)
-            result = self._call(self.input.make_batch(payloads))
-            return split_results(result, [p.rows for p in payloads])
+        """One result per payload, in order, each written by the API's output adapter.
+        Raises ModelError if the function raises or returns the wrong number of results
+        (the caller may then split the batch). Payloads of different ``columns`` (column
+        names, an image's or a tensor's shape) never share a call."""
+        columns = payloads[0].columns
+        if any(p.columns != columns for p in payloads):
+            return self._run_by_columns(payloads)
         result = self._call(self.input.make_batch(payloads))
-        return [r[0] for r in split_results(result, [1] * len(payloads))]
+        prepare = self.output.prepare
+        if self._per_row:
+            return [prepare(r) for r in split_results(result, [p.rows for p in payloads])]
+        return [prepare(r[0]) for r in split_results(result, [1] * len(payloads))]
 
     def _run_by_columns(self, payloads: Sequence[Payload]) -> list[Any]:
         """Tables with different column names never share a DataFrame (pandas would align
@@ -170,6 +191,8 @@ class InferenceAPI:
 
     def _call(self, argument: Any) -> Any:
         try:
+            if self._spread:
+                return self.func(*argument)
             return self.func(argument)
         except BentoNbError:
             raise
@@ -178,7 +201,7 @@ class InferenceAPI:
 
     def describe(self) -> dict:
         return {"name": self.name, "route": f"/{self.route}", "input": self.input.config(),
-                "output": "json", "batch": self.batch, "doc": self.doc}
+                "output": self.output.config(), "batch": self.batch, "doc": self.doc}
 
     def __repr__(self) -> str:
         return f"<InferenceAPI {self.name} {self.input!r} batch={self.batch}>"
@@ -227,7 +250,8 @@ class BentoService:
             if isinstance(spec, ApiSpec):
                 found[spec.name] = InferenceAPI(spec.name, getattr(self, attr),
                                                 copy.deepcopy(spec.input), spec.batch,
-                                                spec.route or spec.name, spec.doc)
+                                                spec.route or spec.name, spec.doc,
+                                                copy.deepcopy(spec.output))
         return found
 
     # packing
@@ -474,7 +498,7 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
         inference_api = svc._apis.get(described["name"])
         if inference_api is not None:
             inference_api.input = _adapter_of(bundle, index, described["input"])
-            inference_api._per_row = isinstance(inference_api.input, DataframeInput)
+            inference_api.output = _output_of(bundle, index, described.get("output"))
             for _, obj in svc.artifacts.items():  # what an older version did not record
                 inference_api.input.configure(obj)
     svc.bundle = bundle
@@ -492,6 +516,15 @@ def _adapter_of(bundle: Bundle, index: int, config: dict | str) -> InputAdapter:
         problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
         raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].input' "
                               f"is not a valid adapter ({problem})") from None
+
+
+def _output_of(bundle: Bundle, index: int, config: Any) -> OutputAdapter:
+    try:
+        return output_from_config(config)
+    except (BentoNbError, TypeError, ValueError) as e:
+        problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
+        raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].output' "
+                              f"is not a valid output adapter ({problem})") from None
 
 
 def as_service(target: Any, **options: Any) -> BentoService:
