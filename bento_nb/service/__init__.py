@@ -351,31 +351,48 @@ class BentoService:
     def _restore(cls, definition: dict) -> "BentoService":
         return cls()
 
+    def _after_load(self) -> None:
+        """Called once a loaded service has its artifacts."""
+
     def __repr__(self) -> str:
         return f"<{self.name} {self.tag or '(not saved)'} apis={list(self._apis)}>"
 
 
 class ModelService(BentoService):
     """A service around one model object, made by :func:`pack` / :func:`serve`: each API
-    name calls the model's method of that name (``predict`` calls a plain callable)."""
+    name calls the model's method of that name (``predict`` calls a plain callable).
+
+    ``framework`` (told by :func:`bento_nb.frameworks.detect.framework_of` from the
+    model's type) picks the artifact that saves the model in its own format and the input
+    its APIs take by default; None pickles it as is. ``device`` (torch, tensorflow, keras):
+    where the model runs, "cpu", "cuda", "cuda:1"; default CUDA when available, else CPU.
+    """
 
     _bento_artifacts = [PickleArtifact("model")]
 
     def __init__(self, name: str = "Model", apis: Sequence[str] = ("predict",),
-                 input: str | InputAdapter | dict = "dataframe", batch: bool = True,
-                 sklearn: bool = False):
+                 input: str | InputAdapter | dict | None = "dataframe", batch: bool = True,
+                 sklearn: bool = False, framework: str | None = None, device: str | None = None):
+        from ..frameworks.detect import FRAMEWORKS
+
         self._name = validate_name(name)
         self._api_names = [validate_name(a, "API name") for a in apis]
         if not self._api_names:
             raise PackError("at least one API name is needed, e.g. apis=['predict']")
+        if sklearn and framework is None:  # bundles of older versions
+            framework = "sklearn"
+        if framework is not None and framework not in FRAMEWORKS:
+            raise PackError(f"unknown framework {framework!r}: use one of {sorted(FRAMEWORKS)}")
+        self._framework = framework
+        if input is None:
+            input = FRAMEWORKS[framework].input if framework else "dataframe"
         self._input = input if isinstance(input, (InputAdapter, dict)) else str(input)
         self._batch = bool(batch)
-        self._sklearn = bool(sklearn)
+        self._device = None if device is None else str(device)
+        self._input_schema: dict | None = None
         super().__init__()
-        if self._sklearn:  # same file format; the manifest then says what the model is
-            from ..frameworks.sklearn import SklearnModelArtifact
-
-            self.artifacts = ArtifactCollection([SklearnModelArtifact("model")])
+        if framework is not None:
+            self.artifacts = ArtifactCollection([FRAMEWORKS[framework].artifact_class()("model")])
 
     @property
     def name(self) -> str:
@@ -411,44 +428,100 @@ class ModelService(BentoService):
 
     def pack(self, name: str, obj: Any) -> "ModelService":
         for api_name in self._api_names:
-            if not callable(getattr(obj, api_name, None)) and not (api_name == "predict" and callable(obj)):
-                raise PackError(f"{type(obj).__name__} has no method {api_name!r} to serve")
-        return super().pack(name, obj)  # type: ignore[return-value]
+            if not _serves(obj, api_name):
+                # a framework's wrapper may add the method (a Booster's or a module's predict)
+                wrapped = self.artifacts.specs[name].check(obj) if self._framework else obj
+                if not _serves(wrapped, api_name):
+                    raise PackError(f"{type(obj).__name__} has no method {api_name!r} to serve")
+        super().pack(name, obj)
+        self._place()
+        return self
+
+    def _place(self) -> None:
+        """Move a torch / tensorflow model onto its device (see ``device``)."""
+        from ..frameworks.detect import place_on_device
+
+        if self._framework is not None and "model" in self.artifacts._objects:
+            place_on_device(self.artifacts._objects["model"], self._framework, self._device)
+
+    def _after_load(self) -> None:
+        self._place()
 
     def _definition(self) -> dict:
         return {"name": self._name, "apis": self._api_names,
                 "input": self._input if isinstance(self._input, (str, dict)) else self._input.config(),
-                "batch": self._batch, "sklearn": self._sklearn}
+                "batch": self._batch, "sklearn": self._framework == "sklearn",
+                "framework": self._framework, "device": self._device}
 
     @classmethod
     def _restore(cls, definition: dict) -> "ModelService":
         return cls(definition["name"], definition["apis"], definition["input"], definition["batch"],
-                   definition.get("sklearn", False))
+                   definition.get("sklearn", False), definition.get("framework"),
+                   definition.get("device"))
+
+    def _write_bundle(self, folder: Path, version: str, labels: dict, extra: list) -> dict:
+        manifest = super()._write_bundle(folder, version, labels, extra)
+        manifest["model"] = _model_record(self, manifest)
+        return manifest
+
+
+def _serves(obj: Any, api_name: str) -> bool:
+    return callable(getattr(obj, api_name, None)) or (api_name == "predict" and callable(obj))
+
+
+def _model_record(svc: ModelService, manifest: dict) -> dict:
+    """What the manifest records of a packed model: its framework and version, the file
+    format, and its input schema (from ``example=`` when given, else from the model)."""
+    from ..frameworks.detect import FRAMEWORKS, input_schema
+
+    framework = FRAMEWORKS.get(svc._framework) if svc._framework else None
+    record = next((r for r in manifest.get("artifacts") or [] if r.get("name") == "model"), {})
+    return {"framework": framework.name if framework else "python",
+            "framework_version": framework.version() if framework else platform.python_version(),
+            "format": record.get("format") or ("cloudpickle" if record.get("file") else None),
+            "input": svc._input_schema or input_schema(svc.artifacts.model)}
 
 
 # -- module-level entry points ------------------------------------------------------------
 
 
-def pack(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
-         input: str | InputAdapter = "dataframe", batch: bool = True,
+def pack(model: Any, name: str = "Model", apis: Sequence[str] | str | None = None,
+         input: str | InputAdapter | None = None, batch: bool = True,
          labels: dict | None = None, requirements: Iterable[str] | None = None,
-         store: Store | None = None, example: Any = None) -> Bundle:
-    """Save any cloudpickle-able object (with the named methods, or a callable) as a new
-    bundle version; returns the :class:`~bento_nb.store.Bundle` (``.tag``, ``.path``).
-    ``example`` (e.g. ``X[:2]``) is checked against the first API and documented as its
-    request example (see :meth:`BentoService.save_bundle`)."""
-    svc = service_from_model(model, name=name, apis=apis, input=input, batch=batch)
+         store: Store | None = None, example: Any = None, device: str | None = None) -> Bundle:
+    """Save a model as a new bundle version; returns the :class:`~bento_nb.store.Bundle`
+    (``.tag``, ``.path``). A model of a known framework (xgboost, lightgbm, catboost,
+    scikit-learn, torch, keras, tensorflow, onnx, transformers: told from its type) is
+    saved in its own format and its APIs take the input that framework wants; any other
+    cloudpickle-able object (with the named methods, or a callable) is pickled. ``apis``
+    defaults to ``predict``, plus ``predict_proba`` when the model has it. ``example``
+    (e.g. ``X[:2]``) is checked against the first API, documented as its request example
+    (see :meth:`BentoService.save_bundle`) and gives the input schema the manifest
+    records. ``device``: see :class:`ModelService`."""
+    svc = service_from_model(model, name=name, apis=apis, input=input, batch=batch,
+                             device=device)
+    if example is not None:
+        from ..frameworks.detect import input_schema
+
+        svc._input_schema = input_schema(svc.artifacts.model, example)
     return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or (),
                            example=example)
 
 
-def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
-                       input: str | InputAdapter = "dataframe", batch: bool = True) -> ModelService:
-    """Wrap a live model object in a service without saving it."""
+def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str | None = None,
+                       input: str | InputAdapter | None = None, batch: bool = True,
+                       device: str | None = None) -> ModelService:
+    """Wrap a live model object in a service without saving it (see :func:`pack`)."""
+    from ..frameworks.detect import framework_of
+
+    framework = framework_of(model)
     if isinstance(apis, str):
         apis = [a.strip() for a in apis.split(",") if a.strip()]
-    svc = ModelService(name, apis, input, batch,
-                       sklearn=type(model).__module__.split(".")[0] == "sklearn")
+    elif apis is None:
+        apis = ["predict"] + (["predict_proba"] if callable(getattr(model, "predict_proba", None))
+                              else [])
+    svc = ModelService(name, apis, input, batch, framework=framework and framework.name,
+                       device=device)
     svc.pack("model", model)
     return svc
 
@@ -504,6 +577,7 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")
+    svc._after_load()
     return svc
 
 
