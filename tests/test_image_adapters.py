@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from netcheck import exchange
+from netcheck import exchange, multipart
 
 Image = pytest.importorskip("PIL.Image")
 
@@ -28,17 +27,6 @@ def image_bytes(array: np.ndarray, fmt: str = "PNG") -> bytes:
 
 def picture(seed: int, height: int = 6, width: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def multipart(files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = []
-    for field, (filename, data) in files.items():
-        parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
-                     f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                     .encode() + data + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), \
-        f"multipart/form-data; boundary={boundary}"
 
 
 def describe(image: np.ndarray) -> dict:
