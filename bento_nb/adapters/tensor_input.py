@@ -69,6 +69,10 @@ class TensorInput(InputAdapter):
             raise BadInput(f"instances are not an array of {want}: {reason}") from None
         if array.dtype == object:
             raise BadInput("instances are not a rectangular array: rows of different lengths")
+        if self.dtype is None and array.dtype.kind not in "biufc":
+            # no dtype declared or learned: a model takes numbers (declare dtype="str" else)
+            raise BadInput(f"instances are not an array of numbers: got {array.dtype.kind!r} "
+                           f"values such as {str(array.flat[0])[:40]!r}")
         if self.shape is not None:
             got = array.shape[1:]
             if len(got) != len(self.shape) or any(w is not None and w != g

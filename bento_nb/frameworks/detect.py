@@ -25,6 +25,11 @@ class Framework:
     artifact: str   # "module:Class" of its artifact
     input: str      # default input kind (bento_nb.adapters.ADAPTERS)
     module: str     # the top-level module whose version is recorded
+    key: str = ""   # how a service's definition names it (default: ``name``)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
 
     def artifact_class(self) -> type:
         module, _, cls = self.artifact.partition(":")
@@ -52,6 +57,10 @@ _RULES = (
     ("tensorflow", Framework("tensorflow", _P + "tensorflow:TensorflowSavedModelArtifact",
                              "tensor", "tensorflow")),
     ("xgboost", Framework("xgboost", _P + "xgboost:XgboostModelArtifact", "dataframe", "xgboost")),
+    # LightGBM's scikit-learn wrappers (LGBMClassifier, ...) keep their scikit-learn API
+    # (predict_proba, classes_) only as the estimator itself: pickled like scikit-learn.
+    ("lightgbm.sklearn", Framework("lightgbm", _P + "sklearn:SklearnModelArtifact", "dataframe",
+                                   "lightgbm", "lightgbm_sklearn")),
     ("lightgbm", Framework("lightgbm", _P + "lightgbm:LightGBMModelArtifact", "dataframe",
                            "lightgbm")),
     ("catboost", Framework("catboost", _P + "catboost:CatBoostModelArtifact", "dataframe",
@@ -78,7 +87,7 @@ def framework_of(model: Any) -> Framework | None:
     return None
 
 # Each framework by the name the manifest and a service's definition record.
-FRAMEWORKS = {framework.name: framework for _, framework in _RULES}
+FRAMEWORKS = {framework.key: framework for _, framework in _RULES}
 _TORCH = ("pytorch", "pytorch_lightning")
 _TENSORFLOW = ("keras", "tensorflow")
 
@@ -89,6 +98,7 @@ def resolve_device(framework: str, device: str | None) -> str | None:
     frameworks (they run where their library puts them)."""
     from ..errors import PackError
 
+    framework = FRAMEWORKS[framework].name if framework in FRAMEWORKS else framework
     if framework in _TORCH:
         import torch
 

@@ -72,6 +72,8 @@ class TensorflowModel:
         self.device = None  # a tensorflow device name once to_device() set it
         self.loaded = tf.saved_model.load(str(self.path))
         spec = _first_input_spec(self.loaded)
+        if spec is not None and getattr(spec, "dtype", None) is not None:
+            self.input_dtype = spec.dtype.name  # what TensorInput converts requests to
         if spec is not None and spec.shape.rank == 2 and spec.shape[1] is not None:
             self.n_features_in_ = int(spec.shape[1])
 

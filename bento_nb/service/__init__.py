@@ -450,7 +450,8 @@ class ModelService(BentoService):
     def _definition(self) -> dict:
         return {"name": self._name, "apis": self._api_names,
                 "input": self._input if isinstance(self._input, (str, dict)) else self._input.config(),
-                "batch": self._batch, "sklearn": self._framework == "sklearn",
+                "batch": self._batch,
+                "sklearn": self._framework in ("sklearn", "lightgbm_sklearn"),
                 "framework": self._framework, "device": self._device}
 
     @classmethod
@@ -520,7 +521,7 @@ def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | st
     elif apis is None:
         apis = ["predict"] + (["predict_proba"] if callable(getattr(model, "predict_proba", None))
                               else [])
-    svc = ModelService(name, apis, input, batch, framework=framework and framework.name,
+    svc = ModelService(name, apis, input, batch, framework=framework and framework.key,
                        device=device)
     svc.pack("model", model)
     return svc
