@@ -441,7 +441,11 @@ class ModelService(BentoService):
         """Move a torch / tensorflow model onto its device (see ``device``)."""
         from ..frameworks.detect import place_on_device
 
-        if self._framework is not None and "model" in self.artifacts._objects:
+        if self._framework is None:
+            if self._device is not None:
+                raise PackError(f"device= applies to torch and tensorflow models, not to a "
+                                f"pickled {type(self.artifacts._objects.get('model')).__name__}")
+        elif "model" in self.artifacts._objects:
             place_on_device(self.artifacts._objects["model"], self._framework, self._device)
 
     def _after_load(self) -> None:

@@ -181,3 +181,17 @@ def test_detection_never_imports_a_framework():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_device_is_kept_by_the_bundle_and_refused_where_it_does_not_apply():
+    torch = pytest.importorskip("torch")
+    import bento_nb
+    from bento_nb.errors import PackError
+
+    bundle = bento_nb.pack(torch.nn.Linear(3, 2), name="OnCpu", device="cpu")
+    loaded = bento_nb.load(bundle.tag)
+    assert loaded.artifacts.model.device == "cpu"
+    assert next(loaded.artifacts.model.module.parameters()).device.type == "cpu"
+    assert np.asarray(loaded.predict([[1.0, 2.0, 3.0]])).shape == (1, 2)
+    with pytest.raises(PackError, match="device= applies to torch and tensorflow"):
+        bento_nb.pack(lambda rows: rows, name="Plain", device="cpu")
