@@ -16,7 +16,8 @@ from netcheck import exchange, multipart
 Image = pytest.importorskip("PIL.Image")
 
 from bento_nb import BentoService, api  # noqa: E402
-from bento_nb.adapters import ImageInput, MultiImageInput, adapter_from_config  # noqa: E402
+from bento_nb.adapters import (AnnotatedImageInput, ImageInput,  # noqa: E402
+                               MultiImageInput, adapter_from_config)
 
 
 def image_bytes(array: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -43,6 +44,10 @@ class ImageService(BentoService):
     @api(input=ImageInput(accept_image_formats=[".png", ".jpg"], pilmode="L"), batch=False)
     def gray(self, image):
         return describe(image)
+
+    @api(input=AnnotatedImageInput(), batch=True)
+    def annotated(self, images, annotations):
+        return [{**describe(i), "notes": a} for i, a in zip(images, annotations)]
 
     @api(input=MultiImageInput(input_names=("left", "right")), batch=True)
     def pair(self, lefts, rights):
@@ -142,3 +147,18 @@ def test_image_adapters_are_rebuilt_from_their_config():
     assert multi.input_names == ("a", "b")
     with pytest.raises(TypeError, match="MultiImageInput"):
         ImageInput(input_names=("a",))
+
+
+def test_annotated_image_input_gives_the_image_and_its_annotations(server):
+    array = picture(9)
+    body, content_type = multipart({"image": ("a.png", image_bytes(array)),
+                                    "annotations": ("a.json", b'{"boxes": [[1, 2, 3, 4]]}')})
+    answer = server("annotated", body, content_type)
+    assert answer.status == 200, answer.body
+    assert answer.json() == {**describe(array), "notes": {"boxes": [[1, 2, 3, 4]]}}
+    body, content_type = multipart({"image": ("a.png", image_bytes(array))})
+    assert server("annotated", body, content_type).json()["notes"] is None
+    body, content_type = multipart({"image": ("a.png", image_bytes(array)),
+                                    "annotations": ("a.json", b"{not json")})
+    bad = server("annotated", body, content_type)
+    assert bad.status == 400 and "annotations: malformed JSON" in bad.json()["error"]["message"]

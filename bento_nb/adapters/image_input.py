@@ -188,3 +188,66 @@ class MultiImageInput(InputAdapter):
         return {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": list(self.input_names),
             "properties": {n: {"type": "string", "format": "binary"} for n in self.input_names}}}}}
+
+
+class AnnotatedImageInput(InputAdapter):
+    """An image plus optional JSON annotations in one ``multipart/form-data`` request
+    (BentoML 0.x's ``AnnotatedImageInput``): the API is called with ``(image, annotations)``
+    (``batch=False``) or ``(images, annotations)`` tuples (``batch=True``); annotations
+    are None when the field is absent."""
+
+    kind = "annotated_image"
+    media_types = ("multipart/form-data",)
+    spreads_arguments = True
+
+    def __init__(self, image_input_name: str = "image", annotation_input_name: str = "annotations",
+                 pilmode: str = "RGB", accept_image_formats: Sequence[str] | None = None):
+        self.image_input_name = str(image_input_name)
+        self.annotation_input_name = str(annotation_input_name)
+        self.pilmode = str(pilmode)
+        self.accept_image_formats = _formats(accept_image_formats)
+
+    def parse(self, body: bytes, content_type: str | None = None) -> Payload:
+        from .decoding import loads_json
+
+        if _media_type(content_type) != "multipart/form-data":
+            raise BadInput(f"send the image as multipart/form-data field "
+                           f"{self.image_input_name!r} (got "
+                           f"{_media_type(content_type) or 'no content type'})")
+        by_name: dict = {}
+        for field, file in multipart_files(body, content_type):
+            by_name.setdefault(field, file)
+        if self.image_input_name not in by_name:
+            raise BadInput(f"multipart body lacks the image field {self.image_input_name!r}")
+        image = decode_image(by_name[self.image_input_name], self.accept_image_formats,
+                             self.pilmode, self.image_input_name)
+        notes = by_name.get(self.annotation_input_name)
+        try:
+            annotations = None if notes is None else loads_json(bytes(notes))
+        except BadInput as e:
+            raise BadInput(f"{self.annotation_input_name}: {e.message}") from None
+        return Payload((image, annotations))
+
+    def from_python(self, value: Any) -> Payload:
+        image, annotations = value
+        if not isinstance(image, np.ndarray):
+            image = decode_image(as_file(image), self.accept_image_formats, self.pilmode)
+        return Payload((image, annotations))
+
+    def make_batch(self, payloads: Sequence[Payload]) -> Any:
+        return (tuple(p.value[0] for p in payloads), tuple(p.value[1] for p in payloads))
+
+    def example_body(self, value: Any) -> Any:
+        raise BadInput("an image API takes no documented example (examples are JSON or text)")
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "image_input_name": self.image_input_name,
+                "annotation_input_name": self.annotation_input_name, "pilmode": self.pilmode,
+                "accept_image_formats": list(self.accept_image_formats)}
+
+    def openapi_request(self, example: Any = None) -> dict:
+        return {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": [self.image_input_name], "properties": {
+                self.image_input_name: {"type": "string", "format": "binary"},
+                self.annotation_input_name: {"type": "string", "format": "binary",
+                                             "description": "JSON annotations"}}}}}}
