@@ -70,8 +70,11 @@ def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.so
 
 
 def warn_if_public(config: ServerConfig) -> None:
-    """Binding beyond loopback: say so on stderr (and suggest a token when there is none)."""
-    if not is_loopback(config.host):
+    """Binding beyond loopback: say so on stderr (and suggest a token when there is none).
+    Not inside an image bento_nb built: there 0.0.0.0 is the container's own namespace."""
+    from ..config import in_container
+
+    if not is_loopback(config.host) and not in_container():
         who = ("anyone who can reach this machine and has the token" if config.api_token
                else "anyone who can reach this machine; consider --api-token / "
                     "BENTO_NB_API_TOKEN")
