@@ -79,6 +79,46 @@ class IrisJson(BentoService):
         return [self.classes[i] for i in self.artifacts.model.predict(rows)]
 '''
 
+# bentoml/gallery@0.13-LTS scikit-learn/sentiment-analysis/sentiment_analysis_service.py
+SENTIMENT = '''
+import pandas as pd
+import bento_nb
+from bento_nb.frameworks.sklearn import SklearnModelArtifact
+from bento_nb.service.artifacts.common import PickleArtifact
+from bento_nb.handlers import DataframeHandler
+from bento_nb.adapters import DataframeInput
+
+@bento_nb.artifacts([PickleArtifact('model')])
+@bento_nb.env(pip_packages=["scikit-learn", "pandas"])
+class SKSentimentAnalysis(bento_nb.BentoService):
+
+    @bento_nb.api(input=DataframeInput(), batch=True)
+    def predict(self, df):
+        """
+        predict expects pandas.Series as input
+        """
+        series = df.iloc[0,:]
+        return self.artifacts.model.predict(series)
+'''
+
+# bentoml/gallery@0.13-LTS scikit-learn/titanic-multiple-models-jsoninput (its @env)
+TITANIC_CONDA = '''
+import bento_nb
+from bento_nb.adapters import JsonInput
+from bento_nb.artifact import SklearnModelArtifact
+
+
+@bento_nb.artifacts([SklearnModelArtifact("xgb"), SklearnModelArtifact("lgb")])
+@bento_nb.env(
+    conda_channels=["conda-forge"],
+    conda_dependencies=["lightgbm==2.3.*", "pandas==1.0.*", "xgboost==1.2.*"],
+)
+class TitanicSurvivalPredictionService(bento_nb.BentoService):
+    @bento_nb.api(input=JsonInput())
+    def predict(self, datain):
+        return datain
+'''
+
 HELPER_LIB = '''
 def to_rows(df):
     return df.to_numpy() * 1.0
@@ -150,6 +190,39 @@ def test_a_0x_example_packs_saves_and_predicts_in_a_fresh_process(tmp_path, modu
                                                  data=data), elsewhere))
     assert out == {"result": expected, "metadata": {"model": {"dataset": "iris"}}}
     assert Path(path).is_dir()
+
+
+def test_the_gallery_sentiment_service_runs_renamed(tmp_path):
+    folder = write_example(tmp_path / "project", "sentiment_analysis_service", SENTIMENT)
+    run('''
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import Pipeline
+        from sentiment_analysis_service import SKSentimentAnalysis
+
+        texts = ["i love it", "great movie", "so good", "i hate it", "awful movie", "so bad"]
+        model = Pipeline([("bow", CountVectorizer()), ("lr", LogisticRegression())])
+        svc = SKSentimentAnalysis()
+        svc.pack("model", model.fit(texts, [4, 4, 4, 0, 0, 0]))
+        svc.save()
+    ''', folder)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = json.loads(run(LOAD_AND_PREDICT.format(
+        loader="load", where="SKSentimentAnalysis",
+        data="pd.DataFrame([['what a great movie', 'an awful movie']])"), elsewhere))
+    assert out["result"] == ["4", "0"]
+
+
+def test_the_gallery_conda_environment_is_refused_naming_the_option(tmp_path):
+    folder = write_example(tmp_path / "project", "titanic", TITANIC_CONDA)
+    done = subprocess.run([sys.executable, "-c", "import titanic"], cwd=folder,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "bento_nb.errors.PackError: conda_channels is not supported: bento_nb images use pip, "
+        "not conda; drop it")
 
 
 def test_save_to_dir_and_load_from_dir_round_trip(tmp_path):
