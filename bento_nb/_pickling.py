@@ -138,11 +138,14 @@ def _modules_used_by(module: ModuleType) -> list[str]:
     """Names of the modules ``module``'s globals are or come from."""
     names = []
     for value in list(vars(module).values()):
-        if isinstance(value, ModuleType):
-            names.append(value.__name__)
-        elif isinstance(value, type) or callable(value):
-            names.append(getattr(value, "__module__", None))
-    return names
+        try:
+            if isinstance(value, ModuleType):
+                names.append(value.__name__)
+            elif isinstance(value, type) or callable(value):
+                names.append(getattr(value, "__module__", None))
+        except Exception:  # noqa: BLE001 - a lazy proxy that fails on access: not a module
+            continue
+    return [n for n in names if isinstance(n, str)]
 
 
 def is_local_module(module: ModuleType) -> bool:
