@@ -331,6 +331,14 @@ def test_env_requirements_txt_pins_win_over_inferred_ones(tmp_path):
         _service_with_env(requirements_txt_file=str(requirements))
 
 
+def test_env_old_option_names_are_honoured():
+    svc = _service_with_env(auto_pip_dependencies=False, pip_dependencies=["requests>=2"])
+    assert svc.save_bundle().manifest["requirements"] == ["requests>=2"]  # nothing inferred
+    inferred = _service_with_env(pip_dependencies=["requests>=2"]).save_bundle()
+    assert "requests>=2" in inferred.manifest["requirements"]
+    assert any(r.startswith("numpy==") for r in inferred.manifest["requirements"])
+
+
 def test_web_static_content_is_refused_by_name():
     import bento_nb
     from bento_nb.errors import PackError
