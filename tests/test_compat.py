@@ -339,6 +339,15 @@ def test_env_old_option_names_are_honoured():
     assert any(r.startswith("numpy==") for r in inferred.manifest["requirements"])
 
 
+def test_save_to_dir_takes_a_version(tmp_path):
+    import bento_nb
+
+    path = _service_with_env().save_to_dir(tmp_path / "v", version="1.2.0")
+    loaded = bento_nb.load_from_dir(path)
+    assert loaded.version == "1.2.0" and loaded.predict({"a": 1}) == {"a": 1}
+    assert bento_nb.list_bundles() == []
+
+
 def test_web_static_content_is_refused_by_name():
     import bento_nb
     from bento_nb.errors import PackError

@@ -20,11 +20,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import PackError, ServerError, UsageError
+from ..errors import ServerError, UsageError
 from ..store import Store, validate_name
 
 _READY_TIMEOUT_S = 120.0
@@ -36,28 +35,24 @@ def save_to_dir(svc: Any, path: str | os.PathLike, version: str | None = None) -
         validate_name(version, "version")
     target = Path(path)
     with tempfile.TemporaryDirectory(prefix="bento_nb-save-") as scratch:
-        store = Store(scratch)
-        write = svc._write_bundle
-        if version is not None:  # the manifest carries the version asked for
-            def write(folder, _generated, **kwargs):
-                return svc._write_bundle(folder, version, **kwargs)
-        bundle = _save_with(svc, store, write)
+        bundle = svc.save_bundle(store=_ScratchStore(scratch, version))
         target.mkdir(parents=True, exist_ok=True)
         shutil.copytree(bundle.path, target, dirs_exist_ok=True)
     svc.bundle = None  # the scratch store is gone; the folder is the bundle now
     return str(target)
 
 
-def _save_with(svc: Any, store: Store, write: Any):
-    """``svc.save_bundle`` into ``store`` with ``write`` as the bundle writer."""
-    missing = svc.artifacts.missing()
-    if missing:
-        raise PackError(f"artifact(s) {missing} not packed: call svc.pack(name, obj) first")
-    if not svc._apis:
-        raise PackError(f"{svc.name} has no API: decorate a method with @api(...)")
-    labels = {str(k): str(v) for k, v in svc.labels.items()}
-    extra = list(type(svc)._bento_env.pip_packages)
-    return store.save(svc.name, partial(write, labels=labels, extra=extra))
+class _ScratchStore(Store):
+    """A throwaway store whose bundles carry ``version`` (when given) in their manifest."""
+
+    def __init__(self, root: str, version: str | None):
+        super().__init__(root)
+        self._version = version
+
+    def save(self, name: str, write: Any):
+        if self._version is None:
+            return super().save(name, write)
+        return super().save(name, lambda folder, _generated: write(folder, self._version))
 
 
 def save(svc: Any, base_path: str | os.PathLike | None = None, version: str | None = None,

@@ -14,11 +14,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from netcheck import exchange
+from netcheck import exchange, free_port
+from polling import wait_for
 
 READY_SECONDS = 180  # tensorflow and torch take a while to import on a busy machine
 PREAMBLE = """\
@@ -57,12 +56,6 @@ def pack_in_subprocess(tmp_path: Path, source: str, timeout: float = 300) -> dic
     return json.loads(line[len("RESULT "):])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
     def __init__(self, proc: subprocess.Popen, port: int):
         self.proc, self.port = proc, port
@@ -85,17 +78,13 @@ def served(tmp_path):
                                 cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         procs.append(proc)
-        deadline = time.monotonic() + READY_SECONDS
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()[-4000:]}")
-            try:
-                if exchange("127.0.0.1", port, "GET", "/readyz", timeout=5).status == 200:
-                    return Served(proc, port)
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("server did not become ready")
+            return exchange("127.0.0.1", port, "GET", "/readyz", timeout=5).status == 200
+
+        assert wait_for(ready, READY_SECONDS, 0.2, ignore=(OSError,)), "server did not become ready"
+        return Served(proc, port)
 
     yield start
     for proc in procs:

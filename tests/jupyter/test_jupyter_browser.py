@@ -16,10 +16,10 @@ import os
 import re
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 import bento_nb
 from bento_nb.store import Store
@@ -75,8 +75,10 @@ def save_screenshot(page, tmp_path: Path, name: str, locator=None) -> Path:
     return path
 
 
-def open_lab(page, lab, path: str = "lab") -> None:
-    page.goto(f"{lab.url}{path}?token={lab.token}")
+def open_lab(page, lab, path: str = "lab", reset: bool = False) -> None:
+    """Open ``path``; ``reset`` starts from the default layout, not the one an earlier test
+    of the module left in the workspace."""
+    page.goto(f"{lab.url}{path}?{'reset&' if reset else ''}token={lab.token}")
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
 
 
@@ -209,6 +211,49 @@ def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
         handle.stop()
 
 
+def test_panel_links_only_http_urls_and_the_palette_refreshes_it(
+        lab, browser_page, point_at, register, monkeypatch, iris_clf):
+    """A server record whose url is not http(s) (here ``javascript:``, off loopback so there
+    is no proxy link either) never becomes a link: no link, no Open button. The command palette's
+    "Refresh Bento panel" reloads the panel: a bundle packed meanwhile appears."""
+    point_at(lab, monkeypatch)
+    register(47123, host="10.9.8.7", url="javascript:alert(document.domain)")
+    page = browser_page
+    open_lab(page, lab, reset=True)
+    page.click(PANEL_TAB)
+    panel = page.locator(PANEL)
+    server = panel.locator('.jp-BentoPanel-server[data-port="47123"]')
+    server.wait_for()
+    assert "not on loopback" in server.inner_text()
+    assert server.locator("a").count() == 0
+    assert server.locator('button[data-action="open"]').count() == 0
+    assert panel.evaluate("""el => [...el.querySelectorAll('*')].filter(
+        n => [...n.attributes].some(a => /^\\s*javascript:/i.test(a.value))).length""") == 0
+
+    bundle = bento_nb.pack(iris_clf, name="PaletteIris")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    palette = page.locator(".lm-CommandPalette")
+
+    def palette_open() -> bool:  # the shortcut is dropped while Lab is still busy: press again
+        page.keyboard.press("Control+Shift+C")
+        try:
+            palette.locator("input").wait_for(state="visible", timeout=3000)
+            return True
+        except PlaywrightTimeoutError:
+            return False
+
+    assert wait_for(palette_open, 60, 0), "the command palette did not open"
+    palette.locator("input").fill("Refresh Bento panel")
+    item = palette.locator('.lm-CommandPalette-item.lm-mod-active[data-command="bento:refresh"]')
+    item.wait_for()
+    assert "Refresh Bento panel" in item.inner_text()
+    # Enter runs the active item (a click can miss it: the palette re-renders its items
+    # whenever a command's state changes)
+    page.keyboard.press("Enter")
+    panel.locator(f'.jp-BentoPanel-version[data-tag="{bundle.tag}"]').wait_for(timeout=20_000)
+
+
 NOTEBOOK_CELLS = [
     "%load_ext bento_nb",
     "%bento serve BrowserServed --port {port}",
@@ -249,13 +294,10 @@ def test_notebook_server_widget_stop_click_stops_the_server(
     save_screenshot(page, tmp_path, "bento-widget.png", widget)
 
     stop.click()
-    deadline = time.monotonic() + 30
-    while True:
-        status, servers = lab.json("bento/api/servers")
-        if all(s["port"] != port for s in servers["servers"]):
-            break
-        assert time.monotonic() < deadline, servers
-        time.sleep(0.3)
+    def listed() -> list:
+        return [s for s in lab.json("bento/api/servers")[1]["servers"] if s["port"] == port]
+
+    assert wait_for(lambda: not listed(), 30, 0.3), listed()
     page.wait_for_function(
         "el => el.innerText.includes('stopped')", arg=widget.element_handle(), timeout=20_000)
     save_screenshot(page, tmp_path, "bento-widget-stopped.png", widget)

@@ -8,9 +8,8 @@ import json
 import os
 
 import pytest
-from netcheck import port_is_free
-
-from tests.conftest import free_port
+from netcheck import free_port, port_is_free
+from polling import wait_for
 
 from .conftest import TRAIN, Kernel, has_widget_view, kernel_env, shown_url
 
@@ -27,6 +26,13 @@ def kernel(module_home):
     k.run(TRAIN)
     yield k
     k.shutdown()
+
+
+@pytest.fixture(scope="module")
+def container_iris(kernel) -> str:
+    """A bundle the Containerize tests serve, packed in the kernel (whatever ran before)."""
+    kernel.magic("pack clf --name ContainerIris")
+    return "ContainerIris"
 
 
 def _json(kernel: Kernel, code: str):
@@ -61,15 +67,13 @@ w.try_output.value
 """)
     assert "400" in bad and "expected 4 columns" in bad
 
+    assert wait_for(lambda: ">2</td>" in _json(kernel, "w.stats_html.value"), 10, 0.2), \
+        _json(kernel, "w.stats_html.value")  # refreshed by the kernel's refresh thread
     stats = _json(kernel, """
-import time
-deadline = time.monotonic() + 10
-while w.stats.get('requests') != 2 and time.monotonic() < deadline:
-    time.sleep(0.2)
 from bento_nb.notebook.widgets import _refresh
 [w.stats_html.value, w in _refresh.refresher().watched()]
 """)
-    assert "requests" in stats[0] and ">2</td>" in stats[0]  # refreshed by the thread
+    assert "requests" in stats[0] and ">2</td>" in stats[0]
     assert "req/s (5 s avg)" in stats[0]
     assert stats[1] is True
 
@@ -122,11 +126,11 @@ s = b.server_widget
     kernel.magic("stop all")
 
 
-def test_containerize_button_without_daemon_says_so(kernel):
+def test_containerize_button_without_daemon_says_so(kernel, container_iris):
     result = _json(kernel, f"""
 import os
 os.environ["DOCKER_HOST"] = "{DEAD_DOCKER}"
-%bento serve ButtonIris --port 0
+%bento serve {container_iris} --port 0
 w = bento_nb.notebook.last_widget()
 w.containerize_button.click()
 state = w.containerize_view.wait(120)
@@ -137,9 +141,9 @@ b = bento_nb.notebook.current().server_widgets[0]
     assert state == "no-daemon"
     assert "docker build -t" in status and "build context" in status
     assert display is None  # the progress area became visible
-    outputs = kernel.magic("containerize ButtonIris -t button-iris:test")
+    outputs = kernel.magic(f"containerize {container_iris} -t container-iris:test")
     text = kernel.text(outputs)
-    assert "docker build -t button-iris:test" in text
+    assert "docker build -t container-iris:test" in text
     assert not any(o.output_type == "error" for o in outputs)
     kernel.run("os.environ.pop('DOCKER_HOST')")
     kernel.magic("stop all")
@@ -171,11 +175,11 @@ def _docker_reachable() -> bool:
 
 
 @pytest.mark.docker
-def test_containerize_button_streams_build_progress(kernel):
+def test_containerize_button_streams_build_progress(kernel, container_iris):
     if not _docker_reachable():
         pytest.skip("no Docker engine reachable (DOCKER_HOST / /var/run/docker.sock)")
-    result = _json(kernel, """
-%bento serve ButtonIris --port 0
+    result = _json(kernel, f"""
+%bento serve {container_iris} --port 0
 w = bento_nb.notebook.last_widget()
 w.containerize(image="bento-nb-widget-test:1")
 state = w.containerize_view.wait(600)

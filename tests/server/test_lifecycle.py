@@ -7,13 +7,13 @@ import os
 import threading
 
 import pytest
-from netcheck import port_is_free
+from netcheck import free_port, port_is_free
 
 import bento_nb
 from bento_nb.errors import ServerError
 from bento_nb.server import list_servers, registry, running_servers, serve, stop_all
 
-from .conftest import EchoModel, SlowEchoModel, free_port, metric_value, post_json, request
+from .conftest import EchoModel, SlowEchoModel, metric_value, post_json, request
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 

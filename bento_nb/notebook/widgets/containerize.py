@@ -119,8 +119,16 @@ class ContainerizeView(PlainReprMixin, W.VBox):
         self.message = f"built {result.image}"
         self._set("done", colored(f"✓ built <code>{escape(result.image)}</code>", OK)
                   + (f" ({escape(', '.join(details))})" if details else "")
-                  + f"<br>run it: <code>docker run -p 5000:5000 {escape(result.image)}</code>")
+                  + "<br>run it: " + "<br>".join(
+                      f"<code>{escape(line)}</code>" for line in self._run_hint(tag, result.image)))
         return result
+
+    @staticmethod
+    def _run_hint(tag: str, image: str) -> list[str]:
+        from ...containerize.context import run_hint
+        from ...store import find_bundle
+
+        return run_hint(image, find_bundle(tag).manifest)
 
     # display
 
