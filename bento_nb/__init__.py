@@ -27,6 +27,8 @@ __all__ = [
     "__version__", "BentoNbError", "BentoService", "Bundle", "Store",
     "api", "artifacts", "env", "load", "pack", "serve", "list_bundles",
     "load_ipython_extension", "unload_ipython_extension",
+    # BentoML 0.x
+    "save", "save_to_dir", "load_from_dir", "web_static_content",
 ]
 
 # public name -> (module, attribute). Importing them lazily keeps `import bento_nb.jupyter`
@@ -40,10 +42,22 @@ _LAZY = {
     "pack": (".service", "pack"),
     "Bundle": (".store", "Bundle"),
     "Store": (".store", "Store"),
+    "save": (".service.compat", "save"),
+    "save_to_dir": (".service.compat", "save_to_dir"),
+    "load_from_dir": (".service", "load_from_dir"),
+    "web_static_content": (".service", "web_static_content"),
 }
 
 
+# subpackages BentoML 0.x code reaches as attributes (`bentoml.saved_bundle.load(path)`)
+_SUBMODULES = {"adapters", "artifact", "frameworks", "handlers", "saved_bundle", "types", "utils"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+        globals()[name] = value
+        return value
     try:
         module, attribute = _LAZY[name]
     except KeyError:

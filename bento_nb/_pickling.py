@@ -116,15 +116,36 @@ def pickle_by_value(modules: Iterable[ModuleType]) -> Iterator[None]:
 
 def local_modules(*objects: Any) -> list[ModuleType]:
     """Modules defining these objects (or their classes) that are not installed packages:
-    ``__main__`` or a ``.py`` file outside site-packages and the standard library."""
+    ``__main__`` or a ``.py`` file outside site-packages and the standard library; and,
+    transitively, the local modules those modules use (``import my_lib`` or
+    ``from my_lib import f`` in a service file), so helper modules next to the service
+    travel in the bundle by value and a bundle loads from any folder."""
     found: dict[str, ModuleType] = {}
+    pending = []
     for obj in objects:
         cls = obj if isinstance(obj, type) else type(obj)
-        for candidate in (getattr(obj, "__module__", None), cls.__module__):
-            module = sys.modules.get(candidate or "")
-            if module is not None and is_local_module(module):
-                found[module.__name__] = module
+        pending += [getattr(obj, "__module__", None), cls.__module__]
+    while pending:
+        module = sys.modules.get(pending.pop() or "")
+        if module is None or module.__name__ in found or not is_local_module(module):
+            continue
+        found[module.__name__] = module
+        pending += _modules_used_by(module)
     return list(found.values())
+
+
+def _modules_used_by(module: ModuleType) -> list[str]:
+    """Names of the modules ``module``'s globals are or come from."""
+    names = []
+    for value in list(vars(module).values()):
+        try:
+            if isinstance(value, ModuleType):
+                names.append(value.__name__)
+            elif isinstance(value, type) or callable(value):
+                names.append(getattr(value, "__module__", None))
+        except Exception:  # noqa: BLE001 - a lazy proxy that fails on access: not a module
+            continue
+    return [n for n in names if isinstance(n, str)]
 
 
 def is_local_module(module: ModuleType) -> bool:

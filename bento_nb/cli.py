@@ -1,8 +1,8 @@
 """The ``bento-nb`` command line.
 
-    bento-nb list [--json]                      bundles in the store
-    bento-nb get TAG [--json]                   one bundle's manifest
-    bento-nb delete TAG [-y]
+    bento-nb list [NAME] [--json | -o json|yaml|table|wide]   bundles in the store
+    bento-nb get TAG [--json | -o json|yaml] [--print-location] [--quiet]
+    bento-nb delete TAG|NAME[,TAG...] [-y]      NAME: every version of it
     bento-nb run TAG API --input JSON | --input-file FILE [--format csv|json]
     bento-nb export TAG FILE.tar.gz|.tgz|.bento / import FILE
     bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
@@ -11,6 +11,7 @@
         [--kserve [--kserve-mode serverless|raw] [--canary-image IMAGE --canary-percent N]
          [--min-replicas N --max-replicas N] [--scale-metric concurrency|rps|cpu --scale-target N]]
     bento-nb quickstart                         train, pack, serve and query the iris model
+    bento-nb serve-gunicorn / retrieve / open-api-spec / info   BentoML 0.x (bento_nb.cli_compat)
 
 User errors print one line on stderr (``bento-nb: error: ...``) and exit non-zero with the
 code of their :mod:`~bento_nb.errors` class; there is no traceback unless
@@ -29,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import cli_compat
 from ._version import __version__
 from .errors import BadInput, BentoNbError, UsageError, one_line
 from .options import ArgumentParser, add_options, given
@@ -51,15 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list bundles in the store")
     p.add_argument("name", nargs="?", help="only versions of this name")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (= -o json)")
+    p.add_argument("-o", "--output", choices=["json", "yaml", "table", "wide"], default=None,
+                   help="table (default), wide (with artifacts, labels and paths), json, yaml")
 
     p = sub.add_parser("get", help="show one bundle")
     p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help="print JSON (= -o json)")
+    p.add_argument("-o", "--output", choices=["json", "yaml"], default=None,
+                   help="yaml (default: the manifest) or json (summary and manifest)")
+    p.add_argument("--print-location", action="store_true", help="print only the bundle's folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no '# PATH' header line")
 
-    p = sub.add_parser("delete", help="delete a bundle version")
-    p.add_argument("tag")
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p = sub.add_parser("delete", help="delete bundle versions (NAME: all its versions)")
+    p.add_argument("tag", help="Name:version, Name (every version), or several, comma-separated")
+    p.add_argument("-y", "--yes", "--assume-yes", action="store_true",
+                   help="do not ask for confirmation")
 
     p = sub.add_parser("run", help="run an API in-process and print JSON predictions")
     p.add_argument("tag")
@@ -80,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     add_options(p, ServerConfig)
+    cli_compat.add_microbatch_aliases(p)
 
     p = sub.add_parser("containerize", help="build a Docker image serving a bundle")
     p.add_argument("tag")
@@ -112,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quickstart", help="train the iris SVC, pack, serve and predict")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--keep-serving", action="store_true", help="keep the server up until Ctrl-C")
+    cli_compat.add_commands(sub, _Parser)
     return parser
 
 
@@ -158,10 +169,17 @@ def _list(args) -> int:
     from .store import Store, human_size, printable
 
     entries = Store().list(args.name)
-    if args.json:
-        print(json.dumps([e.bundle.info() if e.bundle else
-                          {"tag": f"{e.name}:{e.version}", "path": str(e.path), "error": e.error}
-                          for e in entries], indent=2))
+    output = "json" if args.json else (args.output or "table")
+    if output in ("json", "yaml"):
+        records = [e.bundle.info() if e.bundle else
+                   {"tag": f"{e.name}:{e.version}", "path": str(e.path), "error": e.error}
+                   for e in entries]
+        if output == "json":
+            print(json.dumps(records, indent=2))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(records, sort_keys=False), end="")
         return 0
     if not entries:
         if args.name and Store().list():
@@ -169,19 +187,37 @@ def _list(args) -> int:
         else:
             print("no bundles yet: pack one with bento_nb.pack(model, name=...) or %bento pack")
         return 0
-    rows = [("TAG", "APIS", "SIZE", "CREATED")]
+    wide = output == "wide"
+    rows = [("TAG", "APIS", "SIZE", "CREATED")
+            + (("ARTIFACTS", "LABELS", "PATH") if wide else ())]
     for e in entries:  # names come from folders anyone can make: no raw control characters
         if e.bundle is None:
             rows.append((printable(f"{e.name}:{e.version}"), "-", "-",
-                         f"unreadable: {printable(one_line(e.error))}"))
+                         f"unreadable: {printable(one_line(e.error))}")
+                        + (("-", "-", printable(str(e.path))) if wide else ()))
         else:
             b = e.bundle
             rows.append((printable(b.tag), printable(",".join(a["name"] for a in b.apis)),
-                         human_size(b.size), printable(b.created_at)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+                         human_size(b.size), printable(b.created_at))
+                        + ((_artifacts_column(b), _labels_column(b), printable(str(b.path)))
+                           if wide else ()))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     return 0
+
+
+def _artifacts_column(bundle) -> str:
+    from .store import printable
+
+    return printable(",".join(f"{a['name']}<{a.get('type', '?')}>"
+                              for a in bundle.manifest.get("artifacts") or [])) or "-"
+
+
+def _labels_column(bundle) -> str:
+    from .store import printable
+
+    return printable(",".join(f"{k}={v}" for k, v in bundle.labels.items())) or "-"
 
 
 def _get(args) -> int:
@@ -190,12 +226,15 @@ def _get(args) -> int:
     from .store import find_bundle
 
     bundle = find_bundle(args.tag)
-    if args.json:
+    if args.print_location:
+        print(bundle.path)
+    elif args.json or args.output == "json":
         print(json.dumps({**bundle.info(), "manifest": bundle.manifest}, indent=2))
     else:
-        print(f"# {bundle.path}")
-        for line in _summary(bundle):  # YAML comments: the output stays the manifest
-            print(f"# {_printable(line)}")
+        if not args.quiet:
+            print(f"# {bundle.path}")
+            for line in _summary(bundle):  # YAML comments: the output stays the manifest
+                print(f"# {_printable(line)}")
         print(yaml.safe_dump(bundle.manifest, sort_keys=False), end="")
     return 0
 
@@ -234,16 +273,41 @@ def _delete(args) -> int:
     from .store import Store
 
     store = Store()
-    bundle = store.get(args.tag)
+    tags = _delete_targets(store, args.tag)
     if not args.yes:
+        shown = ", ".join(tags) if len(tags) <= 5 else f"{', '.join(tags[:5])} and {len(tags) - 5} more"
         if not sys.stdin.isatty():
-            raise UsageError(f"refusing to delete {bundle.tag} without confirmation: pass -y")
-        if input(f"Delete {bundle.tag}? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise UsageError(f"refusing to delete {shown} without confirmation: pass -y")
+        if input(f"Delete {shown}? [y/N] ").strip().lower() not in ("y", "yes"):
             print("not deleted")
             return 1
-    store.delete(bundle.tag)
-    print(f"deleted {bundle.tag}")
+    for tag in tags:
+        store.delete(tag)
+        print(f"deleted {tag}")
     return 0
+
+
+def _delete_targets(store, text: str) -> list[str]:
+    """The versions ``delete`` removes, as BentoML 0.x: ``Name:version``, ``Name`` (every
+    version of it, readable or not) or several of them, comma-separated. An unknown one
+    is BundleNotFound before anything is deleted."""
+    from .store import Tag
+
+    tags: list[str] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        tag = Tag.parse(item)
+        if ":" in item:  # Name:version or Name:latest: that one version
+            tags.append(store.get(item).tag)
+            continue
+        versions = [f"{e.name}:{e.version}" for e in store.list(tag.name) if e.name == tag.name]
+        if not versions:
+            store.get(item)  # BundleNotFound, with its usual message
+        tags += versions
+    if not tags:
+        raise UsageError("nothing to delete: give Name:version or Name")
+    return list(dict.fromkeys(tags))
 
 
 def _run(args) -> int:
@@ -298,6 +362,7 @@ def _serve(args) -> int:
     from .server.config import ServerConfig
     from .server.process import run_cli
 
+    cli_compat.apply_microbatch(args)
     return run_cli(args.tag, ServerConfig(**given(args, ServerConfig)), workers=args.workers)
 
 
@@ -325,4 +390,4 @@ def _quickstart(args) -> int:
 
 _COMMANDS = {"list": _list, "get": _get, "delete": _delete, "run": _run, "export": _export,
              "import": _import, "serve": _serve, "containerize": _containerize, "k8s": _k8s,
-             "quickstart": _quickstart}
+             "quickstart": _quickstart, **cli_compat.COMMANDS}

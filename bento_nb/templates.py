@@ -34,8 +34,16 @@ def render_dockerfile(manifest: dict, base_image: str | None = None) -> str:
     pinned requirements, the bento_nb wheel (``--no-deps``: its serving dependencies are in
     requirements.txt), then the bundle; so a new model version reuses every dependency
     layer. The bundle is owned by root and read-only for the uid 1000 server. A build-time
-    ``bento_nb.load`` fails the build, not the container, when a requirement is missing."""
-    base = base_image or base_image_for(manifest.get("python_version", "3.11"))
+    ``bento_nb.load`` fails the build, not the container, when a requirement is missing.
+    ``base_image`` (``--base-image``) wins over the bundle's ``@env(docker_base_image=)``;
+    an ``@env(setup_sh=)`` script runs as root before the requirements are installed."""
+    env = manifest.get("env") or {}
+    base = (base_image or env.get("docker_base_image")
+            or base_image_for(manifest.get("python_version", "3.11")))
+    setup = ""
+    if env.get("setup_sh"):  # @env(setup_sh=...): run as root before the requirements
+        setup = ("# @env(setup_sh=...)\nCOPY bundle/setup.sh /tmp/setup.sh\n"
+                 "RUN sh /tmp/setup.sh && rm /tmp/setup.sh\n\n")
     tag = f"{manifest['name']}:{manifest['version']}"
     port = DEFAULT_PORT
     return f"""\
@@ -49,7 +57,7 @@ RUN python3 -m venv /opt/venv \\
  && if command -v useradd >/dev/null; then useradd --uid 1000 --user-group --create-home bento; \\
     else adduser -D -u 1000 bento; fi
 
-# Dependencies first: changing only the model reuses these layers.
+{setup}# Dependencies first: changing only the model reuses these layers.
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY wheels/ /tmp/wheels/

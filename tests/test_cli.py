@@ -193,3 +193,122 @@ def test_quickstart_trains_packs_serves_and_predicts(port):
     assert "serving IrisClassifier:" in out.stdout and f"http://127.0.0.1:{port}" in out.stdout
     assert "predictions: [0, 2]" in out.stdout
     assert json.loads(cli("list", "--json").stdout)[0]["name"] == "IrisClassifier"
+
+
+# -- BentoML 0.x command lines (bento_nb.cli_compat) --------------------------------------
+
+
+def _two_versions(iris_clf):
+    first = bento_nb.pack(iris_clf, name="IrisClassifier", labels={"stage": "dev"})
+    second = bento_nb.pack(iris_clf, name="IrisClassifier")
+    return first, second
+
+
+def test_list_output_formats_as_0x(iris_bundle):
+    import yaml
+
+    table = cli("list", "-o", "table").stdout
+    assert table.splitlines()[0].split() == ["TAG", "APIS", "SIZE", "CREATED"]
+    wide = cli("list", "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["TAG", "APIS", "SIZE", "CREATED", "ARTIFACTS", "LABELS", "PATH"]
+    assert "model<SklearnModelArtifact>" in wide[1] and str(iris_bundle.path) in wide[1]
+    assert json.loads(cli("list", "-o", "json").stdout)[0]["tag"] == iris_bundle.tag
+    assert yaml.safe_load(cli("list", "-o", "yaml").stdout)[0]["tag"] == iris_bundle.tag
+    bad = cli("list", "-o", "xml")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_get_print_location_output_and_quiet(iris_bundle):
+    out = cli("get", "IrisClassifier", "--print-location")
+    assert out.returncode == 0 and out.stdout == f"{iris_bundle.path}\n"
+    assert json.loads(cli("get", iris_bundle.tag, "-o", "json").stdout)["tag"] == iris_bundle.tag
+    assert cli("get", iris_bundle.tag).stdout.startswith("# ")
+    quiet = cli("get", iris_bundle.tag, "--quiet").stdout
+    assert quiet.startswith("name: IrisClassifier")
+
+
+def test_delete_name_deletes_every_version_after_asking(iris_clf):
+    first, second = _two_versions(iris_clf)
+    other = bento_nb.pack(iris_clf, name="Other")
+    refused = cli("delete", "IrisClassifier")  # no tty: nothing deleted without -y
+    assert refused.returncode == 2 and first.tag in refused.stderr and second.tag in refused.stderr
+    assert len(bento_nb.list_bundles("IrisClassifier")) == 2
+    done = cli("delete", "IrisClassifier", "-y")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["deleted", first.tag, "deleted", second.tag]
+    assert [b.tag for b in bento_nb.list_bundles()] == [other.tag]
+
+
+def test_delete_one_version_latest_and_comma_lists(iris_clf):
+    first, second = _two_versions(iris_clf)
+    assert cli("delete", "IrisClassifier:latest", "--assume-yes").returncode == 0
+    assert [b.tag for b in bento_nb.list_bundles()] == [first.tag]
+    other = bento_nb.pack(iris_clf, name="Other")
+    missing = cli("delete", f"{first.tag},Nope", "-y")  # all found first, or none deleted
+    assert missing.returncode != 0 and "Nope" in missing.stderr
+    assert len(bento_nb.list_bundles()) == 2
+    assert cli("delete", f"{first.tag},{other.tag}", "-y").returncode == 0
+    assert bento_nb.list_bundles() == []
+
+
+def test_retrieve_copies_the_bundle_folder(iris_bundle, tmp_path):
+    target = tmp_path / "got"
+    out = cli("retrieve", "IrisClassifier", "--target_dir", str(target))
+    assert out.returncode == 0, out.stderr
+    assert bento_nb.load(str(target)).predict([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0]
+    again = cli("retrieve", "IrisClassifier", "--target_dir", str(target))
+    assert again.returncode == 2 and "not an empty folder" in again.stderr
+
+
+def test_open_api_spec_and_info(iris_bundle):
+    spec = json.loads(cli("open-api-spec", iris_bundle.tag).stdout)
+    assert spec["openapi"].startswith("3.") and "/predict" in spec["paths"]
+    info = json.loads(cli("info", "IrisClassifier").stdout)
+    assert info["name"] == "IrisClassifier" and info["version"] == iris_bundle.version
+    assert info["apis"][0]["name"] == "predict"
+    assert info["artifacts"] == [{"name": "model", "artifact_type": "SklearnModelArtifact"}]
+
+
+def _serve_config(args, port, workers=1):
+    """The server options a `bento-nb serve ...` command line starts a server with (once
+    ``workers`` processes answer: a worker still forking when SIGTERM comes is missed)."""
+    import time
+    import urllib.request
+
+    process = subprocess.Popen([sys.executable, "-m", "bento_nb", *args, "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        pids = set()
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata", timeout=2) as r:
+                    metadata = json.loads(r.read())
+            except OSError:
+                time.sleep(0.2)
+                continue
+            pids.add(metadata["pid"])
+            if len(pids) >= workers:
+                return metadata["config"]
+        raise AssertionError(f"{workers} server process(es) did not start: {pids}")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stderr.close()
+
+
+def test_serve_microbatch_flags_are_aliases(iris_bundle, port):
+    config = _serve_config(["serve", iris_bundle.tag, "--enable-microbatch",
+                            "--mb-max-batch-size", "7", "--mb-max-latency", "20"], port)
+    assert config["max_batch_size"] == 7 and config["max_latency_ms"] == 20.0
+    assert _serve_config(["serve", iris_bundle.tag, "--disable-microbatch"],
+                         port)["max_batch_size"] == 1
+    both = cli("serve", iris_bundle.tag, "--disable-microbatch", "--max-batch-size", "4")
+    assert both.returncode == 2 and "--disable-microbatch" in both.stderr
+
+
+def test_serve_gunicorn_is_serve_with_workers(iris_bundle, port):
+    config = _serve_config(["serve-gunicorn", iris_bundle.tag, "-w", "2", "--timeout", "5",
+                            "--mb-max-batch-size", "3"], port, workers=2)
+    assert config["request_timeout"] == 5.0 and config["max_batch_size"] == 3

@@ -67,6 +67,8 @@ class Env:
 
     infer_pip_packages: bool = True
     pip_packages: list[str] = field(default_factory=list)
+    docker_base_image: str | None = None  # the Dockerfile's FROM
+    setup_sh: str | None = None  # a script (or its path) run as a Dockerfile RUN step
 
 
 def api(input: InputAdapter | None = None, batch: bool = False, route: str | None = None,
@@ -74,7 +76,10 @@ def api(input: InputAdapter | None = None, batch: bool = False, route: str | Non
         **_ignored: Any) -> Callable:
     """Mark a service method as an inference API served at ``POST /<route>``; ``output``
     (``JsonOutput()``, ``DataframeOutput(output_orient=...)``; default ``DefaultOutput()``)
-    writes each request's result."""
+    writes each request's result. ``input`` may also be an adapter class, as BentoML 0.7
+    wrote it (``@api(DataframeHandler)``)."""
+    if isinstance(input, type) and issubclass(input, InputAdapter):
+        input = input()
     if input is not None and not isinstance(input, InputAdapter):
         raise TypeError(f"@api(input=...) expects an adapter such as DataframeInput(), got {input!r}")
     if output is not None and not isinstance(output, OutputAdapter):
@@ -91,19 +96,45 @@ def api(input: InputAdapter | None = None, batch: bool = False, route: str | Non
     return decorate
 
 
-def env(infer_pip_packages: bool = True, pip_packages: Iterable[str] | None = None,
-        requirements_txt_file: str | None = None, **_ignored: Any) -> Callable:
-    """Declare the service's Python requirements (inferred, plus ``pip_packages``)."""
-    packages = list(pip_packages or [])
+def env(infer_pip_packages: bool | None = None, pip_packages: Iterable[str] | None = None,
+        requirements_txt_file: str | None = None, pip_dependencies: Iterable[str] | None = None,
+        auto_pip_dependencies: bool | None = None, docker_base_image: str | None = None,
+        setup_sh: str | None = None, **unsupported: Any) -> Callable:
+    """Declare the service's environment, with BentoML 0.13's ``@env`` options: the
+    Python requirements (inferred from the imports unless ``infer_pip_packages=False``;
+    ``pip_packages`` and a ``requirements_txt_file``'s pins win over inferred pins of the
+    same distribution; ``pip_dependencies`` / ``auto_pip_dependencies`` are their old
+    names), ``docker_base_image`` (the Dockerfile's ``FROM``) and ``setup_sh`` (a shell
+    script, or the path of one, run as a ``RUN`` step of the Dockerfile before the
+    requirements are installed). Any other 0.x option (conda, pip index options,
+    zipimport archives) is refused with a PackError naming it, never ignored."""
+    from .environment import (check_base_image, check_unsupported, read_requirements_txt,
+                              read_setup_sh)
+
+    check_unsupported(unsupported)
+    if infer_pip_packages is None:
+        infer_pip_packages = True if auto_pip_dependencies is None else auto_pip_dependencies
+    packages = [*(pip_packages or []), *(pip_dependencies or [])]
+    if isinstance(pip_packages, str) or isinstance(pip_dependencies, str):
+        raise PackError("@env(pip_packages=...) expects a list of requirements, e.g. ['numpy']")
     if requirements_txt_file:
-        with open(requirements_txt_file, encoding="utf-8") as f:
-            packages += [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+        packages += read_requirements_txt(requirements_txt_file)
+    script = read_setup_sh(setup_sh) if setup_sh else None
+    if docker_base_image is not None:
+        check_base_image(docker_base_image)
 
     def decorate(cls: type) -> type:
-        cls._bento_env = Env(bool(infer_pip_packages), packages)
+        cls._bento_env = Env(bool(infer_pip_packages), packages, docker_base_image, script)
         return cls
 
     return decorate
+
+
+def web_static_content(path: str) -> Callable:
+    """BentoML 0.13's ``@web_static_content('./ui')`` is refused (PackError naming it):
+    bento_nb's server serves its own pages at ``/`` and no user files."""
+    raise PackError("web_static_content is not supported: the bento_nb server serves its "
+                    "Try-it page at / and no user files; serve your UI separately")
 
 
 def artifacts_decorator(specs: Sequence[Artifact]) -> Callable:
@@ -229,6 +260,8 @@ class BentoService:
         self._apis = self._collect_apis()
         self.bundle: Bundle | None = None
         self.labels: dict[str, str] = {}
+        self._artifact_metadata: dict[str, dict] = {}  # svc.pack(..., metadata={...})
+        self._dev_server = None  # start_dev_server(): (process, folder, url, log)
         # {"api": name, "body": request body}: the documented example (pack(example=...))
         self.example: dict | None = None
 
@@ -250,6 +283,11 @@ class BentoService:
     def apis(self) -> dict[str, InferenceAPI]:
         return dict(self._apis)
 
+    @property
+    def artifact_metadata(self) -> dict[str, dict]:
+        """``{artifact name: metadata}`` given to ``pack(..., metadata=...)``."""
+        return dict(self._artifact_metadata)
+
     def _collect_apis(self) -> dict[str, InferenceAPI]:
         found: dict[str, InferenceAPI] = {}
         for attr in dir(type(self)):
@@ -264,9 +302,13 @@ class BentoService:
 
     # packing
 
-    def pack(self, name: str, obj: Any) -> "BentoService":
-        """Put a model object into the artifact ``name``; returns self for chaining."""
+    def pack(self, name: str, obj: Any, metadata: dict | None = None) -> "BentoService":
+        """Put a model object into the artifact ``name``; returns self for chaining.
+        ``metadata`` (BentoML 0.13: e.g. ``{"accuracy": 0.97}``, JSON-able) is saved with
+        the artifact in the manifest and read back as ``svc.artifact_metadata[name]``."""
         self.artifacts.pack(name, obj)
+        if metadata is not None:
+            self._artifact_metadata[name] = _checked_metadata(name, metadata)
         for inference_api in self._apis.values():  # what the artifact serves tells the width
             inference_api.input.configure(self.artifacts[name])
         return self
@@ -344,6 +386,10 @@ class BentoService:
                                  folder, "service", by_value=local)
         records = [spec.save(self.artifacts[name], folder)
                    for name, spec in self.artifacts.specs.items()]
+        for record in records:
+            if record["name"] in self._artifact_metadata:
+                record["metadata"] = self._artifact_metadata[record["name"]]
+        env_record = _write_env(cls._bento_env, folder)
 
         source = _service_source(cls)
         if source:
@@ -372,11 +418,38 @@ class BentoService:
         }
         if self.example is not None:
             manifest["example"] = self.example
+        if env_record:
+            manifest["env"] = env_record
         if origin is not None:
             manifest["provenance"] = origin
         (folder / "README.md").write_text(templates.render_readme(manifest), encoding="utf-8")
         (folder / "Dockerfile").write_text(templates.render_dockerfile(manifest), encoding="utf-8")
         return manifest
+
+    # BentoML 0.x
+
+    def save_to_dir(self, path: str | os.PathLike, version: str | None = None) -> str:
+        """Save as a bundle in folder ``path`` (made if missing; files of the same names
+        are replaced), outside the store; ``bento_nb.load_from_dir(path)`` loads it."""
+        from .compat import save_to_dir
+
+        return save_to_dir(self, path, version)
+
+    def start_dev_server(self, port: int | None = None, enable_ngrok: bool = False,
+                         debug: bool = False, **options: Any):
+        """Serve this service (as it is now, without saving it) on ``127.0.0.1:port``
+        (default 5000): saved to a temporary folder and served by a ``bento-nb serve``
+        child process, as BentoML 0.x; returns its URL once it is ready.
+        ``stop_dev_server()`` (or the end of this process) stops it."""
+        from .compat import start_dev_server
+
+        return start_dev_server(self, port, enable_ngrok, **options)
+
+    def stop_dev_server(self) -> None:
+        """Stop the server ``start_dev_server`` started (nothing if there is none)."""
+        from .compat import stop_dev_server
+
+        stop_dev_server(self)
 
     @classmethod
     def _restore(cls, definition: dict) -> "BentoService":
@@ -587,6 +660,15 @@ def load(target: str | os.PathLike | Bundle, store: Store | None = None,
     raise gone
 
 
+def load_from_dir(path: str | os.PathLike) -> BentoService:
+    """``bento_nb.load_from_dir(path)`` (BentoML 0.x): the service saved in bundle folder
+    ``path`` (by ``svc.save_to_dir(path)``, or a store version's folder)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleNotFound(f"{os.fspath(path)} is not a bundle folder")
+    return load(folder.resolve())
+
+
 def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
     if verify:
         bundle.verify()
@@ -618,6 +700,8 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
                 inference_api.input.signature = Signature.from_dict(signature)
     svc.bundle = bundle
     svc.labels = bundle.labels
+    svc._artifact_metadata = {r["name"]: r["metadata"] for r in manifest.get("artifacts") or []
+                              if isinstance(r.get("metadata"), dict)}
     svc.example = manifest.get("example")
     svc._after_load()
     return svc
@@ -653,6 +737,31 @@ def as_service(target: Any, **options: Any) -> BentoService:
     return service_from_model(target, **options)
 
 
+def _checked_metadata(name: str, metadata: Any) -> dict:
+    """``pack(..., metadata=...)`` as a JSON-able mapping (it is stored in the manifest)."""
+    import json
+
+    if not isinstance(metadata, dict):
+        raise PackError(f"pack({name!r}, ..., metadata=...) expects a dict, got "
+                        f"{type(metadata).__name__}")
+    try:
+        return json.loads(json.dumps(metadata))
+    except (TypeError, ValueError) as e:
+        raise PackError(f"pack({name!r}, ..., metadata=...) must be JSON-able: {e}") from None
+
+
+def _write_env(environment: Env, folder: Path) -> dict:
+    """What ``@env`` asks of the image, for the Dockerfile: ``docker_base_image`` and a
+    ``setup_sh`` script (written as ``setup.sh`` in the bundle)."""
+    record: dict = {}
+    if environment.docker_base_image:
+        record["docker_base_image"] = environment.docker_base_image
+    if environment.setup_sh:
+        (folder / "setup.sh").write_text(environment.setup_sh, encoding="utf-8")
+        record["setup_sh"] = "setup.sh"
+    return record
+
+
 def _fitted_without_names(model: Any) -> bool:
     """A scikit-learn estimator fitted on plain arrays: a DataFrame tells it nothing more."""
     return (type(model).__module__.startswith("sklearn.")
@@ -680,4 +789,5 @@ def _service_source(cls: type) -> str | None:
 
 
 __all__ = ["BentoService", "InferenceAPI", "ModelService", "api", "artifacts_decorator", "env", "pack",
+           "web_static_content", "load_from_dir",
            "load", "service_from_model", "as_service"]
