@@ -44,7 +44,7 @@ from .options import option
 DEFAULT_BATCH_SIZE = 50_000
 FORMATS = ("csv", "json", "jsonl", "parquet")
 ON_ERROR = ("fail", "skip", "null")
-_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl",
+_SUFFIXES = {".csv": "csv", ".json": "json", ".jsonl": "jsonl",
              ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _READ_BLOCK = 1 << 22       # bytes read from a text file at a time
 _PARQUET_ROW_GROUP = 1 << 18  # rows buffered before a Parquet row group is written
@@ -399,7 +399,7 @@ class ChunkRunner:
             self._halve(frame, numbers, 0, len(frame), pieces, failed, chunk.source)
         if failed and self.on_error == "fail":
             raise failed[0][1]
-        messages = [m for _, m in bad] + [e.message for _, e in failed]
+        messages = [m for _, m in sorted(bad + [(row, e.message) for row, e in failed])]
         if self.on_error == "null" and (failed or bad):
             values, kept = self._with_nulls(frame, numbers, pieces, bad, failed)
         else:
@@ -451,9 +451,9 @@ class ChunkRunner:
         kept = None
         if self.keep_columns:
             parsed = {int(n): i for i, n in enumerate(numbers)}
-            kept = pd.DataFrame([frame.iloc[parsed[r]] if r in parsed else
-                                 pd.Series(index=frame.columns, dtype=object) for r in order],
-                                columns=frame.columns).reset_index(drop=True)
+            empty = [None] * frame.shape[1]
+            kept = pd.DataFrame([list(frame.iloc[parsed[r]]) if r in parsed else empty
+                                 for r in order], columns=frame.columns, dtype=object)
         return values, kept
 
     # one item at a time (file, text and JSON APIs)
@@ -724,15 +724,15 @@ def _result_frame(result: ChunkResult, keep: bool):
         column = list(values)
     elif isinstance(values, (pd.Series, np.ndarray)):
         column = np.asarray(values)
-    else:
-        column = [to_plain(v) for v in _as_list(values)]
+    else:  # objects, or numbers with nulls: kept as they are (2 stays 2 beside a null)
+        column = pd.Series([to_plain(v) for v in _as_list(values)], dtype=object)
     if keep and result.frame is not None:
         frame = result.frame.reset_index(drop=True).copy()
         frame.columns = [str(c) for c in frame.columns]
         if PREDICTION in frame.columns:
             raise UsageError(f"the input has a column {PREDICTION!r}: it cannot be kept "
                              "beside the prediction")
-        frame[PREDICTION] = column
+        frame[PREDICTION] = column.to_numpy() if isinstance(column, pd.Series) else column
         return frame
     return pd.DataFrame({PREDICTION: column})
 
@@ -760,19 +760,20 @@ class _JsonlSink(_Sink):
 
 
 def _arrow_table(frame):
+    """``frame`` as an Arrow table; a column of mixed values (numbers beside text, as a
+    kept input column with bad cells has) as text."""
     import pyarrow as pa
 
-    try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed values: write them as JSON text
-        from .adapters import dumps_json
-
-        frame = frame.copy()
-        for column in frame.columns:
-            if frame[column].dtype == object:
-                frame[column] = [None if v is None else dumps_json(v).decode()
-                                 for v in frame[column]]
-        return pa.Table.from_pandas(frame, preserve_index=False)
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        try:
+            columns[str(name)] = pa.array(values, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[str(name)] = pa.array(
+                [None if v is None else v if isinstance(v, str) else json.dumps(to_plain(v))
+                 for v in values], pa.string())
+    return pa.table(columns)
 
 
 class _CsvSink(_Sink):
@@ -829,7 +830,8 @@ class _ParquetSink(_Sink):
         if self._writer is None:
             schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
             self._writer = pq.ParquetWriter(self.stream, schema)
-        schema = self._writer.schema_arrow
+            self._schema = schema
+        schema = self._schema
         try:
             table = pa.concat_tables([t.cast(schema) if t.schema != schema else t
                                       for t in tables])
