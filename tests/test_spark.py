@@ -88,11 +88,11 @@ def test_udf_of_a_positional_model_and_of_predict_proba(spark, iris, rows):
 def test_a_bad_row_fails_the_spark_job_with_the_adapters_message(spark, iris_bundle):
     from pyspark.errors import PythonException
 
-    frame = spark.createDataFrame(pd.DataFrame({"a": ["5.1", "wide"], "b": [3.5, 3.0],
-                                                "c": [1.4, 1.0], "d": [0.2, 0.1]}))
+    frame = spark.createDataFrame(pd.DataFrame({"a": [5.1, None], "b": [3.5, 3.0],
+                                                "c": [1.4, 1.0], "d": [0.2, 0.1]})).coalesce(1)
     predict = bento_nb.spark.udf(spark, iris_bundle.tag, result_type="long")
-    with pytest.raises(PythonException, match="expected numbers in every column; row 2, "
-                                              "column 1 holds the text 'wide'"):
+    with pytest.raises(PythonException, match="NaN and infinite values are not allowed; "
+                                              "row 2, column 1 holds nan"):
         frame.withColumn("p", predict("a", "b", "c", "d")).collect()
 
 
