@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the names below load on first use (PEP 562): `import bento_
 
 __all__ = [
     "__version__", "BentoNbError", "BentoService", "Bundle", "Store",
-    "api", "artifacts", "env", "load", "pack", "serve", "list_bundles",
+    "api", "artifacts", "env", "load", "pack", "serve", "list_bundles", "batch", "spark",
     "load_ipython_extension", "unload_ipython_extension",
 ]
 
@@ -43,7 +43,14 @@ _LAZY = {
 }
 
 
+# Submodules of the public API reached as attributes: bento_nb.batch.predict(...),
+# bento_nb.spark.udf(...) (Spark's own imports load only then).
+_SUBMODULES = ("batch", "spark")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     try:
         module, attribute = _LAZY[name]
     except KeyError:
