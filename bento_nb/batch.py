@@ -767,6 +767,8 @@ def _arrow_table(frame):
     columns = {}
     for name in frame.columns:
         values = frame[name]
+        if values.dtype == object:  # an empty CSV cell is a missing value in the output
+            values = values.map(lambda v: None if isinstance(v, str) and not v.strip() else v)
         try:
             columns[str(name)] = pa.array(values, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -828,13 +830,19 @@ class _ParquetSink(_Sink):
             return
         tables = self._held
         if self._writer is None:
-            schema = pa.unify_schemas([t.schema for t in tables], promote_options="permissive")
+            schema = tables[0].schema  # a column of nulls takes the first type seen after
+            for index, column in enumerate(schema):
+                if pa.types.is_null(column.type):
+                    typed = [t.schema.field(index).type for t in tables
+                             if t.num_columns == len(schema) and
+                             not pa.types.is_null(t.schema.field(index).type)]
+                    if typed:
+                        schema = schema.set(index, column.with_type(typed[0]))
             self._writer = pq.ParquetWriter(self.stream, schema)
             self._schema = schema
         schema = self._schema
         try:
-            table = pa.concat_tables([t.cast(schema) if t.schema != schema else t
-                                      for t in tables])
+            table = pa.concat_tables([_conform(t, schema) for t in tables])
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
             raise BadInput(f"results do not fit one Parquet schema ({schema}): {e}") from None
         self._writer.write_table(table)
@@ -850,6 +858,34 @@ class _ParquetSink(_Sink):
                 pq.write_table(pa.table({PREDICTION: pa.array([], pa.null())}), self.stream)
         if self._writer is not None:
             self._writer.close()
+
+
+def _conform(table, schema):
+    """``table`` with the columns and types of ``schema`` (the file's, from its first rows).
+    A cell that does not fit its column's type (text in a column of numbers: a kept cell of
+    a bad row) is written as null; a column of text takes anything as text."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if table.schema == schema:
+        return table
+    if table.schema.names != schema.names:
+        raise BadInput(f"the input's columns changed from {schema.names} to "
+                       f"{table.schema.names}: write them to separate files")
+    columns = []
+    for column, wanted in zip(table.columns, schema):
+        if column.type == wanted.type:
+            columns.append(column)
+            continue
+        try:
+            columns.append(column.cast(wanted.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            if not (pa.types.is_integer(wanted.type) or pa.types.is_floating(wanted.type)):
+                raise
+            numbers = pd.to_numeric(pd.Series(column.to_pylist(), dtype=object),
+                                    errors="coerce")
+            columns.append(pa.array(numbers, from_pandas=True).cast(wanted.type, safe=False))
+    return pa.table(columns, schema=schema)
 
 
 def output_format(path: str | None, given: str | None) -> str:
