@@ -267,7 +267,10 @@ def read_chunks(files: Sequence[str], adapter, fmt: str | None, batch_size: int,
                 body = stream.read()
                 if not body.strip():
                     continue  # an empty file; no rows at all is refused at the end
-                payload = adapter.parse(body, "application/json")
+                try:
+                    payload = adapter.parse(body, "application/json")
+                except BadInput as e:
+                    raise BadInput(f"{shown}: {e.message}") from None
                 frame = _payload_frame(payload)
                 for start in range(0, len(frame), batch_size):
                     yield Chunk(index, shown, start + 1, "frame",
@@ -690,7 +693,7 @@ class _JsonSink(_Sink):
 
         if self.single:
             self._held.extend(_as_list(result.values))
-            self.written += len(self._held)
+            self.written = len(self._held)
             return
         values = _as_list(result.values)
         if not values:
@@ -991,11 +994,13 @@ def _result_of(future) -> ChunkResult:
 
 
 def run(target, api: str | None, inputs: Sequence[str] | Any, options: BatchOptions,
-        input_format_name: str | None = None, stream=None,
-        single_result: bool = False) -> BatchReport:
+        input_format_name: str | None = None, stream=None, single_result: bool = False,
+        sink: "_Sink | None" = None) -> BatchReport:
     """Run ``api`` of ``target`` (a :class:`~bento_nb.actions.Target`) over ``inputs``
     (paths, folders, globs, ``-``; or a DataFrame) and write the results as ``options``
-    say. Returns what was done; raises a BentoNbError for a bad input or row."""
+    say (or to ``sink``). ``single_result``: one input file of a file, text or JSON API
+    prints its result alone, not in a list (``bento-nb run``). Returns what was done;
+    raises a BentoNbError for a bad input or row, leaving no output file."""
     from .actions import pick_api
 
     service = target.service()
@@ -1021,7 +1026,8 @@ def run(target, api: str | None, inputs: Sequence[str] | Any, options: BatchOpti
         total_rows = _parquet_rows(files, input_format_name)
         single_result = single_result and not runner.per_row and len(files) == 1 and \
             input_format(files[0], input_format_name) != "jsonl"
-    sink = _sink(options, single=single_result, stream=stream)
+    if sink is None:
+        sink = _sink(options, single=single_result, stream=stream)
     spec = _service_spec(target, service) if options.workers > 1 else None
     report = BatchReport(output=sink.path)
     bar = _Progress(options.progress, total_rows, total_bytes)
@@ -1083,6 +1089,7 @@ class _Progress:
         self._size = size
         self._bytes = 0
         self._rows = 0
+        self._estimated = False
         if enabled:
             from tqdm import tqdm
 
@@ -1094,10 +1101,9 @@ class _Progress:
             return
         self._rows += rows
         self._bytes += size
-        if self._size and self._bytes and self._bar.total is None or (
-                self._size and self._bytes and self._bar.total != self._rows and
-                self._bytes < self._size):
-            self._bar.total = max(self._rows, int(self._rows * self._size / self._bytes))
+        if self._size and self._bytes and (self._bar.total is None or self._estimated):
+            self._estimated = True
+            self._bar.total = max(self._rows, round(self._rows * self._size / self._bytes))
         self._bar.update(rows)
 
     def close(self) -> None:
@@ -1121,51 +1127,38 @@ def predict(target: Any, source: Any, output: str | None = None, api: str | None
     :class:`BatchReport` is returned. ``on_error``: see :class:`BatchOptions`."""
     from .actions import resolve
 
-    resolved = resolve(target)
-    if output is not None:
-        options = BatchOptions(output=os.fspath(output), batch_size=batch_size,
-                               workers=workers, on_error=on_error, keep_columns=keep_columns,
-                               progress=progress)
-        return run(resolved, api, source, options, input_format)
-    collected = _Collect()
-    options = BatchOptions(batch_size=batch_size, workers=workers, on_error=on_error,
+    options = BatchOptions(output=None if output is None else os.fspath(output),
+                           batch_size=batch_size, workers=workers, on_error=on_error,
                            keep_columns=keep_columns, progress=progress)
-    service = resolved.service()
-    api_name = __import__("bento_nb.actions", fromlist=["pick_api"]).pick_api(
-        api, list(service.apis), service.tag or service.name)
-    runner = ChunkRunner(service.apis[api_name], on_error, keep_columns)
-    if _is_frame(source):
-        chunks: Iterable[Chunk] = _frame_chunks(source, batch_size)
-    else:
-        files = expand_inputs([source] if isinstance(source, (str, os.PathLike)) else
-                              [os.fspath(p) for p in source])
-        chunks = read_chunks(files, runner.adapter, input_format, batch_size, runner.per_row)
-    spec = _service_spec(resolved, service) if workers > 1 else None
-    rows = 0
-    for result in _results(chunks, runner, options, spec, api_name):
-        collected.add(result, keep_columns)
-        rows += result.rows
-    if rows == 0:
-        raise BadInput(_no_rows_message(source))
-    return collected.value(keep_columns)
+    if output is not None:
+        return run(resolve(target), api, source, options, input_format)
+    collected = _Collect(keep_columns)
+    run(resolve(target), api, source, options, input_format, sink=collected)
+    return collected.value()
 
 
 class _Collect:
-    def __init__(self):
+    """A sink that keeps the results in memory (``predict`` without ``output``)."""
+
+    path = None
+
+    def __init__(self, keep: bool):
+        self.keep = keep
         self.parts: list = []
-        self.frames: list = []
+        self.written = 0
 
-    def add(self, result: ChunkResult, keep: bool) -> None:
-        if keep:
-            self.frames.append(_result_frame(result, True))
-        else:
-            self.parts.append(result.values)
+    def write(self, result: ChunkResult) -> None:
+        self.parts.append(_result_frame(result, True) if self.keep else result.values)
+        self.written += len(result.values)
 
-    def value(self, keep: bool) -> Any:
-        if keep:
+    def close(self, ok: bool) -> None:
+        pass
+
+    def value(self) -> Any:
+        if self.keep:
             import pandas as pd
 
-            return pd.concat(self.frames, ignore_index=True)
+            return pd.concat(self.parts, ignore_index=True)
         parts = [p for p in self.parts if len(p)]
         if parts and all(isinstance(p, np.ndarray) for p in parts):
             return np.concatenate(parts)
