@@ -187,10 +187,10 @@ def _shown(path: str) -> str:
     return "stdin" if path == "-" else path
 
 
-def _line_blocks(stream, batch_size: int) -> Iterator[tuple[int, bytes]]:
+def _line_blocks(stream, batch_size: int, quoted: bool = True) -> Iterator[tuple[int, bytes]]:
     """Whole lines of ``stream`` in blocks of ``batch_size`` lines: (lines before, block).
-    A block never ends inside a quoted CSV field (an even number of quotes before its
-    end), so a value spanning lines stays in one block."""
+    With ``quoted`` (CSV) a block never ends inside a quoted field (an even number of
+    quotes before its end), so a value spanning lines stays in one block."""
     pending = b""
     line = 0
     while True:
@@ -202,7 +202,7 @@ def _line_blocks(stream, batch_size: int) -> Iterator[tuple[int, bytes]]:
         ends = np.flatnonzero(np.frombuffer(pending, dtype=np.uint8) == 10)
         if not data:  # the last line may lack its newline
             ends = np.append(ends, len(pending) - 1) if not pending.endswith(b"\n") else ends
-        if b'"' in pending and len(ends):
+        if quoted and b'"' in pending and len(ends):
             quotes = np.cumsum(np.frombuffer(pending, dtype=np.uint8) == 34)
             ends = ends[quotes[ends] % 2 == 0]
         start = 0
@@ -216,6 +216,8 @@ def _line_blocks(stream, batch_size: int) -> Iterator[tuple[int, bytes]]:
             start = stop
         pending = pending[start:]
         if not data:
+            if pending.strip():  # an unclosed quote: the parser says what is wrong
+                yield line, pending
             return
 
 
@@ -279,7 +281,7 @@ def read_chunks(files: Sequence[str], adapter, fmt: str | None, batch_size: int,
                 continue
             names, head, before = (_csv_header(stream, adapter) if kind == "csv"
                                    else (None, b"", 0))
-            blocks = _line_blocks(_Prefixed(head, stream), batch_size)
+            blocks = _line_blocks(_Prefixed(head, stream), batch_size, quoted=kind == "csv")
             for lines, block in blocks:
                 yield Chunk(index, shown, lines + 1 + (before if names is None else 0),
                             kind, block, names, size=len(block))
@@ -331,7 +333,7 @@ def _item_chunks(path: str, kind: str, adapter, batch_size: int,
     if kind == "jsonl" and adapter.kind == "json":  # one document per line
         stream = _open(path)
         try:
-            for lines, block in _line_blocks(stream, batch_size):
+            for lines, block in _line_blocks(stream, batch_size, quoted=False):
                 items = [(f"{shown} line {lines + i + 1}", line)
                          for i, line in enumerate(block.splitlines()) if line.strip()]
                 if items:
