@@ -288,3 +288,19 @@ def test_batch_predict_of_a_dataframe_and_to_a_file(iris_bundle, iris_clf, rows,
     assert pd.read_parquet(tmp_path / "out.parquet")["prediction"].tolist() == expected
     source = write_csv(tmp_path / "in.csv", rows)
     assert batch.predict("IrisClassifier", str(source)).tolist() == expected
+
+
+def test_quoted_values_across_lines_stay_in_one_chunk(iris_bundle, tmp_path):
+    """Chunks are cut at line ends outside quotes (CSV); JSON Lines' escaped quotes do not
+    move the cut."""
+    (tmp_path / "quoted.csv").write_text('sl,sw,pl,pw\n"5.1",3.5,1.4,0.2\n6.7,3.0,"5.2\n2.3",2.3\n'
+                                         '6.7,3.0,5.2,2.3\n')
+    out = cli("run", "IrisClassifier", "predict", "--input-file", str(tmp_path / "quoted.csv"),
+              "--batch-size", "1", "--on-error", "null")
+    assert json.loads(out.stdout) == [0, None, 2], out.stderr
+    assert "row 2, column 'pl' holds the text '5.2\\n2.3'" in out.stderr
+    (tmp_path / "escaped.jsonl").write_text('{"sl": "a\\"b", "sw": 1, "pl": 1, "pw": 1}\n'
+                                            '{"sl": 6.7, "sw": 3.0, "pl": 5.2, "pw": 2.3}\n')
+    out = cli("run", "IrisClassifier", "predict", "--input-file", str(tmp_path / "escaped.jsonl"),
+              "--batch-size", "1", "--on-error", "skip")
+    assert json.loads(out.stdout) == [2] and "1 bad rows skipped" in out.stderr, out.stderr
