@@ -368,11 +368,17 @@ class ChunkRunner:
 
         self.per_row = isinstance(self.adapter, DataframeInput)
 
-    def run(self, chunk: Chunk) -> ChunkResult:
+    def run(self, chunk: Chunk, parsed: tuple | None = None) -> ChunkResult:
+        """The results of ``chunk``; ``parsed``: what :meth:`parse` made of it already."""
         if chunk.kind == "items":
             return self._run_items(chunk)
-        frame, numbers, bad = self._frame(chunk)
+        frame, numbers, bad = parsed if parsed is not None else self.parse(chunk)
         return self._run_frame(chunk, frame, numbers, bad)
+
+    def parse(self, chunk: Chunk) -> tuple | None:
+        """A table chunk's rows as (DataFrame, row numbers or None, refused rows); None
+        for items. Mostly pyarrow's C code: it runs beside the model in a reader thread."""
+        return None if chunk.kind == "items" else self._frame(chunk)
 
     # tables
 
@@ -390,8 +396,6 @@ class ChunkRunner:
 
     def _run_frame(self, chunk: Chunk, frame, numbers, bad: list) -> ChunkResult:
         rows = len(frame) + len(bad)
-        if bad and self.on_error == "fail":
-            raise BadInput(bad[0][1])
         if numbers is None:
             numbers = np.arange(chunk.first_row, chunk.first_row + len(frame))
         pieces: list[tuple[int, int, Any]] = []
@@ -402,7 +406,9 @@ class ChunkRunner:
             except BadInput as e:
                 raise BadInput(f"{chunk.source}: {e.message}") from None
             self._halve(frame, numbers, 0, len(frame), pieces, failed, chunk.source)
-        if failed and self.on_error == "fail":
+        if self.on_error == "fail" and (failed or bad):  # the first bad row, by its number
+            if bad and (not failed or bad[0][0] < failed[0][0]):
+                raise BadInput(bad[0][1])
             raise failed[0][1]
         messages = [m for _, m in sorted(bad + [(row, e.message) for row, e in failed])]
         if self.on_error == "null" and (failed or bad):
@@ -958,8 +964,8 @@ def _results(chunks: Iterable[Chunk], runner: ChunkRunner, options: BatchOptions
     """Results of ``chunks`` in their order: here, or in ``options.workers`` processes
     with at most two chunks per worker read ahead."""
     if options.workers <= 1:
-        for chunk in chunks:
-            yield runner.run(chunk)
+        for chunk, parsed in _read_ahead(chunks, runner.parse):
+            yield runner.run(chunk, parsed)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -980,6 +986,48 @@ def _results(chunks: Iterable[Chunk], runner: ChunkRunner, options: BatchOptions
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_ahead(chunks: Iterable[Chunk], parse, depth: int = 2) -> Iterator[tuple]:
+    """``(chunk, parse(chunk))`` in order, read and parsed by a thread up to ``depth``
+    chunks ahead, so reading and parsing (pyarrow, without the GIL) overlap the model.
+    An error of the reader is raised here, at its place in the order."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                item = (chunk, parse(chunk))
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as e:  # handed to the consumer, raised there
+            ready.put(e)
+
+    reader = threading.Thread(target=read, name="bento_nb-batch-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
 
 
 def _result_of(future) -> ChunkResult:

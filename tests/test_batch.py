@@ -197,6 +197,8 @@ def test_a_bad_row_stops_the_run_naming_its_row(iris_bundle, with_bad_rows, tmp_
     one_line_error(out, 2, f"{with_bad_rows}: expected numbers in every column; row 250, "
                    "column 'pl' holds an empty cell")
     assert not target.exists() and not list(tmp_path.glob(".out.parquet*"))  # no half file
+    one_chunk = cli("run", "IrisClassifier", "predict", "--input-file", str(with_bad_rows))
+    one_line_error(one_chunk, 2, "row 250, column 'pl' holds an empty cell")  # the first one
 
 
 @pytest.mark.parametrize("mode", ["skip", "null"])

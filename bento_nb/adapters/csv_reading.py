@@ -164,7 +164,8 @@ def _parse(data: bytes, names: list[str], on_invalid, strict: bool = False):
     try:
         return pacsv.read_csv(
             pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=len(data) > 1 << 20),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=len(data) > 1 << 18,
+                                           block_size=max(1 << 16, min(1 << 20, len(data) // 4))),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 null_values=[""], true_values=[], false_values=[], strings_can_be_null=True,
