@@ -12,9 +12,10 @@ the results in input order as they come (JSON on stdout by default, or ``.csv``,
 ``.jsonl``, ``.json``, ``.parquet``), to a temporary file renamed into place at the end,
 so an output file exists only when the run succeeded.
 
-Memory is bounded by the chunk: at most ``2 x workers`` chunks are read ahead, whatever
-the input's size. ``workers=N`` runs N processes (spawned, each loading the bundle once);
-results are put back in chunk order.
+Memory is bounded by the chunk: at most two chunks per worker are read ahead, whatever
+the input's size. With one worker a reader thread reads and parses the next chunks while
+the model runs (pyarrow parses without the GIL); ``workers=N`` runs N processes (spawned,
+each loading the bundle once) that parse and predict, the results put back in chunk order.
 
 A bad row (a cell that is not a number, a ragged CSV line, a row the model raises on)
 stops the run with its file and row number (``on_error="fail"``), or is left out
