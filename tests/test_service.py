@@ -253,3 +253,13 @@ def test_a_bundle_that_did_not_record_numeric_learns_it_when_loaded(iris):
     with pytest.raises(BadInput, match="row 1, column 'sw' holds the text 'x'"):
         loaded.input.parse(b'[[5.1, "x", 1.4, 0.2]]', "application/json")
     assert loaded([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0]
+
+
+def test_requirement_pins_drop_local_version_labels():
+    """``torch 2.13.0+cpu`` is pinned ``torch==2.13.0``: an index serves no local versions,
+    so an image built from the bundle could never install the labelled pin."""
+    from bento_nb import requirements
+
+    assert requirements.public_version("2.13.0+cpu") == "2.13.0"
+    assert requirements.public_version("1.8.0") == "1.8.0"
+    assert all("+" not in pin for pin in requirements.infer({"numpy", "sklearn", "torch"}))

@@ -21,6 +21,8 @@ One idea per module, each importing only those listed before it:
 - :mod:`.encoding` results → JSON (:func:`to_jsonable`, :func:`dumps_json`) and
   :func:`split_results`
 - :mod:`.base` :class:`Payload` and the :class:`InputAdapter` base class
+- :mod:`.signature` :class:`~.signature.Signature`: a table's columns and types, checked
+  per request (inferred from a bundle's example)
 - :mod:`.dataframe_input` :class:`DataframeInput`: JSON and CSV tables
 - :mod:`.json_input` :class:`JsonInput`, :mod:`.string_input` :class:`StringInput`,
   :mod:`.file_input` :class:`FileInput`

@@ -23,6 +23,7 @@ from . import csv_reading
 from .base import _JSON_TYPES, InputAdapter, Payload, _media_type
 from .decoding import loads_json
 from .encoding import to_jsonable
+from .signature import Signature, infer, named_columns, positional
 
 _CSV_TYPES = ("text/csv", "application/csv")
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
@@ -46,6 +47,10 @@ class DataframeInput(InputAdapter):
     numeric adapter); send such names in the JSON split form or make them the adapter's
     ``columns``.
 
+    With a named :attr:`signature` (from the bundle's example) a first row of names is a
+    header only if it spells at least one of the signature's names, so a headerless row of
+    text for string columns stays data.
+
     ``columns`` (names) or ``n_columns`` fix the expected width; ``numeric=True`` refuses
     strings, booleans and nulls, naming the first cell that is not a number. When the packed
     model is a scikit-learn estimator they are learnt from it: the width from
@@ -57,12 +62,16 @@ class DataframeInput(InputAdapter):
 
     kind = "dataframe"
     media_types = ("application/json", "text/csv")
+    # Set from the bundle's example (see bento_nb.adapters.signature): then it, not
+    # ``columns``, decides which names a request must have; every column's type is checked.
+    signature: Signature | None = None
 
     def __init__(self, columns: Sequence[str] | None = None, n_columns: int | None = None,
                  numeric: bool | None = None):
         self.columns = tuple(columns) if columns is not None else None
         self.n_columns = len(self.columns) if self.columns is not None else n_columns
         self.numeric = numeric
+        self.signature = None
 
     def configure(self, model: Any) -> None:
         names = getattr(model, "feature_names_in_", None)
@@ -82,12 +91,41 @@ class DataframeInput(InputAdapter):
             if self.numeric is None and names is None:
                 self.numeric = True  # fitted on an array: of numbers, as other models' are
 
+    def infer_signature(self, value: Any) -> Signature:
+        """The signature of an example (what ``pack(..., example=...)`` was given): a
+        DataFrame's column names and dtypes, an array's dtype by position, or the JSON
+        types of rows (by position) or records (by name)."""
+        import pandas as pd
+
+        if isinstance(value, pd.DataFrame):
+            return infer(value, named=all(isinstance(c, str) for c in value.columns))
+        if isinstance(value, np.ndarray) and value.ndim == 2:
+            return infer(pd.DataFrame(value), named=False)
+        payload = DataframeInput(numeric=False).from_python(value)
+        names = list(payload.columns) if payload.columns else None
+        return infer(pd.DataFrame(payload.value, columns=names).infer_objects(),
+                     named=names is not None)
+
+    def described_signature(self) -> Signature | None:
+        """The signature to show: the example's, else what ``columns``/``n_columns``/
+        ``numeric`` say (numbers, or any values), else None (nothing is known)."""
+        if self.signature is not None:
+            return self.signature
+        kind = "number" if self.numeric else "any"
+        if self.columns is not None:
+            return named_columns(self.columns, kind)
+        if self.n_columns is not None:
+            return positional(self.n_columns, kind)
+        return None
+
     def example_body(self, value: Any) -> Any:
         """A DataFrame with named columns as records (its names documented), any other
         table as a list of rows."""
         import pandas as pd
 
         if isinstance(value, pd.DataFrame):
+            if value.isna().any().any():  # missing values as JSON nulls (optional columns)
+                value = value.astype(object).where(value.notna(), None)
             if all(isinstance(c, str) for c in value.columns):
                 return to_jsonable(value.to_dict(orient="records"))
             return to_jsonable(value.to_numpy().tolist())
@@ -126,10 +164,25 @@ class DataframeInput(InputAdapter):
             return self._from_json(loads_json(value))
         return self._from_json(value)
 
+    def from_array(self, array: np.ndarray) -> Payload:
+        """A two-dimensional array of rows (a decoded tensor, see
+        :mod:`bento_nb.server.oip`) as a payload, checked as :meth:`parse` checks a body:
+        numbers of a numeric adapter go straight to the width and finiteness checks,
+        anything else is read as rows of values."""
+        if array.ndim != 2:
+            raise BadInput("each row must be a flat list of values (a table has two dimensions)")
+        if self.numeric and array.dtype.kind in "iuf":
+            if array.dtype.kind == "f" and array.dtype.itemsize != 8:
+                array = array.astype(np.float64)  # as JSON numbers are: the same predictions
+            return self._finish(array, self.columns)
+        return self._from_rows(array.tolist(), None)
+
     def _from_frame(self, frame) -> Payload:
         if frame.empty:
             raise BadInput("empty input: expected at least one row")
         columns = tuple(str(c) for c in frame.columns)
+        if self._by_signature:
+            return self._finish(frame.to_numpy(), None if _is_range(frame.columns) else columns)
         if self.columns is not None:
             if set(self.columns) - set(columns):
                 raise BadInput(f"missing column(s): {sorted(set(self.columns) - set(columns))}")
@@ -155,10 +208,10 @@ class DataframeInput(InputAdapter):
         labels = None if _is_range(frame.columns) else tuple(str(c) for c in frame.columns)
         if self.numeric and any(dtype == object for dtype in frame.dtypes):
             frame = frame.infer_objects()
-        names = self.columns if self.columns is not None else labels
-        payload = self._finish(frame.to_numpy(), names, first_row)
-        if self.columns is None and (labels is None or (self.n_columns is not None
-                                                         and self.numeric)):
+        names = labels if self._by_signature or self.columns is None else self.columns
+        payload = self._finish(frame.to_numpy(), names, first_row=first_row)
+        if self.signature is None and self.columns is None and (
+                labels is None or (self.n_columns is not None and self.numeric)):
             payload.columns = None
         return payload
 
@@ -167,6 +220,8 @@ class DataframeInput(InputAdapter):
         names), or a BadInput about the whole table: names missing, another width, none."""
         if frame.shape[1] == 0:
             raise BadInput("empty input: expected at least one column")
+        if self._by_signature:
+            return frame  # the signature checks the names and puts them in its order
         if self.columns is not None and not _is_range(frame.columns):
             present = [str(c) for c in frame.columns]
             missing = [c for c in self.columns if c not in present]
@@ -184,9 +239,12 @@ class DataframeInput(InputAdapter):
         spells this adapter's column names (in any order) or when every cell is a name
         (not empty, not a number, not a missing-value or boolean marker)."""
         first = [c.strip() for c in cells]
-        if (self.columns is not None and len(first) == len(self.columns)
-                and set(first) == set(self.columns)) or all(
-                c.lower() not in _NOT_NAMES and not _is_number(c) for c in first):
+        known = self.signature.names if self._by_signature else self.columns
+        names_only = all(c.lower() not in _NOT_NAMES and not _is_number(c) for c in first)
+        if self._by_signature and not set(first) & set(known):
+            names_only = False  # text data for string columns, not a header of other names
+        if (known is not None and len(first) == len(known)
+                and set(first) == set(known)) or names_only:
             return tuple(first)
         return None
 
@@ -226,7 +284,7 @@ class DataframeInput(InputAdapter):
     def _from_records(self, records: list) -> Payload:
         if not all(isinstance(r, dict) for r in records):
             raise BadInput("mixed records and non-records in one list")
-        names = self.columns or tuple(records[0])
+        names = (None if self._by_signature else self.columns) or tuple(records[0])
         if not names:
             raise BadInput("empty record: expected at least one column")
         wanted = set(names)
@@ -241,7 +299,12 @@ class DataframeInput(InputAdapter):
             rows.append([record[n] for n in names])
         return self._from_rows(rows, names)
 
-    def _from_rows(self, rows: Any, names: tuple | None) -> Payload:
+    @property
+    def _by_signature(self) -> bool:
+        """The signature names the columns: it checks the names, not ``columns``."""
+        return self.signature is not None and self.signature.named
+
+    def _from_rows(self, rows: Any, names: tuple | None, text: bool = False) -> Payload:
         if not isinstance(rows, list) or not rows:
             raise BadInput("empty input: expected at least one row")
         if not all(isinstance(r, list) for r in rows):
@@ -253,7 +316,8 @@ class DataframeInput(InputAdapter):
             if any(len(r) != len(names) for r in rows):
                 raise BadInput(f"{len(names)} column name(s) but rows of other lengths: "
                                "every row needs one value per column")
-        if names is not None and self.columns is not None and names != self.columns:
+        if names is not None and self.columns is not None and names != self.columns \
+                and not self._by_signature:
             if set(names) != set(self.columns):
                 raise BadInput(
                     f"columns {list(names)} do not match the expected {list(self.columns)}"
@@ -261,11 +325,16 @@ class DataframeInput(InputAdapter):
             order = [names.index(c) for c in self.columns]
             rows = [[r[i] for i in order] if len(r) == len(names) else r for r in rows]
             names = self.columns
+        # A signature of several types: object, so numpy keeps each cell's JSON type. One
+        # of numbers: numeric as for ``numeric``, kept as sent when numpy could not.
+        typed = self.signature is not None and not self.signature.numeric
+        numbers = self.numeric or (self.signature is not None and self.signature.numeric)
         try:
-            array = np.array(rows, dtype=None if self.numeric is not False else object)
+            array = np.array(rows, dtype=None if self.numeric is not False and not typed
+                             else object)
         except (ValueError, TypeError):
             raise BadInput("rows have different lengths or nested values") from None
-        if self.numeric and (array.dtype.kind not in "iuf" or any(
+        if numbers and not typed and (array.dtype.kind not in "iuf" or any(
                 v is True or v is False for row in rows for v in row)):
             # Refused below: keep the values as sent (numpy made booleans numbers, or every
             # value text), so the error names the cell that is not a number.
@@ -273,11 +342,13 @@ class DataframeInput(InputAdapter):
         if array.ndim != 2 or (array.dtype == object and any(
                 isinstance(v, (list, dict)) for v in array.flat)):
             raise BadInput("each row must be a flat list of values (a table has two dimensions)")
-        if self.columns is not None:
+        if self._by_signature:
+            pass  # the signature checks the names and puts the columns in its order
+        elif self.columns is not None:
             names = self.columns
         elif self.n_columns is not None:
             names = None  # a positional model: names in the body are only labels
-        return self._finish(array, names)
+        return self._finish(array, names, text)
 
     def _from_csv(self, body: bytes) -> Payload:
         fast = self._from_csv_numbers(body)
@@ -303,6 +374,8 @@ class DataframeInput(InputAdapter):
         for i, r in enumerate(records):
             if len(r) != width:
                 raise BadInput(f"CSV row {i + 1} has {len(r)} values, expected {width}")
+        if self.signature is not None:  # text cells, parsed per column by the signature
+            return self._from_rows(records, header, text=True)
         rows = [[_csv_value(c) for c in r] for r in records]
         if header is not None and self.columns is None and self.n_columns is not None \
                 and self.numeric:
@@ -313,8 +386,9 @@ class DataframeInput(InputAdapter):
         """The payload :meth:`_from_csv` makes of a table of plain numbers, by pyarrow's
         C parser; None for any other body (text or empty cells, quotes, ragged rows, a
         header alone, ...), which the Python parser then reads with its exact messages."""
-        if self.numeric is False or len(body) < csv_reading.FAST_MIN_BYTES:
-            return None  # numeric=False: cells keep their own Python types
+        if self.numeric is False or self.signature is not None \
+                or len(body) < csv_reading.FAST_MIN_BYTES:
+            return None  # cells keep their own types, or the signature parses each column
         cells, rest = csv_reading.first_line(body)
         if cells is None:
             return None
@@ -336,9 +410,12 @@ class DataframeInput(InputAdapter):
             names = None  # a positional model: the header only named the columns
         return self._finish(array, names)
 
-    def _finish(self, array: np.ndarray, names: tuple | None, first_row: int = 1) -> Payload:
+    def _finish(self, array: np.ndarray, names: tuple | None, text: bool = False,
+                first_row: int = 1) -> Payload:
         if array.shape[0] == 0 or array.shape[1] == 0:
             raise BadInput("empty input: expected at least one row and one column")
+        if self.signature is not None:
+            array, names = self.signature.check(array, names, text)
         if self.n_columns is not None and array.shape[1] != self.n_columns:
             raise BadInput(f"expected {self.n_columns} columns per row, got {array.shape[1]}")
         if self.numeric:
@@ -366,7 +443,14 @@ class DataframeInput(InputAdapter):
                              "group them by Payload.columns first")
         arrays = [p.value for p in payloads]
         data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        return pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
+        frame = pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
+        if self.signature is not None:  # once per batch: int64, bool columns
+            dtypes = self.signature.pandas_dtypes()
+            if dtypes:
+                frame = frame.astype(dtypes)
+            if data.dtype == object:
+                frame = frame.infer_objects()
+        return frame
 
     def openapi_request(self, example: Any = None) -> dict:
         """Request schema. For a known width of numbers (a scikit-learn model) every body
@@ -374,19 +458,33 @@ class DataframeInput(InputAdapter):
         is refused, but what JSON Schema cannot pin down: a positional model takes records
         with any n names, the same in every record, so the schema admits one record with any
         names or many named x0, x1, ...; a single record, a dict of columns, the split form
-        with ``index`` and nested ``instances`` are accepted but not described."""
-        width = self.n_columns or 4
+        with ``index`` and nested ``instances`` are accepted but not described. With a
+        signature, records name each column's type exactly; a row's items are any of the
+        signature's types (OpenAPI 3.0 has no schema per position), its description lists
+        them in order."""
+        signature = self.signature
+        expected_names = signature.names if self._by_signature else self.columns
+        expected_width = len(signature.inputs) if signature is not None else self.n_columns
+        width = expected_width or 4
         item = {"type": "number"} if self.numeric else {}
+        column_schemas = [item] * width
+        if signature is not None:  # each column's type; a row's items: any of them
+            column_schemas = [signature.column_schema(c) for c in signature.inputs]
+            unique = [s for i, s in enumerate(column_schemas) if s not in column_schemas[:i]]
+            item = unique[0] if len(unique) == 1 else (
+                {} if {} in unique else {"anyOf": unique})
         row: dict[str, Any] = {"type": "array", "items": item, "minItems": 1}
-        if self.n_columns is not None:
-            row.update(minItems=self.n_columns, maxItems=self.n_columns)
-        names = list(self.columns) if self.columns else [f"x{i}" for i in range(width)]
-        named = {"type": "object", "properties": {n: item for n in names},
+        if expected_width is not None:
+            row.update(minItems=expected_width, maxItems=expected_width)
+        if signature is not None:
+            row["description"] = f"one value per column: {signature.describe()}"
+        names = list(expected_names) if expected_names else [f"x{i}" for i in range(width)]
+        named = {"type": "object", "properties": dict(zip(names, column_schemas)),
                  "required": names, "additionalProperties": False}
-        if self.columns is not None:
+        if expected_names is not None:
             records = [{"type": "array", "items": named, "minItems": 1,
                         "description": "a list of records"}]
-        elif self.n_columns is not None:
+        elif expected_width is not None:
             records = [
                 {"type": "array", "minItems": 1, "maxItems": 1, "items": {
                     "type": "object", "minProperties": width, "maxProperties": width,
@@ -402,10 +500,10 @@ class DataframeInput(InputAdapter):
                 "description": "a list of records with the same names"}]
         column_names: dict[str, Any] = {"type": "array", "items": {"type": "string"},
                                         "minItems": 1, "uniqueItems": True}
-        if self.columns is not None:
+        if expected_names is not None:
             column_names["items"] = {"type": "string", "enum": names}
-        if self.n_columns is not None:
-            column_names.update(minItems=self.n_columns, maxItems=self.n_columns)
+        if expected_width is not None:
+            column_names.update(minItems=expected_width, maxItems=expected_width)
         forms = [
             {"type": "array", "items": row, "minItems": 1, "description": "a list of rows"},
             *records,

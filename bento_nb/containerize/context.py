@@ -43,9 +43,10 @@ from ..store import Bundle, find_bundle
 from . import wheel
 from .reference import default_image
 
-# bento_nb dependencies the serving image does not need: notebook, Jupyter and build side.
+# bento_nb dependencies the serving image does not need: notebook, Jupyter and build side
+# (tornado serves only the Jupyter server extension; the prediction server is uvicorn).
 NOT_FOR_SERVING = frozenset(canonicalize_name(n) for n in (
-    "ipython", "ipywidgets", "jupyter-server", "docker", "tqdm", "scikit-learn"))
+    "ipython", "ipywidgets", "jupyter-server", "docker", "tqdm", "scikit-learn", "tornado"))
 # Needed by the server although only pulled in through jupyter-server on a notebook install
 # (the running-server registry uses jupyter_core's runtime dir).
 ALSO_FOR_SERVING = ("jupyter-core",)
@@ -71,7 +72,17 @@ def build_command(image: str, context: Path) -> str:
 
 
 def run_command(image: str, port: int = templates.DEFAULT_PORT) -> str:
-    return f"docker run --rm -p {port}:{templates.DEFAULT_PORT} {shlex.quote(image)} --workers=2"
+    """How to run an image: published on this machine's loopback only (``-p
+    127.0.0.1:...``; publish on every interface deliberately, never by a copied hint)."""
+    return (f"docker run --rm -p 127.0.0.1:{port}:{templates.DEFAULT_PORT} "
+            f"{shlex.quote(image)} --workers=2")
+
+
+def run_hint(image: str, manifest: dict) -> list[str]:
+    """The "run it" lines every front end prints after a build: the ``docker run`` and a
+    ``curl`` request to try it (:func:`bento_nb.templates.curl_command`)."""
+    curl = templates.curl_command(manifest)
+    return [run_command(image)] + ([curl] if curl else [])
 
 
 @contextlib.contextmanager
@@ -240,8 +251,6 @@ def _link_or_copy(src: str, dst: str) -> str:
 
 
 def _render_readme(bundle: Bundle, image: str, context: Path) -> str:
-    apis = bundle.apis or [{"name": "predict", "route": "/predict"}]
-    route = apis[0].get("route", f"/{apis[0]['name']}")
     return f"""\
 # Docker build context for {bundle.tag}
 
@@ -251,8 +260,7 @@ so the build needs no bento_nb from a package registry.
 
 ```bash
 {build_command(image, context)}
-{run_command(image)}
-curl -H 'Content-Type: application/json' -d '[[5.1, 3.5, 1.4, 0.2]]' http://127.0.0.1:{templates.DEFAULT_PORT}{route}
+{chr(10).join(run_hint(image, bundle.manifest))}
 ```
 
 Arguments after the image name are passed to `bento-nb serve` (`--workers=2`,

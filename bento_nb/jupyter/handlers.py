@@ -108,7 +108,7 @@ class BundlesHandler(BentoAPIHandler):
         entries = store.list(name)  # checks the name: 400 for "..", "a/b", ...
         if name is not None and not entries:
             raise BundleNotFound(f"no bundle named {name!r} in {store.root}; "
-                                 "see `bento-nb list`")
+                                 "see GET api/bundles")
         self.finish({"bundles": [_bundle_entry(e) for e in entries]})
 
 

@@ -1,11 +1,12 @@
-"""The prediction server: tornado routes, adaptive micro-batching, lifecycle.
+"""The prediction server: ASGI routes on uvicorn, adaptive micro-batching, lifecycle.
 
     from bento_nb.server import serve, running_servers, stop_all
-    handle = serve("IrisClassifier:latest", port=0)     # background thread, own IOLoop
+    handle = serve("IrisClassifier:latest", port=0)     # background thread, own loop
     handle.url, handle.stats()
     handle.stop()
 
-Modules: :mod:`.app` (routes and handlers), :mod:`.batching` (the dispatcher and its
+Modules: :mod:`.app` (the ASGI routes), :mod:`.transport` (connections on uvicorn: limits,
+timeouts, drain), :mod:`.batching` (the dispatcher and its
 algorithm), :mod:`.openapi`, :mod:`.metrics`, :mod:`.config` (``ServerConfig``),
 :mod:`.registry` (running servers), :mod:`.runner` (threads, sockets, stop) and
 :mod:`.process` (``bento-nb serve``, ``--workers``).
@@ -26,7 +27,7 @@ __all__ = ["ServerConfig", "ServerHandle", "list_servers", "run_cli", "running_s
            "serve", "stop_all"]
 
 # Loaded on first use (PEP 562), so the Jupyter extension can read the registry
-# (:mod:`.registry`, :mod:`.address`) without loading tornado's app, numpy or the service.
+# (:mod:`.registry`, :mod:`.address`) without loading the HTTP app, numpy or the service.
 _LAZY = {"ServerConfig": ".config", "run_cli": ".process", "list_servers": ".registry",
          "ServerHandle": ".runner", "running_servers": ".runner", "serve": ".runner",
          "stop_all": ".runner"}

@@ -1,4 +1,4 @@
-"""HTTP routes of the prediction server (tornado).
+"""HTTP routes of the prediction server: one raw ASGI app, routed by a dict lookup.
 
     POST /<api route>   parse + validate the body with the API's adapter, then batch
     GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN)
@@ -8,26 +8,37 @@
                                                            thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
     GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
+    /v2/...             the Open Inference Protocol (KServe v2), see :mod:`.oip`: its
+                        infer takes the API call path (:meth:`App.oip_request`)
 
-Every error, on every route, is JSON ``{"error": {"type", "message"}}`` with the status of
-its :mod:`bento_nb.errors` class. The API handler is the hot path: it does the per-request
-work (read body, parse, validate) on the IOLoop, awaits the dispatcher, and writes bytes
-the model thread already serialized; nothing in it is done twice per request.
+Every error, on every route, is JSON ``{"error": {"type", "message"}}`` rendered by
+:func:`bento_nb.errors.render`, with the status of its :mod:`bento_nb.errors` class (under
+``/v2`` the protocol's ``{"error": "message"}``, :func:`.oip.render_oip_error`). HEAD
+is answered wherever GET is (uvicorn drops the body). The connection layer (uvicorn's
+httptools protocol, limits, drain) is :mod:`.transport`.
+
+The API route is the hot path: it reads the body, checks it (stopping, token, size),
+parses and validates it on the event loop (in a helper process above
+``_OFFLOAD_BYTES``, so that a large body does not hold the loop), queues it on the
+dispatcher and, when the model thread replies, sends the JSON bytes the model thread
+already serialized. A lone request on an idle server with a fast model is answered inline
+(:meth:`.Dispatcher.run_inline`), without the two thread hand-offs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import html
 import json
 import logging
+import mimetypes
 import os
 import re
 import time
 from pathlib import Path
 from typing import Any
-
-from tornado import httputil, web
+from urllib.parse import parse_qs
 
 from .._version import __version__
 from ..errors import (
@@ -38,7 +49,6 @@ from ..errors import (
     Overloaded,
     PayloadTooLarge,
     ServerError,
-    for_status,
     render,
     Unauthorized,
 )
@@ -46,13 +56,18 @@ from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+from .oip import INFER_ROUTE_LABEL, OpenInference, render_oip_error
 from .openapi import build_openapi
 
-_JSON = "application/json"
+_JSON = b"application/json"
 _log = logging.getLogger("bento_nb.server")
+# Bodies at least this large are parsed in a helper process: parsing JSON holds the GIL
+# (a thread would not free the event loop), ~50 ms per MB on this machine's iris rows.
+_OFFLOAD_BYTES = 256 * 1024
+
 
 class ServerState:
-    """Everything the handlers of one server share (passed in, never global)."""
+    """Everything the routes of one server share (passed in, never global)."""
 
     def __init__(self, service: Any, config: ServerConfig, dispatchers: dict[str, Dispatcher],
                  metrics: Metrics):
@@ -77,6 +92,7 @@ class ServerState:
             "bento_nb_version": __version__,
             "config": config.public,
         }
+        self.oip = OpenInference(self)
 
 
 def swagger_ui_dir() -> Path:
@@ -120,243 +136,37 @@ _SWAGGER_INIT = b"""window.onload = function () {
 };
 """
 
-
-# -- handlers -----------------------------------------------------------------------------
-
-_ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
-
-
-class BaseHandler(web.RequestHandler):
-    """JSON errors, optional bearer auth, and a lean response path."""
-
-    route_label = "other"
-    protected = False
-
-    def initialize(self, state: ServerState) -> None:
-        self.state = state
-
-    def set_default_headers(self) -> None:
-        self._headers["Server"] = "bento_nb"
-
-    def prepare(self) -> None:
-        if self.protected and self.state.expected_auth is not None:
-            self.check_token()
-
-    def check_token(self) -> None:
-        given = self.request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode("latin-1", "replace"), self.state.expected_auth):
-            raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
-
-    def send_json_error(self, error: BentoNbError, **extra: Any) -> None:
-        """Answer ``error`` as :func:`~bento_nb.errors.render` says (``extra`` keys join
-        its JSON body)."""
-        if isinstance(error, MethodNotAllowed) and not error.allow:
-            error.allow = self.allowed_methods()
-        status, headers, body = render(error)
-        self.set_status(status)
-        for name, value in headers.items():
-            self._headers[name] = value
-        self.finish(json.dumps({**error.to_json(), **extra}).encode() if extra else body)
-
-    def head(self, *args: Any) -> Any:
-        """HEAD wherever GET is (health checks, monitors): tornado drops the body."""
-        return self.get(*args)
-
-    def allowed_methods(self) -> list[str]:
-        """The methods this handler implements (the ``Allow`` header of a 405)."""
-        return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-                if getattr(type(self), "get" if m == "HEAD" else m.lower())
-                is not getattr(web.RequestHandler, "get" if m == "HEAD" else m.lower())]
-
-    def retry_after(self) -> int:
-        return self.state.config.retry_after_s
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, BentoNbError):
-            error = exc
-        elif isinstance(exc, web.HTTPError):
-            message = exc.log_message % exc.args if exc.log_message else (
-                exc.reason or httputil.responses.get(exc.status_code, "error"))
-            if exc.status_code == 405:
-                message = f"method {self.request.method} is not allowed on {self.request.path}"
-            error = for_status(exc.status_code, message)
-        else:
-            error = ServerError(f"internal server error: {type(exc).__name__}: {exc}"
-                                if exc else "internal server error")
-        self.clear()
-        self.send_json_error(error)
-
-    def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, (BentoNbError, web.HTTPError)):
-            return  # expected: answered as JSON, counted in /metrics
-        super().log_exception(typ, value, tb)
-
-    def finish(self, chunk: Any = None) -> Any:
-        # Count the request before its bytes leave, so a client that reads its answer and
-        # then asks for stats() or /metrics always sees it counted.
-        if not self._finished:
-            self.state.metrics.observe_request(self.route_label, self._status_code,
-                                               time.time() - self.request._start_time)
-        return super().finish(chunk)
-
-    def finish_json(self, body: bytes) -> None:
-        self._headers["Content-Type"] = _JSON
-        self.finish(body)
+_STATIC_PREFIX = "/static/swagger-ui/"
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_GET_ONLY = "GET, HEAD"
 
 
-class ApiCall(httputil.HTTPMessageDelegate):
-    """``POST /<route>``: the hot path, one object per request.
-
-    A bare tornado message delegate instead of a ``RequestHandler``: no handler object with
-    its header dictionaries, no coroutine, no output transforms. It checks the request as
-    soon as the headers arrive (stopping, token, declared size), collects the body, parses
-    and validates it, queues it on the dispatcher and, when the model thread replies,
-    writes the status line, two headers and the JSON bytes the model thread already made.
-
-    Errors found from the headers (401, 503 while stopping, 413) are answered once the body
-    has been read (a too large body is read and dropped, up to a bound), so the client can
-    always read its answer; 413s and answers given while the server stops say
-    ``Connection: close`` and close the connection.
-    """
-
-    __slots__ = (
-        "answered",
-        "api",
-        "chunks",
-        "closed",
-        "connection",
-        "counted",
-        "headers",
-        "pending_error",
-        "size",
-        "started",
-    )
-
-    def __init__(self, api: ApiRoute, connection: httputil.HTTPConnection):
-        self.api = api
-        self.connection = connection
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.answered = False
-        self.closed = False
-        self.counted = False
-        self.pending_error: BentoNbError | None = None
-
-    def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> None:
-        self.started = time.perf_counter()
-        self.headers = headers
-        state = self.api.state
-        state.in_flight += 1
-        state.last_request = self.started
-        self.counted = True
-        length = headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.api.max_body:
-            self.pending_error = PayloadTooLarge(self.api.too_large)
-            if int(length) > self.api.max_linger:
-                return self.fail(self.pending_error)
-            return None  # read and drop the body, then answer (see data_received)
-        if state.draining:
-            self.pending_error = self.api.dispatcher.overloaded(
-                "the server is shutting down; retry shortly")
-        elif state.expected_auth is not None and not hmac.compare_digest(
-                headers.get("Authorization", "").encode("latin-1", "replace"),
-                state.expected_auth):
-            self.pending_error = Unauthorized(
-                "missing or wrong token: send 'Authorization: Bearer <token>'")
-        return None
-
-    def data_received(self, chunk: bytes) -> None:
-        if self.answered:
-            return
-        self.size += len(chunk)
-        if self.size > self.api.max_body:
-            # Too large: drop what came, keep reading (up to max_linger) and answer 413 when
-            # the body ends, so the client can read the answer instead of getting a reset
-            # for the unread rest (a "lingering close"). Past max_linger, answer at once.
-            self.chunks = []
-            if not isinstance(self.pending_error, PayloadTooLarge):
-                self.pending_error = PayloadTooLarge(self.api.too_large)
-            if self.size > self.api.max_linger:
-                self.fail(self.pending_error)
-            return
-        if self.pending_error is None:
-            self.chunks.append(chunk)
-
-    def finish(self) -> None:
-        if self.answered:
-            return
-        if self.pending_error is not None:
-            return self.fail(self.pending_error)
-        chunks = self.chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self.chunks = []
-        try:
-            payload = self.api.parse(body, self.headers.get("Content-Type"))
-            self.api.dispatcher.submit(payload, self.reply)
-        except BentoNbError as error:
-            self.fail(error)
-        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
-            _log.exception("parsing a request for %s failed", self.api.name)
-            self.fail(ServerError(f"internal error while reading the request: "
-                                  f"{type(e).__name__}: {e}"))
-        return None
-
-    def reply(self, ok: bool, body: Any) -> None:
-        if ok:
-            self.respond(200, body, _JSON_HEADERS)
-        else:
-            self.fail(body)
-
-    def fail(self, error: BentoNbError) -> None:
-        status, headers, body = render(error)
-        self.respond(status, body, list(headers.items()))
-
-    def respond(self, status: int, body: bytes, headers: list) -> None:
-        if self.answered:
-            return
-        self.answered = True
-        state = self.api.state
-        if self.counted:
-            state.in_flight -= 1
-            self.counted = False
-        state.metrics.observe_request(self.api.route_label, status,
-                                      time.perf_counter() - self.started)
-        if self.closed:
-            return
-        out = httputil.HTTPHeaders()
-        for name, value in headers:
-            out[name] = value
-        out["Content-Length"] = str(len(body))
-        if status == 413 or state.draining:
-            # The body will not be read (413), or the server is going away: say so, and
-            # make tornado close the connection after this answer.
-            out["Connection"] = "close"
-            _close_after_answer(self.connection)
-        self.connection.write_headers(
-            httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses.get(status, "")),
-            out, body)
-        self.connection.finish()
-
-    def on_connection_close(self) -> None:
-        self.closed = True
-        if self.counted:
-            self.api.state.in_flight -= 1
-            self.counted = False
+async def _send(send: Any, status: int, body: bytes, headers: list,
+                close: bool = False) -> None:
+    headers = [*headers, (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
-def _close_after_answer(connection: Any) -> None:
-    """Ask tornado's HTTP1Connection to close once the answer is written (the flag its own
-    ``finish()`` sets when a body was left unread; there is no public setter)."""
-    if hasattr(connection, "_disconnect_on_finish"):
-        connection._disconnect_on_finish = True
+def _error_headers(error: BentoNbError) -> tuple[int, list, bytes]:
+    status, headers, body = render(error)
+    return status, _raw_headers(headers.items()), body
 
 
-_JSON_HEADERS = [("Content-Type", _JSON)]
+def _oip_error_headers(error: BentoNbError) -> tuple[int, list, bytes]:
+    """:func:`_error_headers` with the Open Inference Protocol's body."""
+    status, headers, body = render_oip_error(error)
+    return status, _raw_headers(headers.items()), body
+
+
+def _raw_headers(headers: Any) -> list:
+    return [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers]
 
 
 class ApiRoute:
-    """What :class:`ApiCall` needs of one API, looked up once per server, not per request."""
+    """What the hot path needs of one API, looked up once per server, not per request."""
 
     def __init__(self, state: ServerState, api: Any, dispatcher: Dispatcher):
         self.state = state
@@ -368,232 +178,354 @@ class ApiRoute:
         self.max_linger = max(4 * self.max_body, 64 * 1024 * 1024)
         self.too_large = (f"request body is larger than the limit of {self.max_body} bytes; "
                           "send fewer rows per request")
+        self.render_error = _error_headers  # the error body (OIP infer: the protocol's)
 
 
-class ApiMethodHandler(BaseHandler):
-    """Every method but POST on an API route (POST goes to :class:`ApiCall`): 405."""
+class App:
+    """The ASGI application of one server (``App(state)`` is what uvicorn runs)."""
 
-    SUPPORTED_METHODS = _ANY_METHOD
-
-    def initialize(self, state: ServerState, route_label: str) -> None:
+    def __init__(self, state: ServerState):
         self.state = state
-        self.route_label = route_label
+        self.metrics = state.metrics
+        self.api_routes = {f"/{api.route}": ApiRoute(state, api, state.dispatchers[api.name])
+                           for api in state.service.apis.values()}
+        self.get_routes = {
+            "/": ("/", self.swagger_page),
+            "/docs.json": ("/docs.json", self.docs_json),
+            "/healthz": ("/healthz", self.healthz),
+            "/readyz": ("/readyz", self.readyz),
+            "/metrics": ("/metrics", self.metrics_page),
+            "/metadata": ("/metadata", self.metadata),
+            "/.bento/identity": ("/.bento/identity", self.identity),
+        }
+        self.protected = {"/metrics", "/metadata"}
+        # POST /v2/models/{name}[/versions/{v}]/infer: the API call path of the default
+        # output's API (its body limit), counted under INFER_ROUTE_LABEL, OIP error bodies.
+        oip = state.oip
+        self.oip_route = ApiRoute(state, state.service.apis[oip.default_output],
+                                  state.dispatchers[oip.default_output])
+        self.oip_route.route_label = INFER_ROUTE_LABEL
+        self.oip_route.render_error = _oip_error_headers
+        self._static_dir = swagger_ui_dir()
+        self._static = {p.name for p in self._static_dir.iterdir() if p.is_file()}
+        self._static_cache: dict[str, bytes] = {}
+        self._pool: Any = None  # the parse helper process, made on first large body
+        # True when the request asking is the only one the server has (set by the
+        # connection layer, which sees requests whose bodies are still arriving too).
+        self.alone = lambda: state.in_flight == 1
 
-    def allowed_methods(self) -> list[str]:
-        return ["POST"]
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        method = scope["method"]
+        route = self.api_routes.get(path)
+        if route is not None:
+            if method == "POST":
+                return await self.api_call(route, scope, receive, send)
+            return await self.fail(send, route.route_label, time.perf_counter(),
+                                   MethodNotAllowed(f"method {method} is not allowed on "
+                                                    f"{path}; use POST", allow=["POST"]))
+        started = time.perf_counter()
+        entry = self.get_routes.get(path)
+        if entry is None and path.startswith(_STATIC_PREFIX):
+            entry = ("/static", self.static)
+        if entry is None and (path == "/v2" or path.startswith("/v2/")):
+            return await self.oip_request(scope, receive, send, started)
+        if entry is None:
+            routes = ", ".join(f"POST /{api.route}" for api in self.state.service.apis.values())
+            return await self.fail(send, "other", started, NotFound(
+                f"no route {method} {path}; the APIs are {routes}; see /docs.json"))
+        label, handler = entry
+        if method not in ("GET", "HEAD"):
+            return await self.fail(send, label, started, MethodNotAllowed(
+                f"method {method} is not allowed on {path}", allow=["GET", "HEAD"]))
+        try:
+            if label in self.protected and self.state.expected_auth is not None:
+                self.check_token(scope)
+            status, body, headers = handler(scope)
+        except BentoNbError as error:
+            return await self.fail(send, label, started, error)
+        except Exception as e:  # noqa: BLE001 - a bug: a JSON 500, the details logged
+            _log.exception("%s %s failed", method, path)
+            return await self.fail(send, label, started, ServerError(
+                f"internal server error: {type(e).__name__}: {e}"))
+        self.metrics.observe_request(label, status, time.perf_counter() - started)
+        await _send(send, status, body, headers)
 
-    def prepare(self) -> None:
-        raise MethodNotAllowed(
-            f"method {self.request.method} is not allowed on {self.request.path}; use POST")
+    def check_token(self, scope: dict) -> None:
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                given = value
+                break
+        if not hmac.compare_digest(given, self.state.expected_auth):
+            raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
 
+    async def fail(self, send: Any, label: str, started: float, error: BentoNbError,
+                   close: bool = False, extra: dict | None = None,
+                   render_error: Any = _error_headers) -> None:
+        status, headers, body = render_error(error)
+        if extra:
+            body = json.dumps({**error.to_json(), **extra}).encode()
+        self.metrics.observe_request(label, status, time.perf_counter() - started)
+        await _send(send, status, body, headers, close or self.state.draining)
 
-class _Router(httputil.HTTPMessageDelegate):
-    """Sends ``POST <api route>`` to :class:`ApiCall`, everything else to tornado's
-    normal routing."""
+    # -- the hot path -----------------------------------------------------------------
 
-    __slots__ = ("app", "connection", "delegate", "server_connection")
-
-    def __init__(self, app: ServerApplication, server_connection: Any,
-                 connection: httputil.HTTPConnection):
-        self.app = app
-        self.server_connection = server_connection
-        self.connection = connection
-        self.delegate: httputil.HTTPMessageDelegate | None = None
-
-    def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
-        if start_line.method == "POST":
-            path = start_line.path
-            query = path.find("?")
-            route = self.app.api_routes.get(path if query < 0 else path[:query])
-            if route is not None:
-                self.delegate = ApiCall(route, self.connection)
-                return self.delegate.headers_received(start_line, headers)
-        self.delegate = web.Application.start_request(self.app, self.server_connection,
-                                                      self.connection)
-        return self.delegate.headers_received(start_line, headers)
-
-    def data_received(self, chunk: bytes) -> Any:
-        return self.delegate.data_received(chunk)
-
-    def finish(self) -> None:
-        self.delegate.finish()
-
-    def on_connection_close(self) -> None:
-        if self.delegate is not None:
-            self.delegate.on_connection_close()
-
-
-class ServerApplication(web.Application):
-    """tornado Application whose API routes take the lean :class:`ApiCall` path."""
-
-    def __init__(self, handlers: list, api_routes: dict[str, ApiRoute], **settings: Any):
-        super().__init__(handlers, **settings)
-        self.api_routes = api_routes
-
-    def start_request(self, server_conn: object,
-                      request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
-        return _Router(self, server_conn, request_conn)
-
-
-class NotFoundHandler(BaseHandler):
-    SUPPORTED_METHODS = _ANY_METHOD
-
-    def prepare(self) -> None:
-        routes = ", ".join(f"POST /{api.route}" for api in self.state.service.apis.values())
-        raise NotFound(f"no route {self.request.method} {self.request.path}; "
-                       f"the APIs are {routes}; see /docs.json")
-
-
-class HealthHandler(BaseHandler):
-    route_label = "/healthz"
-
-    def get(self) -> None:
-        self.finish_json(b'{"status":"ok"}')
-
-
-class ReadyHandler(BaseHandler):
-    route_label = "/readyz"
-
-    def get(self) -> None:
+    async def api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
+                       endpoint: Any = None) -> None:
+        """``POST <api route>``, or with ``endpoint`` an Open Inference Protocol infer
+        (same checks, body limit and counting; the body goes to :meth:`.OpenInference.infer`)."""
+        started = time.perf_counter()
         state = self.state
+        state.in_flight += 1
+        state.last_request = started
+        try:
+            await self._api_call(route, scope, receive, send, started, endpoint)
+        finally:
+            state.in_flight -= 1
+
+    async def _api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
+                        started: float, endpoint: Any) -> None:
+        state = self.state
+        length = content_type = None
+        auth = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"authorization":
+                auth = value
+        pending: BentoNbError | None = None
+        if length is not None and length.isdigit() and int(length) > route.max_body:
+            pending = PayloadTooLarge(route.too_large)
+            if int(length) > route.max_linger:
+                return await self.fail(send, route.route_label, started, pending, close=True,
+                                       render_error=route.render_error)
+        elif state.draining:
+            pending = route.dispatcher.overloaded("the server is shutting down; retry shortly")
+        elif state.expected_auth is not None and not hmac.compare_digest(
+                auth, state.expected_auth):
+            pending = Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
+        # Read the whole body (a too large one is read and dropped, up to max_linger, so
+        # the client can read its 413 instead of a reset for the unread rest).
+        message = await receive()
+        if message["type"] != "http.request":
+            return self._gone(route, started)
+        body = message.get("body", b"")
+        if message.get("more_body"):
+            chunks, size = [body], len(body)
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return self._gone(route, started)
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > route.max_body:
+                    chunks = []
+                    if not isinstance(pending, PayloadTooLarge):
+                        pending = PayloadTooLarge(route.too_large)
+                    if size > route.max_linger:
+                        return await self.fail(send, route.route_label, started, pending,
+                                               close=True, render_error=route.render_error)
+                elif pending is None:
+                    chunks.append(chunk)
+                if not message.get("more_body"):
+                    break
+            body = b"".join(chunks)
+        elif len(body) > route.max_body and pending is None:
+            pending = PayloadTooLarge(route.too_large)
+        if pending is not None:
+            close = isinstance(pending, PayloadTooLarge)
+            return await self.fail(send, route.route_label, started, pending, close=close,
+                                   render_error=route.render_error)
+        if endpoint is not None:
+            return await self._oip_infer(route, endpoint, scope, body, send, started)
+        ctype = content_type.decode("latin-1") if content_type is not None else None
+        try:
+            if len(body) >= _OFFLOAD_BYTES:
+                payload = await self._parse_elsewhere(route, body, ctype)
+            else:
+                payload = route.parse(body, ctype)
+            outcome = route.dispatcher.run_inline(payload) if self.alone() else None
+            future = route.dispatcher.submit(payload) if outcome is None else None
+        except BentoNbError as error:
+            return await self.fail(send, route.route_label, started, error)
+        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
+            _log.exception("parsing a request for %s failed", route.name)
+            return await self.fail(send, route.route_label, started, ServerError(
+                f"internal error while reading the request: {type(e).__name__}: {e}"))
+        ok, result = outcome if future is None else await future
+        if not ok:
+            return await self.fail(send, route.route_label, started, result)
+        self.metrics.observe_request(route.route_label, 200, time.perf_counter() - started)
+        headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(result))]
         if state.draining:
-            raise Overloaded("the server is shutting down", retry_after=self.retry_after())
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": result})
+
+    async def _oip_infer(self, route: ApiRoute, endpoint: Any, scope: dict, body: bytes,
+                         send: Any, started: float) -> None:
+        """Hand the body to :meth:`.OpenInference.infer` and send what it replies (once its
+        outputs are back from the dispatchers, or at once for a refused request)."""
+        state = self.state
+        # .oip reads headers by their HTTP names; ASGI gives them lower-case
+        headers = {name.decode("latin-1").title(): value.decode("latin-1")
+                   for name, value in scope["headers"]}
+        replied = asyncio.get_running_loop().create_future()
+
+        def reply(status: int, out: list, data: bytes) -> None:
+            if not replied.done():
+                replied.set_result((status, out, data))
+
+        try:
+            state.oip.infer(endpoint, body, headers, reply)
+        except BentoNbError as error:
+            return await self.fail(send, route.route_label, started, error,
+                                   render_error=route.render_error)
+        except Exception as e:  # noqa: BLE001 - a bug: answer 500, keep serving
+            _log.exception("an OIP infer request failed")
+            return await self.fail(send, route.route_label, started, ServerError(
+                f"internal error while reading the request: {type(e).__name__}: {e}"),
+                render_error=route.render_error)
+        status, out, data = await replied
+        self.metrics.observe_request(route.route_label, status, time.perf_counter() - started)
+        await _send(send, status, data, _raw_headers(out), state.draining)
+
+    async def oip_request(self, scope: dict, receive: Any, send: Any, started: float) -> None:
+        """Every request under ``/v2`` (:mod:`.oip`): ``POST .../infer`` takes the API call
+        path; the GET endpoints answer here; errors (404 for an unknown path or model, 405
+        for the wrong method) have the protocol's body."""
+        state = self.state
+        raw = scope.get("raw_path")  # undecoded, as .oip.match expects (it unquotes names)
+        path = raw.decode("latin-1") if raw else scope["path"]
+        method = scope["method"]
+        endpoint = state.oip.match(path)
+        if endpoint is not None and endpoint.kind == "infer" and method == "POST":
+            return await self.api_call(self.oip_route, scope, receive, send, endpoint)
+        label = "/v2" if endpoint is None else endpoint.route_label
+        try:
+            if endpoint is None:
+                raise NotFound(f"no route {method} {scope['path']}; the Open Inference "
+                               "Protocol routes are listed in /docs.json")
+            if endpoint.protected and state.expected_auth is not None:
+                self.check_token(scope)
+            state.oip.check(endpoint, method)
+            status, headers, body = state.oip.get(endpoint)
+        except BentoNbError as error:
+            return await self.fail(send, label, started, error, render_error=_oip_error_headers)
+        except Exception as e:  # noqa: BLE001 - a bug: a JSON 500, the details logged
+            _log.exception("%s %s failed", method, path)
+            return await self.fail(send, label, started, ServerError(
+                f"internal server error: {type(e).__name__}: {e}"),
+                render_error=_oip_error_headers)
+        self.metrics.observe_request(label, status, time.perf_counter() - started)
+        await _send(send, status, body, _raw_headers(headers))
+
+    def _gone(self, route: ApiRoute, started: float) -> None:
+        """The client went away before its body arrived: nothing to answer, nothing
+        counted as answered (the connection layer logs nothing either)."""
+        return None
+
+    async def _parse_elsewhere(self, route: ApiRoute, body: bytes, ctype: str | None) -> Any:
+        """Parse a large body in the helper process: JSON parsing holds the GIL, so a
+        thread would still stop the event loop (and /healthz) for its whole duration."""
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("forkserver"))
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, route.parse, body, ctype)
+        except BentoNbError:
+            raise
+        except Exception:  # noqa: BLE001 - the pool broke (or cannot pickle): parse here
+            _log.warning("parsing in the helper process failed; parsing on the event loop",
+                         exc_info=True)
+            return route.parse(body, ctype)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    # -- the other routes: (scope) -> (status, body, headers) ---------------------------
+
+    def healthz(self, scope: dict) -> tuple:
+        return 200, b'{"status":"ok"}', [(b"content-type", _JSON)]
+
+    def readyz(self, scope: dict) -> tuple:
+        state = self.state
+        retry = state.config.retry_after_s
+        if state.draining:
+            raise Overloaded("the server is shutting down", retry_after=retry)
         if not state.ready:
-            raise Overloaded("the server is starting", retry_after=self.retry_after())
+            raise Overloaded("the server is starting", retry_after=retry)
         problems = {name: reason for name, dispatcher in state.dispatchers.items()
                     if (reason := dispatcher.health()) is not None}
         if problems:
             error = Overloaded("not ready: " + "; ".join(
                 f"API {name!r}: {reason}" for name, reason in problems.items()),
-                retry_after=self.retry_after())
-            self.send_json_error(error, apis=problems)
-            return
-        self.finish_json(b'{"status":"ready"}')
+                retry_after=retry)
+            status, headers, _body = _error_headers(error)
+            return status, json.dumps({**error.to_json(), "apis": problems}).encode(), headers
+        return 200, b'{"status":"ready"}', [(b"content-type", _JSON)]
 
-
-class MetadataHandler(BaseHandler):
-    route_label = "/metadata"
-    protected = True
-
-    def get(self) -> None:
+    def metadata(self, scope: dict) -> tuple:
         state = self.state
         body = {**state.metadata, "pid": state.pid, "in_flight": state.in_flight}
-        self.finish_json(json.dumps(body).encode())
+        return 200, json.dumps(body).encode(), [(b"content-type", _JSON)]
 
-
-class IdentityHandler(BaseHandler):
-    """``GET /.bento/identity?nonce=N``: ``{"proof": HMAC(record secret, N)}``, so the
-    Jupyter proxy can tell this server from another process on the same port without the
-    secret ever crossing the wire (see :mod:`.registry`)."""
-
-    route_label = "/.bento/identity"
-    _NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
-
-    def get(self) -> None:
+    def identity(self, scope: dict) -> tuple:
+        """``{"proof": HMAC(record secret, nonce)}``, so the Jupyter proxy can tell this
+        server from another process on the same port without the secret ever crossing the
+        wire (see :mod:`.registry`)."""
         from .registry import identity_proof
 
-        nonce = self.get_query_argument("nonce", "")
-        if not self._NONCE.fullmatch(nonce):
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        nonce = (query.get("nonce") or [""])[-1]
+        if not _NONCE.fullmatch(nonce):
             raise BadInput("nonce must be 16-128 characters of A-Z a-z 0-9 _ -")
         secret = self.state.identity_secret
         if secret is None:
             raise NotFound("this server has no registry record to prove")
-        self._headers["Cache-Control"] = "no-store"
-        self.finish_json(json.dumps({"proof": identity_proof(secret, nonce)}).encode())
+        body = json.dumps({"proof": identity_proof(secret, nonce)}).encode()
+        return 200, body, [(b"content-type", _JSON), (b"cache-control", b"no-store")]
 
+    def metrics_page(self, scope: dict) -> tuple:
+        return 200, self.metrics.render(), [(b"content-type", METRICS_CONTENT_TYPE.encode())]
 
-class MetricsHandler(BaseHandler):
-    route_label = "/metrics"
-    protected = True
+    def docs_json(self, scope: dict) -> tuple:
+        return 200, self.state.openapi, [(b"content-type", _JSON)]
 
-    def get(self) -> None:
-        self._headers["Content-Type"] = METRICS_CONTENT_TYPE
-        self.finish(self.state.metrics.render())
-
-
-class DocsJsonHandler(BaseHandler):
-    route_label = "/docs.json"
-
-    def get(self) -> None:
-        self.finish_json(self.state.openapi)
-
-
-class SwaggerPageHandler(BaseHandler):
-    route_label = "/"
-
-    def get(self) -> None:
+    def swagger_page(self, scope: dict) -> tuple:
         title = html.escape(f"{self.state.service.name} - bento_nb")
-        self._headers["Content-Type"] = "text/html; charset=utf-8"
-        self.finish(_SWAGGER_PAGE.format(title=title))
+        return 200, _SWAGGER_PAGE.format(title=title).encode(), [
+            (b"content-type", b"text/html; charset=utf-8")]
+
+    def static(self, scope: dict) -> tuple:
+        """Swagger UI's files: only the names in its folder (no path is ever joined from
+        the request, so nothing outside it can be reached)."""
+        name = scope["path"][len(_STATIC_PREFIX):]
+        if name == "init.js":
+            return 200, _SWAGGER_INIT, [(b"content-type", b"application/javascript")]
+        if name not in self._static:
+            raise NotFound("no such static file")
+        body = self._static_cache.get(name)
+        if body is None:
+            body = self._static_cache[name] = (self._static_dir / name).read_bytes()
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind == "application/javascript":
+            kind += "; charset=utf-8"
+        return 200, body, [(b"content-type", kind.encode()),
+                           (b"cache-control", b"public, max-age=3600")]
 
 
-class SwaggerInitHandler(BaseHandler):
-    route_label = "/static"
-
-    def get(self) -> None:
-        self._headers["Content-Type"] = "application/javascript"
-        self.finish(_SWAGGER_INIT)
-
-
-class StaticHandler(web.StaticFileHandler):
-    """Swagger UI's files; errors as JSON like everywhere else."""
-
-    route_label = "/static"
-
-    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
-        # A path no file can have (a NUL byte, from %00) makes os.path raise ValueError,
-        # which tornado would answer 500 with a logged traceback: it is simply not there.
-        try:
-            return super().validate_absolute_path(root, absolute_path)
-        except ValueError:
-            raise web.HTTPError(404) from None
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        if status_code in (403, 404):  # 403: a path outside the folder; say only "no"
-            error: BentoNbError = NotFound("no such static file")
-        else:
-            error = for_status(status_code, f"static file error {status_code}")
-        status, headers, body = render(error)
-        self.clear()
-        self.set_status(status)
-        for name, value in headers.items():
-            self.set_header(name, value)
-        self.finish(body)
-
-
-def make_app(state: ServerState) -> web.Application:
-    """The tornado application of one server."""
-    handlers: list = []
-    api_routes = {}
-    for api in state.service.apis.values():
-        api_routes[f"/{api.route}"] = ApiRoute(state, api, state.dispatchers[api.name])
-        handlers.append((f"/{re.escape(api.route)}", ApiMethodHandler,
-                         {"state": state, "route_label": f"/{api.route}"}))
-    kwargs = {"state": state}
-    handlers += [
-        (r"/", SwaggerPageHandler, kwargs),
-        (r"/docs\.json", DocsJsonHandler, kwargs),
-        (r"/healthz", HealthHandler, kwargs),
-        (r"/readyz", ReadyHandler, kwargs),
-        (r"/metrics", MetricsHandler, kwargs),
-        (r"/metadata", MetadataHandler, kwargs),
-        (r"/\.bento/identity", IdentityHandler, kwargs),
-        (r"/static/swagger-ui/init\.js", SwaggerInitHandler, kwargs),
-        (r"/static/swagger-ui/(.*)", StaticHandler, {"path": str(swagger_ui_dir())}),
-    ]
-    metrics = state.metrics
-
-    def log_request(handler: web.RequestHandler) -> None:
-        if not isinstance(handler, BaseHandler):  # BaseHandler counted itself in finish()
-            metrics.observe_request(getattr(handler, "route_label", "other"),
-                                    handler.get_status(),
-                                    time.time() - handler.request._start_time)
-
-    return ServerApplication(
-        handlers, api_routes,
-        default_handler_class=NotFoundHandler,
-        default_handler_args=kwargs,
-        log_function=log_request,
-        compress_response=False,
-        serve_traceback=False,
-    )
+def make_app(state: ServerState) -> App:
+    """The ASGI application of one server."""
+    return App(state)

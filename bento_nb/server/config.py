@@ -37,6 +37,13 @@ class ServerConfig:
     ``drain_timeout``    seconds ``stop()`` waits for in-flight requests.
     ``body_timeout``     seconds a client may take to send a request body; a client that
                          stalls longer is disconnected (no slowloris holding sockets).
+    ``header_timeout``   seconds a client may take to send a request line and headers
+                         (from its first byte; from the connection's opening for the
+                         first request); a slower connection is closed (slowloris).
+    ``max_connections``  most open client connections; at the cap the connection idle
+                         longest is closed to make room, and when all are busy new ones
+                         wait in the kernel's backlog. Lowered to what the open-file limit
+                         leaves.
     ``request_timeout``  seconds a request may wait for the model (queue + model call): past
                          it the answer is 504 ``DeadlineExceeded`` and /readyz turns 503 while
                          one model call runs longer. A request that would not be answered
@@ -64,6 +71,12 @@ class ServerConfig:
                                   "seconds stop waits for requests in flight", metavar="S")
     body_timeout: float = option(60.0, "--body-timeout",
                                  "seconds a client may take to send a body", metavar="S")
+    header_timeout: float = option(10.0, "--header-timeout",
+                                   "seconds a client may take to send its request headers",
+                                   metavar="S")
+    max_connections: int = option(1000, "--max-connections",
+                                  "most open client connections (the idle longest is "
+                                  "closed to make room)")
     retry_after_s: int = 1
     request_timeout: float = option(DEFAULT_REQUEST_TIMEOUT, "--request-timeout",
                                     "a request not answered by the model within it gets 504, "
@@ -94,6 +107,18 @@ class ServerConfig:
             raise UsageError(f"request_timeout must be a positive number of seconds, got "
                              f"{self.request_timeout!r}")
         self.request_timeout = timeout
+        if int(self.max_connections) < 1:
+            raise UsageError(f"max_connections must be at least 1, got {self.max_connections}")
+        self.max_connections = int(self.max_connections)
+        for name in ("header_timeout", "body_timeout"):
+            try:
+                seconds = float(getattr(self, name))
+            except (TypeError, ValueError):
+                seconds = math.nan
+            if not seconds > 0 or math.isinf(seconds):
+                raise UsageError(f"{name} must be a positive number of seconds, got "
+                                 f"{getattr(self, name)!r}")
+            setattr(self, name, seconds)
         if int(self.max_body_bytes) < 1:
             raise UsageError(f"max_body_bytes must be at least 1, got {self.max_body_bytes}")
         self.max_batch_size = int(self.max_batch_size)

@@ -1,10 +1,16 @@
 """``bento-nb serve``: the server in the foreground, in one or several processes.
 
 With ``--workers 1`` the server runs on the main thread until SIGINT/SIGTERM. With
-``--workers N`` the bundle is loaded once, then N processes are forked; each owns its own
-``SO_REUSEPORT`` listening socket on the same port, so the kernel spreads connections over
-them (no thundering herd on one shared socket). The parent only supervises: it restarts a
-worker that dies and forwards SIGINT/SIGTERM, after which every worker drains and exits.
+``--workers N`` the bundle is loaded once, then N processes are forked, all accepting on
+ONE listening socket (one accept queue). With a socket per worker (``SO_REUSEPORT``) the
+kernel assigns each connection to a worker's queue when it arrives, and a worker that dies
+(``kill -9``) takes the connections queued for it down with it; on one shared queue the
+others simply accept them (measured: 1-7 connections lost per ``kill -9`` with
+``SO_REUSEPORT``, none shared). The parent only supervises: it keeps its copy of the
+socket to fork a replacement for a worker that dies, and on SIGINT/SIGTERM closes that
+copy at once, then forwards the signal, after which every worker accepts what is queued,
+closes its copy, drains and exits; when the last copy closes the port refuses new
+connections instead of queueing ones nobody will serve.
 """
 
 from __future__ import annotations
@@ -20,14 +26,11 @@ import sys
 import tempfile
 from typing import Any
 
-from tornado import netutil
-from tornado.ioloop import IOLoop
-
 from ..errors import ServerError, UsageError
 from . import registry
 from .config import ServerConfig
 from .address import is_loopback, url_for
-from .runner import ModelServer, bind, warn_if_public
+from .runner import ModelServer, bind, new_event_loop, warn_if_public
 
 _MAX_RESTARTS = 20
 
@@ -40,10 +43,7 @@ def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
     if workers is None or int(workers) < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     service = load(tag)
-    if workers == 1:
-        sockets, bound, _ = bind(config)
-    else:
-        sockets, bound = _bind_shared_port(config, int(workers))
+    sockets, bound, _ = bind(config)
     warn_if_public(config)
     url = url_for(config.host, bound)
     secret = registry.new_secret()  # shared by the workers: they answer for one record
@@ -62,41 +62,20 @@ def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
         if workers == 1:
             _run_worker(service, config, sockets, identity_secret=secret)
         else:
-            _supervise(service, config, sockets, secret)
+            _supervise(service, config, sockets, secret, int(workers))
     finally:
         registry.remove_record(record["pid"], bound)
     print("bento-nb: stopped", flush=True)
     return 0
 
 
-def _bind_shared_port(config: ServerConfig, workers: int) -> tuple[list[list[socket.socket]], int]:
-    """One SO_REUSEPORT listening socket (list) per worker, all on one port. A plain bind
-    first makes sure nobody else holds the port (SO_REUSEPORT alone would share it with
-    another reuse-port server of the same user)."""
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise UsageError("--workers > 1 needs SO_REUSEPORT (Linux, macOS, BSD)")
-    probe, port, _ = bind(config)
-    for s in probe:
-        s.close()
-    groups = []
-    try:
-        for _ in range(workers):
-            groups.append(netutil.bind_sockets(port, config.host or None, reuse_port=True))
-    except OSError as e:
-        for group in groups:
-            for s in group:
-                s.close()
-        raise ServerError(f"cannot listen on {config.host}:{port}: {e.strerror}") from None
-    return groups, port
-
-
-# The IOLoop thread makes many short syscalls (each releases the GIL) while the model thread
-# runs Python between numpy calls; with CPython's default 5 ms switch interval the IOLoop
+# The event loop thread makes many short syscalls (each releases the GIL) while the model thread
+# runs Python between numpy calls; with CPython's default 5 ms switch interval the loop
 # can wait that long to get the GIL back. A shorter interval measured ~15 % more requests/s
 # at 64 clients (bench/serve.py). Only set in processes bento-nb owns (not in a kernel).
 # Likewise those processes move everything loaded before serving (the model, numpy, pandas,
-# scikit-learn, tornado: ~130,000 objects) out of the garbage collector's reach with
-# gc.freeze(): a full collection walked them all, ~70 ms with the IOLoop stopped, and ran
+# scikit-learn, uvicorn: ~130,000 objects) out of the garbage collector's reach with
+# gc.freeze(): a full collection walked them all, ~70 ms with the event loop stopped, and ran
 # every few seconds under load. Forked workers also keep those pages shared.
 _SWITCH_INTERVAL = 0.001
 
@@ -105,9 +84,8 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
                 metrics_dir: str | None = None, identity_secret: str | None = None) -> None:
     """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
     sys.setswitchinterval(_SWITCH_INTERVAL)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
-    IOLoop.current()
     server = ModelServer(service, config, metrics_dir=metrics_dir,
                          identity_secret=identity_secret)
     server.start(sockets)
@@ -131,8 +109,8 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
         loop.close()
 
 
-def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.socket]],
-               identity_secret: str | None = None) -> None:
+def _supervise(service: Any, config: ServerConfig, sockets: list[socket.socket],
+               identity_secret: str | None = None, workers: int = 2) -> None:
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     restarts = 0
@@ -150,11 +128,7 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                for i, group in enumerate(groups):
-                    if i != index:
-                        for s in group:
-                            s.close()
-                _run_worker(service, config, groups[index], metrics_dir, identity_secret)
+                _run_worker(service, config, sockets, metrics_dir, identity_secret)
             except BaseException:  # noqa: BLE001 - report, then leave without cleanup
                 import traceback
 
@@ -166,9 +140,14 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
                 os._exit(code)
         children[pid] = index
 
+    def close_listeners() -> None:
+        for s in sockets:
+            s.close()
+
     def forward(signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
+        close_listeners()  # the workers' copies are the last: the port closes with them
         for pid in list(children):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -177,7 +156,7 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for index in range(len(groups)):
+        for index in range(workers):
             spawn(index)
         while children:
             try:
@@ -200,9 +179,7 @@ def _supervise(service: Any, config: ServerConfig, groups: list[list[socket.sock
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        for group in groups:
-            for s in group:
-                s.close()
+        close_listeners()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""Running a server: sockets, its own IOLoop in a thread, graceful stop.
+"""Running a server: sockets, its own event loop in a thread, graceful stop.
 
 :func:`serve` is the library entry point (``bento_nb.serve``); it returns a
 :class:`ServerHandle` once the server accepts connections::
@@ -25,9 +25,6 @@ import threading
 import time
 from typing import Any
 
-from tornado import httpserver, iostream, netutil
-from tornado.ioloop import IOLoop, PeriodicCallback
-
 from ..errors import BentoNbError, Overloaded, ServerError, UsageError
 from ..store import Bundle
 from . import registry
@@ -36,14 +33,39 @@ from .app import ServerState, make_app
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import Metrics
+from .oip import INFER_ROUTE_LABEL
+from .transport import HttpServer
 
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections
 _PUBLISH_MS = 1000  # how often a worker shares its metrics with the others
-_BACKLOG = 1024  # at most this many queued connections are accepted and answered at stop()
+_BACKLOG = 1024  # the listen() backlog
 _SERVER_OPTIONS = {f.name for f in dataclasses.fields(ServerConfig)} - {
     "host", "port", "max_batch_size", "max_latency_ms", "api_token", "port_fallback"}
 _MODEL_OPTIONS = {"name", "apis", "input", "batch"}
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new uvloop event loop (the standard one where uvloop is not installed)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def connection_cap(wanted: int) -> int:
+    """``max_connections``, lowered to what the open-file limit leaves (minus headroom for
+    the model, logs and the listening sockets)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError, OSError):
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(8, min(wanted, soft - max(32, soft // 8)))
 
 
 def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.socket], int, int | None]:
@@ -55,7 +77,7 @@ def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.so
     last: OSError | None = None
     for candidate in range(port, port + tries):
         try:
-            sockets = netutil.bind_sockets(candidate, config.host or None, reuse_port=reuse_port)
+            sockets = bind_sockets(candidate, config.host, reuse_port=reuse_port)
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 raise ServerError(f"cannot listen on {config.host}:{candidate}: {e.strerror}") from None
@@ -69,9 +91,53 @@ def bind(config: ServerConfig, reuse_port: bool = False) -> tuple[list[socket.so
         + "; pick another port (0 picks any free one)") from last
 
 
+def bind_sockets(port: int, host: str | None, reuse_port: bool = False) -> list[socket.socket]:
+    """Listening sockets on ``port`` for every address ``host`` names ("" or None: all
+    interfaces), non-blocking, ``SO_REUSEADDR`` set."""
+    sockets: list[socket.socket] = []
+    flags = socket.AI_PASSIVE
+    infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
+                               0, flags)
+    seen = set()
+    try:
+        for family, kind, proto, _name, address in infos:
+            if (family, address) in seen or family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # the same free port on every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as e:
+                # A host name that also resolves to ::1 on a machine without IPv6.
+                if e.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6:
+                    sockets.pop().close()
+                    continue
+                raise
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    if not sockets:
+        raise OSError(errno.EADDRNOTAVAIL, f"no address to listen on for {host!r}")
+    return sockets
+
+
 def warn_if_public(config: ServerConfig) -> None:
-    """Binding beyond loopback: say so on stderr (and suggest a token when there is none)."""
-    if not is_loopback(config.host):
+    """Binding beyond loopback: say so on stderr (and suggest a token when there is none).
+    Not inside an image bento_nb built: there 0.0.0.0 is the container's own namespace."""
+    from ..config import in_container
+
+    if not is_loopback(config.host) and not in_container():
         who = ("anyone who can reach this machine and has the token" if config.api_token
                else "anyone who can reach this machine; consider --api-token / "
                     "BENTO_NB_API_TOKEN")
@@ -80,7 +146,8 @@ def warn_if_public(config: ServerConfig) -> None:
 
 
 class ModelServer:
-    """One service behind one tornado HTTP server on the *current* thread's IOLoop."""
+    """One service behind one HTTP server (:mod:`.transport`) on the current thread's
+    event loop."""
 
     def __init__(self, service: Any, config: ServerConfig,
                  metrics_dir: str | os.PathLike | None = None,
@@ -95,11 +162,14 @@ class ModelServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
-                               queue_depths=self._queue_depths, shared_dir=metrics_dir)
-        self._publisher: PeriodicCallback | None = None
+                               queue_depths=self._queue_depths, shared_dir=metrics_dir,
+                               traffic_routes=[f"/{api.route}"
+                                               for api in service.apis.values()]
+                               + [INFER_ROUTE_LABEL])
+        self._publisher: asyncio.TimerHandle | None = None
         self.state: ServerState | None = None
-        self.http: httpserver.HTTPServer | None = None
-        self._sockets: list[socket.socket] = []
+        self.http: HttpServer | None = None
+        self.app: Any = None
         self._stopping = False
 
     def _queue_depths(self) -> dict:
@@ -118,19 +188,20 @@ class ModelServer:
         self.state.identity_secret = self.identity_secret
         for dispatcher in self.dispatchers.values():
             dispatcher.start()
-        self.http = httpserver.HTTPServer(
-            make_app(self.state), xheaders=False, idle_connection_timeout=300,
-            body_timeout=config.body_timeout,
-            # Bodies over our limit get a JSON 413 from the handler; tornado's own limit
-            # (which answers a bare 400) stays out of the way.
-            max_body_size=max(config.max_body_bytes * 8, 256 * 1024 * 1024))
-        self.http.add_sockets(sockets)
-        self._sockets = sockets
+        self.app = make_app(self.state)
+        self.http = HttpServer(self.app, self.loop,
+                               max_connections=connection_cap(config.max_connections),
+                               header_timeout=config.header_timeout,
+                               body_timeout=config.body_timeout)
+        self.app.alone = self.http.alone
+        self.http.start(sockets)
         if self.metrics.shared_dir is not None:
-            self.metrics.write_snapshot()
-            self._publisher = PeriodicCallback(self.metrics.write_snapshot, _PUBLISH_MS)
-            self._publisher.start()
+            self._publish()
         self.state.ready = True
+
+    def _publish(self) -> None:
+        self.metrics.write_snapshot()
+        self._publisher = self.loop.call_later(_PUBLISH_MS / 1000, self._publish)
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting, drain in-flight requests (up to ``timeout``), close everything.
@@ -151,8 +222,7 @@ class ModelServer:
             state.draining = True
             state.ready = False
         if self.http is not None:
-            self._take_backlog()
-            self.http.stop()
+            self.http.stop_accepting()
         if state is not None:
             # Connections just accepted (here or by the loop's last accept) may have a
             # request on the wire that was not read yet: give them the quiet period.
@@ -174,38 +244,15 @@ class ModelServer:
                 dispatcher.abandon(error)
             await asyncio.sleep(0)  # let the 503s be written
         if self.http is not None:
-            try:
-                await asyncio.wait_for(self.http.close_all_connections(),
-                                       max(0.1, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                pass
+            await self.http.close_connections(max(deadline, time.monotonic() + 0.1))
+        if self.app is not None:
+            self.app.close()
         for dispatcher in self.dispatchers.values():
             await asyncio.get_running_loop().run_in_executor(
                 None, dispatcher.join, max(0.1, deadline - time.monotonic()))
         if self._publisher is not None:
-            self._publisher.stop()
+            self._publisher.cancel()
             self.metrics.write_snapshot()  # this worker's final counts stay in the sums
-
-    def _take_backlog(self) -> int:
-        """Accept the connections waiting in the kernel's accept queue, so that each gets an
-        answer (503 "shutting down", ``Connection: close``) instead of the reset the kernel
-        sends when a listening socket closes with connections still queued."""
-        taken = 0
-        for sock in self._sockets:
-            while taken < _BACKLOG:
-                try:
-                    connection, address = sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except ConnectionAbortedError:
-                    continue
-                except OSError:
-                    break
-                stream = iostream.IOStream(connection, max_buffer_size=self.http.max_buffer_size,
-                                           read_chunk_size=self.http.read_chunk_size)
-                self.http.handle_stream(stream, address)
-                taken += 1
-        return taken
 
     def stats(self) -> dict:
         out = self.metrics.summary()
@@ -310,7 +357,8 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
     ``handle.moved_from``. ``api_token`` (or $BENTO_NB_API_TOKEN) requires
     ``Authorization: Bearer <token>`` on the API routes. Every other
     :class:`~bento_nb.server.config.ServerConfig` field (``max_queue``, ``max_body_bytes``,
-    ``drain_timeout``, ``body_timeout``, ``retry_after_s``, ``request_timeout``) is a keyword
+    ``drain_timeout``, ``body_timeout``, ``header_timeout``, ``max_connections``,
+    ``retry_after_s``, ``request_timeout``) is a keyword
     too; or pass a whole ``config=``. An option that applies to nothing is refused, never
     ignored.
     """
@@ -342,10 +390,9 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
     failure: list[BaseException] = []
 
     def run() -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            IOLoop.current()  # make tornado use this loop
             server.start(sockets)
             handle._loop = loop
         except BaseException as e:  # noqa: BLE001 - reported to the caller below

@@ -51,6 +51,12 @@ class Bundle:
         return dict(self.manifest.get("labels") or {})
 
     @property
+    def provenance(self) -> dict:
+        """Where it was packed from (notebook, cells, git, environment hash); empty for a
+        bundle packed with ``provenance=False`` or before provenance was recorded."""
+        return dict(self.manifest.get("provenance") or {})
+
+    @property
     def size(self) -> int:
         """Bytes on disk, all files of the bundle."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
@@ -67,6 +73,8 @@ class Bundle:
             "apis": self.apis,
             "labels": self.labels,
             "requirements": self.requirements,
+            # the cells' source is left to the manifest (up to 64 KiB per bundle)
+            "provenance": {k: v for k, v in self.provenance.items() if k != "cells"},
         }
 
     def verify(self) -> None:

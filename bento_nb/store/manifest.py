@@ -43,9 +43,11 @@ def iter_file_records(manifest: dict) -> Iterator[dict]:
         if service.get("buffers"):
             yield service["buffers"]
     for artifact in manifest.get("artifacts") or []:
-        yield artifact
+        if "file" in artifact:
+            yield artifact
         if artifact.get("buffers"):
             yield artifact["buffers"]
+        yield from artifact.get("files") or []  # an artifact in its own format's files
     yield from manifest.get("files") or []
 
 
@@ -139,7 +141,14 @@ def check_manifest(manifest: Any, where: str) -> dict:
         if manifest.get(key) is not None and not isinstance(manifest[key], list):
             raise bad(key, "must be a list")
     for i, artifact in enumerate(manifest.get("artifacts") or []):
-        check_record(artifact, f"artifacts[{i}]")
+        if isinstance(artifact, dict) and "file" not in artifact and "files" in artifact:
+            # an artifact in its own format (bento_nb.frameworks): the files it wrote
+            if not isinstance(artifact["files"], list) or not artifact["files"]:
+                raise bad(f"artifacts[{i}].files", "must be a non-empty list")
+            for j, record in enumerate(artifact["files"]):
+                check_record(record, f"artifacts[{i}].files[{j}]", buffers=False)
+        else:
+            check_record(artifact, f"artifacts[{i}]")
         if not isinstance(artifact.get("name"), str) or not NAME_RE.match(artifact["name"]):
             raise bad(f"artifacts[{i}].name", "must be a valid name")
     for i, record in enumerate(manifest.get("files") or []):
@@ -160,6 +169,15 @@ def check_manifest(manifest: Any, where: str) -> dict:
         raise bad("requirements", "must be a list of strings")
     if manifest.get("labels") is not None and not isinstance(manifest["labels"], dict):
         raise bad("labels", "must be a mapping")
+    for i, described in enumerate(manifest.get("apis") or []):
+        if described.get("signature") is not None:
+            problem = signature_problem(described["signature"])
+            if problem:
+                raise bad(f"apis[{i}].signature", problem)
+    if manifest.get("provenance") is not None:
+        problem = provenance_problem(manifest["provenance"])
+        if problem:
+            raise bad(f"provenance.{problem[0]}" if problem[0] else "provenance", problem[1])
     example = manifest.get("example")
     if example is not None and not (isinstance(example, dict) and isinstance(example.get("api"), str)):
         raise bad("example", "must be a mapping with an 'api'")
@@ -171,6 +189,63 @@ def check_manifest(manifest: Any, where: str) -> dict:
             raise BundleCorrupted(f"{where}: {MANIFEST} does not match its digest; it was "
                                   "modified or damaged since it was packed")
     return manifest
+
+
+# -- signature and provenance (optional: bundles packed before them have neither) -------
+
+SIGNATURE_TYPES = ("boolean", "integer", "number", "string", "any")
+SIGNATURE_SOURCES = ("example", "adapter")
+# provenance field -> the types its value may have (None: the field may be absent or null)
+_PROVENANCE_FIELDS = {"notebook": (str,), "cells": (str,), "cells_truncated": (bool,),
+                      "git": (dict,), "python": (str,), "packages_sha256": (str,),
+                      "packages": (int,)}
+
+
+def signature_problem(data: Any) -> str | None:
+    """What is wrong with an API's ``signature`` as a manifest records it, or None::
+
+        {"from": "example", "inputs": [{"name": "age", "type": "integer"}, ...]}
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("inputs"), list) or not data["inputs"]:
+        return "must be a mapping with a non-empty list 'inputs'"
+    if data.get("from", "example") not in SIGNATURE_SOURCES:
+        return f"'from' must be one of {list(SIGNATURE_SOURCES)}"
+    named = None
+    for i, column in enumerate(data["inputs"]):
+        if not isinstance(column, dict) or column.get("type") not in SIGNATURE_TYPES:
+            return f"inputs[{i}] must be a mapping with a 'type' among {list(SIGNATURE_TYPES)}"
+        name = column.get("name")
+        if name is not None and not isinstance(name, str):
+            return f"inputs[{i}].name must be a string or null"
+        if named is not None and named != (name is not None):
+            return "inputs must all have names or none"
+        named = name is not None
+        if not isinstance(column.get("optional", False), bool):
+            return f"inputs[{i}].optional must be true or false"
+    names = [c.get("name") for c in data["inputs"] if c.get("name") is not None]
+    if len(set(names)) != len(names):
+        return "inputs name a column twice"
+    return None
+
+
+def provenance_problem(data: Any) -> tuple[str, str] | None:
+    """(field, problem) for a ``provenance`` mapping that is not what bento_nb writes
+    (see :mod:`bento_nb.provenance`), or None."""
+    if not isinstance(data, dict):
+        return "", "must be a mapping"
+    for key, types in _PROVENANCE_FIELDS.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)
+                                  and bool not in types):
+            return key, f"must be a {types[0].__name__}"
+    git = data.get("git")
+    if git is not None:
+        commit = git.get("commit")
+        if not isinstance(commit, str) or not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+            return "git.commit", "must be a commit id (hex digits)"
+        if git.get("dirty") is not None and not isinstance(git["dirty"], bool):
+            return "git.dirty", "must be true or false"
+    return None
 
 
 def _is_count(value: Any) -> bool:

@@ -113,15 +113,13 @@ class Store:
             versions = sorted(v for v in names if not v.startswith(".") and NAME_RE.match(v)
                               and (is_real_dir(folder / v) or os.path.islink(folder / v)))
             if not versions:
-                raise BundleNotFound(
-                    f"no bundle named {tag.name!r} in {self.root}; see `bento-nb list`"
-                )
+                raise BundleNotFound(f"no bundle named {tag.name!r} in {self.root}", see="list")
             path = folder / versions[-1]
         else:
             path = folder / tag.version
         refuse_link(path, f"bundle {tag.name}:{path.name}")
         if not is_real_dir(path):
-            raise BundleNotFound(f"no bundle {tag} in {self.root}; see `bento-nb list`")
+            raise BundleNotFound(f"no bundle {tag} in {self.root}", see="list")
         return path
 
     def get(self, tag: str | Tag) -> Bundle:

@@ -84,10 +84,11 @@ def test_requirements_pin_bundle_and_server_only(iris_bundle, tmp_path):
     assert all("==" in line for line in lines), lines
     for req in iris_bundle.requirements:            # the bundle's own pins, as written
         assert req in lines
-    assert f"tornado=={version('tornado')}" in lines  # the server's
+    for served_by in ("uvicorn", "uvloop", "httptools"):  # the server's HTTP stack
+        assert f"{served_by}=={version(served_by)}" in lines
     assert {"pandas", "prometheus-client", "cloudpickle", "pyyaml"} <= names
     assert not names & {"ipywidgets", "jupyter-server", "ipython", "docker", "tqdm",
-                        "bento-nb", "ipykernel", "pytest"}
+                        "bento-nb", "ipykernel", "pytest", "tornado"}
 
 
 def test_wheel_is_the_running_code_and_installs(tmp_path):
@@ -246,3 +247,18 @@ def test_only_the_files_the_manifest_lists_enter_the_context(iris_bundle, tmp_pa
     assert shipped == set(iris_bundle.files())
     assert not any("do not ship me" in p.read_text(errors="replace")
                    for p in context.rglob("*") if p.is_file() and p.stat().st_size < 1 << 20)
+
+
+def test_run_hints_publish_on_loopback_and_show_a_curl_line(iris_clf, tmp_path):
+    """Every "run it" hint is the same two lines: a docker run published on 127.0.0.1
+    only, and a curl request (the bundle's example when it has one)."""
+    import bento_nb
+    from bento_nb.containerize.context import run_hint
+
+    bundle = bento_nb.pack(iris_clf, name="Hinted", example=[[5.1, 3.5, 1.4, 0.2]])
+    run, curl = run_hint("hinted:1", bundle.manifest)
+    assert run == "docker run --rm -p 127.0.0.1:5000:5000 hinted:1 --workers=2"
+    assert curl.startswith("curl -H 'Content-Type: ") and curl.endswith(
+        "http://127.0.0.1:5000/predict") and "5.1" in curl
+    readme = (write_context(bundle.tag, tmp_path / "ctx", image="hinted:1") / "README.md").read_text()
+    assert run in readme and curl in readme

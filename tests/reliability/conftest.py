@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from netcheck import Response, exchange
+from netcheck import Response, exchange, free_port
 
 TIMEOUT = 10.0
 REPO = Path(__file__).resolve().parents[2]
@@ -97,21 +97,6 @@ def parallel(fn, args_list: list, timeout: float = 60.0) -> list:
     return results
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 # -- models -------------------------------------------------------------------------------
 
 
@@ -166,14 +151,14 @@ class CliServer:
 
 @contextmanager
 def cli_server(tag: str, *args: str, env: dict | None = None, port: int | None = None,
-               start_timeout: float = 60.0):
+               start_timeout: float = 60.0, preexec_fn=None):
     """``python -m bento_nb serve TAG --port P ARGS...`` until the block ends (SIGTERM, then
     SIGKILL after 15 s). Yields a CliServer once the banner line is printed."""
     port = port or free_port()
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "bento_nb", "serve", tag, "--port", str(port),
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=full_env, cwd=str(REPO))
+                            env=full_env, cwd=str(REPO), preexec_fn=preexec_fn)
     server = CliServer(proc, port, "")
     lines: list[str] = []
     got_banner = threading.Event()
