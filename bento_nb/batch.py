@@ -1066,7 +1066,7 @@ def run(target, api: str | None, inputs: Sequence[str] | Any, options: BatchOpti
         total_bytes = None
         total_rows = len(inputs)
     else:
-        files = expand_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else
+        files = expand_inputs([os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else
                               [os.fspath(p) for p in inputs])
         if input_format_name == "csv" and not runner.per_row:
             raise UsageError(f"API {api_name!r} takes {inference_api.input.kind} input, "

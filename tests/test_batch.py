@@ -306,3 +306,20 @@ def test_quoted_values_across_lines_stay_in_one_chunk(iris_bundle, tmp_path):
     out = cli("run", "IrisClassifier", "predict", "--input-file", str(tmp_path / "escaped.jsonl"),
               "--batch-size", "1", "--on-error", "skip")
     assert json.loads(out.stdout) == [2] and "1 bad rows skipped" in out.stderr, out.stderr
+
+
+def test_a_bundle_with_an_example_signature_is_checked_per_chunk(iris, tmp_path):
+    from sklearn import svm
+
+    X, y = iris
+    frame = pd.DataFrame(X, columns=COLUMNS)
+    clf = svm.SVC().fit(frame, y)
+    bento_nb.pack(clf, name="Signed", example=frame[:2])
+    frame[list(reversed(COLUMNS))].to_parquet(tmp_path / "reordered.parquet")
+    assert batch.predict("Signed", tmp_path / "reordered.parquet").tolist() == \
+        clf.predict(frame).tolist()
+    bad = frame.copy()
+    bad.loc[70, "pl"] = np.nan
+    with pytest.raises(bento_nb.BentoNbError, match=r"^DataFrame: column 'pl' expects number, "
+                                                    r"got nan in row 71$"):
+        batch.predict("Signed", bad, batch_size=50)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +27,8 @@ from .encoding import to_jsonable
 from .signature import Signature, infer, named_columns, positional
 
 _CSV_TYPES = ("text/csv", "application/csv")
+# Where a signature's error names its row (see bento_nb.adapters.signature).
+_SIGNATURE_ROW = re.compile(r"in row (\d+)$")
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
 _NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
                         "true", "false"})
@@ -415,7 +418,13 @@ class DataframeInput(InputAdapter):
         if array.shape[0] == 0 or array.shape[1] == 0:
             raise BadInput("empty input: expected at least one row and one column")
         if self.signature is not None:
-            array, names = self.signature.check(array, names, text)
+            try:
+                array, names = self.signature.check(array, names, text)
+            except BadInput as e:  # its "in row N" counts from 1: count from first_row
+                if first_row == 1:
+                    raise
+                raise BadInput(_SIGNATURE_ROW.sub(
+                    lambda m: f"in row {int(m.group(1)) + first_row - 1}", e.message)) from None
         if self.n_columns is not None and array.shape[1] != self.n_columns:
             raise BadInput(f"expected {self.n_columns} columns per row, got {array.shape[1]}")
         if self.numeric:
