@@ -74,3 +74,14 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def multipart(files: dict) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body of ``{field: (filename, bytes)}`` and its content type."""
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
+             f"filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+             .encode() + data + b"\r\n" for field, (filename, data) in files.items()]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"

@@ -26,6 +26,11 @@ One idea per module, each importing only those listed before it:
 - :mod:`.dataframe_input` :class:`DataframeInput`: JSON and CSV tables
 - :mod:`.json_input` :class:`JsonInput`, :mod:`.string_input` :class:`StringInput`,
   :mod:`.file_input` :class:`FileInput`
+- :mod:`.file_input` also :class:`MultiFileInput` (several named files);
+  :mod:`.image_input` :class:`ImageInput`, :class:`MultiImageInput`, :class:`AnnotatedImageInput` (Pillow → arrays);
+  :mod:`.tensor_input` :class:`TensorInput`, :class:`TfTensorInput` (``{"instances": ...}``)
+- :mod:`.output` :class:`JsonOutput`, :class:`DataframeOutput`, :class:`DefaultOutput`:
+  one request's result → its JSON answer (``@api(output=...)``)
 - :mod:`.registry` :data:`ADAPTERS` by kind and :func:`adapter_from_config`
 
 An adapter's OpenAPI request schema is its ``openapi_request()`` method, in the adapter's
@@ -38,11 +43,17 @@ from .base import InputAdapter, Payload
 from .dataframe_input import DataframeInput
 from .decoding import MAX_JSON_DEPTH, loads_json
 from .encoding import dumps_json, split_results, to_jsonable
-from .file_input import FileInput
+from .file_input import FileInput, FileLike, MultiFileInput
+from .image_input import AnnotatedImageInput, ImageInput, MultiImageInput
 from .json_input import JsonInput
+from .output import (OUTPUTS, DataframeOutput, DefaultOutput, JsonOutput, OutputAdapter,
+                     output_from_config)
 from .registry import ADAPTERS, adapter_from_config
 from .string_input import StringInput
+from .tensor_input import TensorInput, TfTensorInput
 
-__all__ = ["ADAPTERS", "MAX_JSON_DEPTH", "DataframeInput", "FileInput", "InputAdapter",
-           "JsonInput", "Payload", "StringInput", "adapter_from_config", "dumps_json",
-           "loads_json", "split_results", "to_jsonable"]
+__all__ = ["ADAPTERS", "MAX_JSON_DEPTH", "OUTPUTS", "AnnotatedImageInput", "DataframeInput", "DataframeOutput",
+           "DefaultOutput", "FileInput", "FileLike", "ImageInput", "InputAdapter", "JsonInput",
+           "JsonOutput", "MultiFileInput", "MultiImageInput", "OutputAdapter", "Payload",
+           "StringInput", "TensorInput", "TfTensorInput", "adapter_from_config", "dumps_json",
+           "loads_json", "output_from_config", "split_results", "to_jsonable"]

@@ -9,11 +9,15 @@ from __future__ import annotations
 from ..errors import BadInput
 from .base import InputAdapter
 from .dataframe_input import DataframeInput
-from .file_input import FileInput
+from .file_input import FileInput, MultiFileInput
+from .image_input import AnnotatedImageInput, ImageInput, MultiImageInput
 from .json_input import JsonInput
 from .string_input import StringInput
+from .tensor_input import TensorInput, TfTensorInput
 
-ADAPTERS = {cls.kind: cls for cls in (DataframeInput, JsonInput, StringInput, FileInput)}
+ADAPTERS = {cls.kind: cls for cls in (DataframeInput, JsonInput, StringInput, FileInput,
+                                      MultiFileInput, ImageInput, MultiImageInput, AnnotatedImageInput,
+                                      TensorInput, TfTensorInput)}
 
 
 def adapter_from_config(config: dict | str) -> InputAdapter:

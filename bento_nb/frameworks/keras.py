@@ -120,6 +120,7 @@ class KerasModel:
 
     def __init__(self, model: Any):
         self.model = model
+        self.device = None  # a tensorflow device name once to_device() set it
         self.dtype = "float32"
         try:
             spec = model.inputs[0]
@@ -133,7 +134,12 @@ class KerasModel:
     def predict(self, data: Any, **_ignored: Any) -> Any:
         import keras
 
-        return keras.ops.convert_to_numpy(self.model(to_array(data, self.dtype), training=False))
+        with _device_scope(self.device):
+            return keras.ops.convert_to_numpy(self.model(to_array(data, self.dtype), training=False))
+
+    def to_device(self, device: str) -> None:
+        """Run under ``tf.device(device)`` ("/CPU:0", "/GPU:0") with the tensorflow backend."""
+        self.device = device if keras_backend() == "tensorflow" else None
 
     def __call__(self, data: Any, **kwargs: Any) -> Any:
         if hasattr(data, "to_numpy") or isinstance(data, list) or type(data).__module__ == "numpy":
@@ -145,3 +151,19 @@ class KerasModel:
 
     def __repr__(self) -> str:
         return f"<KerasModel {type(self.model).__name__}>"
+
+
+def keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _device_scope(device: str | None) -> Any:
+    import contextlib
+
+    if device is None:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.device(device)

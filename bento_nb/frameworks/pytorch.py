@@ -128,6 +128,7 @@ class TorchModule:
     def __init__(self, module: Any):
         module.eval()
         self.module = module
+        self.device = None  # where inputs go: the module's device once to_device() moved it
         self.dtype = _input_dtype(module)
         width = _input_width(module)
         if width is not None:
@@ -137,9 +138,16 @@ class TorchModule:
         import torch
 
         if any(isinstance(a, torch.Tensor) for a in (*args, *kwargs.values())):
+            if self.device is not None:
+                args = tuple(a.to(self.device) if isinstance(a, torch.Tensor) else a for a in args)
             with torch.no_grad():
                 return self.module(*args, **kwargs)
         return self.predict(*args, **kwargs)
+
+    def to_device(self, device: str) -> None:
+        """Run on ``device`` ("cpu", "cuda", "cuda:1"): the module moves, inputs follow."""
+        self.module.to(device)
+        self.device = device
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         import numpy as np
@@ -148,6 +156,8 @@ class TorchModule:
         numpy_dtype = np.dtype(str(self.dtype).replace("torch.", ""))
         tensors = [a if isinstance(a, torch.Tensor) else torch.from_numpy(to_array(a, numpy_dtype))
                    for a in args]
+        if self.device is not None:
+            tensors = [t.to(self.device) for t in tensors]
         with torch.no_grad():
             return _to_numpy(self.module(*tensors, **kwargs))
 

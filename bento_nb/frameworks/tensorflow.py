@@ -69,8 +69,11 @@ class TensorflowModel:
         import tensorflow as tf
 
         self.path = Path(path)
+        self.device = None  # a tensorflow device name once to_device() set it
         self.loaded = tf.saved_model.load(str(self.path))
         spec = _first_input_spec(self.loaded)
+        if spec is not None and getattr(spec, "dtype", None) is not None:
+            self.input_dtype = spec.dtype.name  # what TensorInput converts requests to
         if spec is not None and spec.shape.rank == 2 and spec.shape[1] is not None:
             self.n_features_in_ = int(spec.shape[1])
 
@@ -79,9 +82,21 @@ class TensorflowModel:
             raise TypeError("this SavedModel has no __call__; use .predict() or a signature")
         return _Function(self.loaded)(*args, **kwargs)
 
+    def to_device(self, device: str) -> None:
+        """Run under ``tf.device(device)`` ("/CPU:0", "/GPU:0")."""
+        self.device = device
+
     def predict(self, data: Any) -> Any:
         """The model called on ``data``, or its ``serving_default`` signature's output (the
         only one, or a dict of them)."""
+        if self.device is not None:
+            import tensorflow as tf
+
+            with tf.device(self.device):
+                return self._predict(data)
+        return self._predict(data)
+
+    def _predict(self, data: Any) -> Any:
         if callable(self.loaded):
             return self(data)
         signature = self.loaded.signatures["serving_default"]

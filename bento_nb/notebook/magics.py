@@ -212,9 +212,10 @@ class BentoMagics(Magics):
             bundle = obj.save_bundle(labels=labels, extra_requirements=args.requirement,
                                      example=example, provenance=not args.no_provenance)
         else:
-            apis = [a.strip() for a in (args.api or "predict").split(",") if a.strip()]
+            # no --api / --input: what the model's framework wants (see bento_nb.pack)
+            apis = [a.strip() for a in args.api.split(",") if a.strip()] if args.api else None
             bundle = pack(obj, name=args.name or name_from_variable(args.var), apis=apis,
-                          input=args.input or "dataframe", batch=not args.no_batch,
+                          input=args.input, batch=not args.no_batch,
                           labels=labels, requirements=args.requirement, example=example,
                           provenance=not args.no_provenance)
         current().last_packed = bundle.tag

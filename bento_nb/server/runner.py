@@ -42,7 +42,7 @@ _PUBLISH_MS = 1000  # how often a worker shares its metrics with the others
 _BACKLOG = 1024  # the listen() backlog
 _SERVER_OPTIONS = {f.name for f in dataclasses.fields(ServerConfig)} - {
     "host", "port", "max_batch_size", "max_latency_ms", "api_token", "port_fallback"}
-_MODEL_OPTIONS = {"name", "apis", "input", "batch"}
+_MODEL_OPTIONS = {"name", "apis", "input", "batch", "device"}
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

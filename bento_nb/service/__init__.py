@@ -35,8 +35,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .. import _pickling, provenance as _provenance, requirements, templates
 from .._version import __version__
-from ..adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
-                        split_results)
+from ..adapters import (DataframeInput, DefaultOutput, InputAdapter, OutputAdapter, Payload,
+                        adapter_from_config, output_from_config, split_results)
 from ..adapters.signature import Signature
 from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
 from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
@@ -58,6 +58,7 @@ class ApiSpec:
     route: str | None = None
     name: str | None = None
     doc: str = ""
+    output: OutputAdapter | None = None
 
 
 @dataclass
@@ -69,16 +70,22 @@ class Env:
 
 
 def api(input: InputAdapter | None = None, batch: bool = False, route: str | None = None,
-        name: str | None = None, **_ignored: Any) -> Callable:
-    """Mark a service method as an inference API served at ``POST /<route>``."""
+        name: str | None = None, output: OutputAdapter | None = None,
+        **_ignored: Any) -> Callable:
+    """Mark a service method as an inference API served at ``POST /<route>``; ``output``
+    (``JsonOutput()``, ``DataframeOutput(output_orient=...)``; default ``DefaultOutput()``)
+    writes each request's result."""
     if input is not None and not isinstance(input, InputAdapter):
         raise TypeError(f"@api(input=...) expects an adapter such as DataframeInput(), got {input!r}")
+    if output is not None and not isinstance(output, OutputAdapter):
+        raise TypeError(f"@api(output=...) expects an output adapter such as JsonOutput(), "
+                        f"got {output!r}")
 
     def decorate(func: Callable) -> Callable:
         api_name = validate_name(name or func.__name__, "API name")
         func._bento_api = ApiSpec(input or DataframeInput(), bool(batch),
                                   (route or api_name).strip("/"), api_name,
-                                  inspect.getdoc(func) or "")
+                                  inspect.getdoc(func) or "", output)
         return func
 
     return decorate
@@ -122,15 +129,27 @@ class InferenceAPI:
     """One API of a service instance: its adapter, batching mode and function."""
 
     def __init__(self, name: str, func: Callable, adapter: InputAdapter, batch: bool,
-                 route: str, doc: str = ""):
+                 route: str, doc: str = "", output: OutputAdapter | None = None):
         self.name = name
         self.func = func
         self.input = adapter
+        self.output = output or DefaultOutput()
         self.batch = batch
         self.route = route
         self.doc = doc
-        # Only table-like inputs carry rows; other adapters are one item per request.
-        self._per_row = isinstance(adapter, DataframeInput)
+
+    @property
+    def input(self) -> InputAdapter:
+        return self._input
+
+    @input.setter
+    def input(self, adapter: InputAdapter) -> None:
+        self._input = adapter
+        # Table-like inputs (and tensors) carry rows; other adapters are one item per request.
+        self._per_row = isinstance(adapter, DataframeInput) or getattr(
+            adapter, "rows_per_request", False)
+        # MultiFileInput / MultiImageInput: one function argument per input name.
+        self._spread = getattr(adapter, "spreads_arguments", False)
 
     def __call__(self, data: Any) -> Any:
         """Call in-process with a Python value (DataFrame, rows, dict, str, bytes)."""
@@ -143,19 +162,21 @@ class InferenceAPI:
         """The result for one parsed request (``batch=False``, or a batch of one)."""
         if self.batch:
             return self.run_batch([payload])[0]
-        return self._call(self.input.make_single(payload))
+        return self.output.prepare(self._call(self.input.make_single(payload)))
 
     def run_batch(self, payloads: Sequence[Payload]) -> list[Any]:
-        """One result per payload, in order. Raises ModelError if the function raises or
-        returns the wrong number of results (the caller may then split the batch)."""
-        if self._per_row:
-            columns = payloads[0].columns
-            if any(p.columns != columns for p in payloads):
-                return self._run_by_columns(payloads)
-            result = self._call(self.input.make_batch(payloads))
-            return split_results(result, [p.rows for p in payloads])
+        """One result per payload, in order, each written by the API's output adapter.
+        Raises ModelError if the function raises or returns the wrong number of results
+        (the caller may then split the batch). Payloads of different ``columns`` (column
+        names, an image's or a tensor's shape) never share a call."""
+        columns = payloads[0].columns
+        if any(p.columns != columns for p in payloads):
+            return self._run_by_columns(payloads)
         result = self._call(self.input.make_batch(payloads))
-        return [r[0] for r in split_results(result, [1] * len(payloads))]
+        prepare = self.output.prepare
+        if self._per_row:
+            return [prepare(r) for r in split_results(result, [p.rows for p in payloads])]
+        return [prepare(r[0]) for r in split_results(result, [1] * len(payloads))]
 
     def _run_by_columns(self, payloads: Sequence[Payload]) -> list[Any]:
         """Tables with different column names never share a DataFrame (pandas would align
@@ -171,6 +192,8 @@ class InferenceAPI:
 
     def _call(self, argument: Any) -> Any:
         try:
+            if self._spread:
+                return self.func(*argument)
             return self.func(argument)
         except BentoNbError:
             raise
@@ -181,7 +204,7 @@ class InferenceAPI:
         """What the manifest and ``/metadata`` say of this API; ``signature``: the columns
         it takes (see :mod:`bento_nb.adapters.signature`), when they are known."""
         out = {"name": self.name, "route": f"/{self.route}", "input": self.input.config(),
-               "output": "json", "batch": self.batch, "doc": self.doc}
+               "output": self.output.config(), "batch": self.batch, "doc": self.doc}
         signature = getattr(self.input, "described_signature", None)
         signature = signature() if signature is not None else None
         if signature is not None:
@@ -235,7 +258,8 @@ class BentoService:
             if isinstance(spec, ApiSpec):
                 found[spec.name] = InferenceAPI(spec.name, getattr(self, attr),
                                                 copy.deepcopy(spec.input), spec.batch,
-                                                spec.route or spec.name, spec.doc)
+                                                spec.route or spec.name, spec.doc,
+                                                copy.deepcopy(spec.output))
         return found
 
     # packing
@@ -358,31 +382,48 @@ class BentoService:
     def _restore(cls, definition: dict) -> "BentoService":
         return cls()
 
+    def _after_load(self) -> None:
+        """Called once a loaded service has its artifacts."""
+
     def __repr__(self) -> str:
         return f"<{self.name} {self.tag or '(not saved)'} apis={list(self._apis)}>"
 
 
 class ModelService(BentoService):
     """A service around one model object, made by :func:`pack` / :func:`serve`: each API
-    name calls the model's method of that name (``predict`` calls a plain callable)."""
+    name calls the model's method of that name (``predict`` calls a plain callable).
+
+    ``framework`` (told by :func:`bento_nb.frameworks.detect.framework_of` from the
+    model's type) picks the artifact that saves the model in its own format and the input
+    its APIs take by default; None pickles it as is. ``device`` (torch, tensorflow, keras):
+    where the model runs, "cpu", "cuda", "cuda:1"; default CUDA when available, else CPU.
+    """
 
     _bento_artifacts = [PickleArtifact("model")]
 
     def __init__(self, name: str = "Model", apis: Sequence[str] = ("predict",),
-                 input: str | InputAdapter | dict = "dataframe", batch: bool = True,
-                 sklearn: bool = False):
+                 input: str | InputAdapter | dict | None = "dataframe", batch: bool = True,
+                 sklearn: bool = False, framework: str | None = None, device: str | None = None):
+        from ..frameworks.detect import FRAMEWORKS
+
         self._name = validate_name(name)
         self._api_names = [validate_name(a, "API name") for a in apis]
         if not self._api_names:
             raise PackError("at least one API name is needed, e.g. apis=['predict']")
+        if sklearn and framework is None:  # bundles of older versions
+            framework = "sklearn"
+        if framework is not None and framework not in FRAMEWORKS:
+            raise PackError(f"unknown framework {framework!r}: use one of {sorted(FRAMEWORKS)}")
+        self._framework = framework
+        if input is None:
+            input = FRAMEWORKS[framework].input if framework else "dataframe"
         self._input = input if isinstance(input, (InputAdapter, dict)) else str(input)
         self._batch = bool(batch)
-        self._sklearn = bool(sklearn)
+        self._device = None if device is None else str(device)
+        self._input_schema: dict | None = None
         super().__init__()
-        if self._sklearn:  # same file format; the manifest then says what the model is
-            from ..frameworks.sklearn import SklearnModelArtifact
-
-            self.artifacts = ArtifactCollection([SklearnModelArtifact("model")])
+        if framework is not None:
+            self.artifacts = ArtifactCollection([FRAMEWORKS[framework].artifact_class()("model")])
 
     @property
     def name(self) -> str:
@@ -418,45 +459,107 @@ class ModelService(BentoService):
 
     def pack(self, name: str, obj: Any) -> "ModelService":
         for api_name in self._api_names:
-            if not callable(getattr(obj, api_name, None)) and not (api_name == "predict" and callable(obj)):
-                raise PackError(f"{type(obj).__name__} has no method {api_name!r} to serve")
-        return super().pack(name, obj)  # type: ignore[return-value]
+            if not _serves(obj, api_name):
+                # a framework's wrapper may add the method (a Booster's or a module's predict)
+                wrapped = self.artifacts.specs[name].check(obj) if self._framework else obj
+                if not _serves(wrapped, api_name):
+                    raise PackError(f"{type(obj).__name__} has no method {api_name!r} to serve")
+        super().pack(name, obj)
+        self._place()
+        return self
+
+    def _place(self) -> None:
+        """Move a torch / tensorflow model onto its device (see ``device``)."""
+        from ..frameworks.detect import place_on_device
+
+        if self._framework is None:
+            if self._device is not None:
+                raise PackError(f"device= applies to torch and tensorflow models, not to a "
+                                f"pickled {type(self.artifacts._objects.get('model')).__name__}")
+        elif "model" in self.artifacts._objects:
+            place_on_device(self.artifacts._objects["model"], self._framework, self._device)
+
+    def _after_load(self) -> None:
+        self._place()
 
     def _definition(self) -> dict:
         return {"name": self._name, "apis": self._api_names,
                 "input": self._input if isinstance(self._input, (str, dict)) else self._input.config(),
-                "batch": self._batch, "sklearn": self._sklearn}
+                "batch": self._batch,
+                "sklearn": self._framework in ("sklearn", "lightgbm_sklearn"),
+                "framework": self._framework, "device": self._device}
 
     @classmethod
     def _restore(cls, definition: dict) -> "ModelService":
         return cls(definition["name"], definition["apis"], definition["input"], definition["batch"],
-                   definition.get("sklearn", False))
+                   definition.get("sklearn", False), definition.get("framework"),
+                   definition.get("device"))
+
+    def _write_bundle(self, folder: Path, version: str, **options: Any) -> dict:
+        manifest = super()._write_bundle(folder, version, **options)
+        manifest["model"] = _model_record(self, manifest)
+        return manifest
+
+
+def _serves(obj: Any, api_name: str) -> bool:
+    return callable(getattr(obj, api_name, None)) or (api_name == "predict" and callable(obj))
+
+
+def _model_record(svc: ModelService, manifest: dict) -> dict:
+    """What the manifest records of a packed model: its framework and version, the file
+    format, and its input schema (from ``example=`` when given, else from the model)."""
+    from ..frameworks.detect import FRAMEWORKS, input_schema
+
+    framework = FRAMEWORKS.get(svc._framework) if svc._framework else None
+    record = next((r for r in manifest.get("artifacts") or [] if r.get("name") == "model"), {})
+    return {"framework": framework.name if framework else "python",
+            "framework_version": framework.version() if framework else platform.python_version(),
+            "format": record.get("format") or ("cloudpickle" if record.get("file") else None),
+            "input": svc._input_schema or input_schema(svc.artifacts.model)}
 
 
 # -- module-level entry points ------------------------------------------------------------
 
 
-def pack(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
-         input: str | InputAdapter = "dataframe", batch: bool = True,
+def pack(model: Any, name: str = "Model", apis: Sequence[str] | str | None = None,
+         input: str | InputAdapter | None = None, batch: bool = True,
          labels: dict | None = None, requirements: Iterable[str] | None = None,
-         store: Store | None = None, example: Any = None, provenance: bool = True) -> Bundle:
-    """Save any cloudpickle-able object (with the named methods, or a callable) as a new
-    bundle version; returns the :class:`~bento_nb.store.Bundle` (``.tag``, ``.path``).
-    ``example`` (e.g. ``X[:2]``) is checked against the first API and documented as its
-    request example and signature; ``provenance=False``: record no notebook, cells, git
-    state or environment hash (see :meth:`BentoService.save_bundle`)."""
-    svc = service_from_model(model, name=name, apis=apis, input=input, batch=batch)
+         store: Store | None = None, example: Any = None, device: str | None = None,
+         provenance: bool = True) -> Bundle:
+    """Save a model as a new bundle version; returns the :class:`~bento_nb.store.Bundle`
+    (``.tag``, ``.path``). A model of a known framework (xgboost, lightgbm, catboost,
+    scikit-learn, torch, keras, tensorflow, onnx, transformers: told from its type) is
+    saved in its own format and its APIs take the input that framework wants; any other
+    cloudpickle-able object (with the named methods, or a callable) is pickled. ``apis``
+    defaults to ``predict``, plus ``predict_proba`` when the model has it. ``example``
+    (e.g. ``X[:2]``) is checked against the first API, documented as its request example
+    and signature, and gives the input schema the manifest records; ``provenance=False``:
+    record no notebook, cells, git state or environment hash (see
+    :meth:`BentoService.save_bundle`). ``device``: see :class:`ModelService`."""
+    svc = service_from_model(model, name=name, apis=apis, input=input, batch=batch,
+                             device=device)
+    if example is not None:
+        from ..frameworks.detect import input_schema
+
+        svc._input_schema = input_schema(svc.artifacts.model, example)
     return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or (),
                            example=example, provenance=provenance)
 
 
-def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
-                       input: str | InputAdapter = "dataframe", batch: bool = True) -> ModelService:
-    """Wrap a live model object in a service without saving it."""
+def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str | None = None,
+                       input: str | InputAdapter | None = None, batch: bool = True,
+                       device: str | None = None) -> ModelService:
+    """Wrap a live model object in a service without saving it (see :func:`pack`)."""
+    from ..frameworks.detect import framework_of
+
+    framework = framework_of(model)
     if isinstance(apis, str):
         apis = [a.strip() for a in apis.split(",") if a.strip()]
-    svc = ModelService(name, apis, input, batch,
-                       sklearn=type(model).__module__.split(".")[0] == "sklearn")
+    elif apis is None:
+        apis = ["predict"] + (["predict_proba"] if callable(getattr(model, "predict_proba", None))
+                              else [])
+    svc = ModelService(name, apis, input, batch, framework=framework and framework.key,
+                       device=device)
     svc.pack("model", model)
     return svc
 
@@ -506,15 +609,17 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
         inference_api = svc._apis.get(described["name"])
         if inference_api is not None:
             inference_api.input = _adapter_of(bundle, index, described["input"])
-            inference_api._per_row = isinstance(inference_api.input, DataframeInput)
+            inference_api.output = _output_of(bundle, index, described.get("output"))
             for _, obj in svc.artifacts.items():  # what an older version did not record
                 inference_api.input.configure(obj)
             signature = described.get("signature")
-            if signature and signature.get("from") == "example" and inference_api._per_row:
+            if (signature and signature.get("from") == "example"
+                    and isinstance(inference_api.input, DataframeInput)):
                 inference_api.input.signature = Signature.from_dict(signature)
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")
+    svc._after_load()
     return svc
 
 
@@ -527,6 +632,15 @@ def _adapter_of(bundle: Bundle, index: int, config: dict | str) -> InputAdapter:
         problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
         raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].input' "
                               f"is not a valid adapter ({problem})") from None
+
+
+def _output_of(bundle: Bundle, index: int, config: Any) -> OutputAdapter:
+    try:
+        return output_from_config(config)
+    except (BentoNbError, TypeError, ValueError) as e:
+        problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
+        raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].output' "
+                              f"is not a valid output adapter ({problem})") from None
 
 
 def as_service(target: Any, **options: Any) -> BentoService:

@@ -127,10 +127,13 @@ def check_served(served, packed: dict, route: str = "predict", rtol: float = 1e-
 
 
 def assert_pins(packed: dict, *distributions: str) -> None:
-    """The bundle's requirements.txt pins each distribution to the installed version."""
+    """The bundle's requirements.txt pins each distribution to the installed version (its
+    public part: ``torch==2.13.0`` for an installed ``2.13.0+cpu``)."""
+    from bento_nb.requirements import public_version
+
     lines = (Path(packed["path"]) / "requirements.txt").read_text().split()
     for dist in distributions:
-        assert f"{dist}=={metadata.version(dist)}" in lines, (dist, lines)
+        assert f"{dist}=={public_version(metadata.version(dist))}" in lines, (dist, lines)
 
 
 def artifact_files(packed: dict) -> list[str]:

@@ -15,7 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from .conftest import Echo, call, cli_server, predict, wait_for
+from polling import wait_for
+
+from .conftest import Echo, call, cli_server, predict
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 POST = (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
