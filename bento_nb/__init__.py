@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the names below load on first use (PEP 562): `import bento_
 
 __all__ = [
     "__version__", "BentoNbError", "BentoService", "Bundle", "Store",
-    "api", "artifacts", "env", "load", "pack", "serve", "list_bundles",
+    "api", "artifacts", "env", "load", "pack", "serve", "list_bundles", "batch", "spark",
     "load_ipython_extension", "unload_ipython_extension",
     # BentoML 0.x
     "save", "save_to_dir", "load_from_dir", "web_static_content",
@@ -49,8 +49,11 @@ _LAZY = {
 }
 
 
-# subpackages BentoML 0.x code reaches as attributes (`bentoml.saved_bundle.load(path)`)
-_SUBMODULES = {"adapters", "artifact", "frameworks", "handlers", "saved_bundle", "types", "utils"}
+# Submodules reached as attributes: the public bento_nb.batch.predict(...) and
+# bento_nb.spark.udf(...) (Spark loads only then), and those BentoML 0.x code reaches
+# that way (`bentoml.saved_bundle.load(path)`).
+_SUBMODULES = {"adapters", "artifact", "batch", "frameworks", "handlers", "saved_bundle",
+               "spark", "types", "utils"}
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,9 @@
     bento-nb list [NAME] [--json | -o json|yaml|table|wide]   bundles in the store
     bento-nb get TAG [--json | -o json|yaml] [--print-location] [--quiet]
     bento-nb delete TAG|NAME[,TAG...] [-y]      NAME: every version of it
-    bento-nb run TAG API --input JSON | --input-file FILE [--format csv|json]
+    bento-nb run TAG API --input JSON | --input-file PATH|GLOB|- ... [--format csv|json|jsonl|parquet]
+        [--output PATH|-] [--output-format F] [--batch-size N] [--workers N]
+        [--on-error fail|skip|null] [--keep-columns]
     bento-nb export TAG FILE.tar.gz|.tgz|.bento / import FILE
     bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
     bento-nb containerize TAG -t IMAGE[:TAG] [--base-image ...] [--context-only DIR]
@@ -27,12 +29,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from . import cli_compat
 from ._version import __version__
-from .errors import BadInput, BentoNbError, UsageError, one_line
+from .errors import BentoNbError, UsageError, one_line
 from .options import ArgumentParser, add_options, given
 
 
@@ -44,6 +45,8 @@ class _Parser(ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .batch import FORMATS as BATCH_FORMATS
+    from .batch import BatchOptions
     from .containerize import ContainerizeOptions
     from .server.config import ServerConfig
 
@@ -70,13 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--yes", "--assume-yes", action="store_true",
                    help="do not ask for confirmation")
 
-    p = sub.add_parser("run", help="run an API in-process and print JSON predictions")
-    p.add_argument("tag")
+    p = sub.add_parser("run", help="run an API in-process over an input or files of any size",
+                       description="Run an API in-process. --input: one input, JSON printed. "
+                       "--input-file: files streamed in chunks (bounded memory), results "
+                       "written in input order to stdout (a JSON list) or --output.")
+    p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
     p.add_argument("api")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="JSON (or CSV with --format csv) input text")
-    source.add_argument("--input-file", help="a .json or .csv file ('-' for stdin)")
-    p.add_argument("--format", choices=["json", "csv"], help="input format (default: by file suffix, else json)")
+    source.add_argument("--input-file", nargs="+", metavar="PATH",
+                        help="files, folders or globs (- for stdin): .csv, .jsonl, .json, "
+                        ".parquet; any file for a file or text API")
+    p.add_argument("--format", choices=list(BATCH_FORMATS),
+                   help="input format (default: by file suffix, else json)")
+    add_options(p, BatchOptions)
 
     p = sub.add_parser("export", help="write a bundle to one archive")
     p.add_argument("tag")
@@ -311,30 +321,36 @@ def _delete_targets(store, text: str) -> list[str]:
 
 
 def _run(args) -> int:
-    from .adapters import DataframeInput, dumps_json
-    from .service import load
+    from .actions import resolve
+    from .batch import BatchOptions, run
 
-    svc = load(args.tag)
+    options = BatchOptions(**given(args, BatchOptions))
+    target = resolve(args.tag)
+    if args.input is not None:
+        return _run_inline(target, args)
+    report = run(target, args.api, args.input_file, options, input_format_name=args.format,
+                 single_result=True)
+    if options.output not in (None, "-") or report.skipped or report.nulls:
+        print(f"bento-nb: {report.summary()}", file=sys.stderr)
+        for message in report.errors:
+            print(f"  {_printable(one_line(message))}", file=sys.stderr)
+    return 0
+
+
+def _run_inline(target, args) -> int:
+    """``--input TEXT``: one input, parsed as the server parses a body; JSON printed."""
+    from .adapters import DataframeInput, dumps_json
+
+    svc = target.service()
     inference_api = svc.apis.get(args.api)
     if inference_api is None:
         raise UsageError(f"{svc.tag} has no API {args.api!r}; it has {sorted(svc.apis)}")
-    if args.input is not None:
-        body, suffix = args.input.encode(), ""
-    elif args.input_file == "-":
-        body, suffix = sys.stdin.buffer.read(), ""
-    else:
-        path = Path(args.input_file)
-        try:
-            body = path.read_bytes()
-        except OSError as e:
-            raise BadInput(f"cannot read {path}: {e.strerror}") from None
-        suffix = path.suffix.lower()
+    body = args.input.encode()
     if isinstance(inference_api.input, DataframeInput):
-        fmt = args.format or ("csv" if suffix == ".csv" else "json")
-        content_type = "text/csv" if fmt == "csv" else "application/json"
+        content_type = "text/csv" if args.format == "csv" else "application/json"
     elif args.format == "csv":
         raise UsageError(f"API {args.api!r} takes {inference_api.input.kind} input, not CSV")
-    else:  # JSON, text or a file: the input as that API takes it, whatever its suffix
+    else:  # JSON, text or a file: the input as that API takes it
         content_type = inference_api.input.media_types[0]
     payload = inference_api.input.parse(body, content_type)
     result = inference_api.run_one(payload)

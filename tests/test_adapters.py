@@ -509,3 +509,72 @@ def test_any_body_of_any_type_to_any_adapter_parses_or_is_a_4xx(body, content_ty
             adapter.parse(body, content_type)
         except (BadInput, UnsupportedMediaType) as e:
             assert e.message and 400 <= e.http_status < 500
+
+
+# -- the C parser of large CSV bodies ---------------------------------------------------------
+
+
+def python_parse(adapter, body, monkeypatch):
+    """What the Python CSV parser alone makes of ``body`` (payload or BadInput message)."""
+    from bento_nb.adapters import csv_reading
+
+    with monkeypatch.context() as m:
+        m.setattr(csv_reading, "FAST_MIN_BYTES", 1 << 62)
+        return outcome(adapter, body)
+
+
+def outcome(adapter, body):
+    try:
+        payload = adapter.parse(body, "text/csv")
+    except BadInput as e:
+        return "BadInput", e.message
+    return payload.value.dtype.str, repr(payload.value.tolist()), payload.columns  # NaN == NaN
+
+
+NAMED = DataframeInput(columns=["sl", "sw", "pl", "pw"], numeric=True)
+UNKNOWN = DataframeInput()
+
+
+@pytest.mark.parametrize("adapter", [IRIS, NAMED, UNKNOWN, DataframeInput(numeric=False)],
+                         ids=["positional", "named", "unknown", "not-numeric"])
+@pytest.mark.parametrize("header, cell, line_end", [
+    ("", None, "\n"), ("sl,sw,pl,pw\n", None, "\n"), ("pw,pl,sw,sl\n", None, "\r\n"),
+    ("a,b,c,d\n", None, "\n"), ("\ufeffsl,sw,pl,pw\n", None, "\n"), ("sl,sl,pl,pw\n", None, "\n"),
+    ("", "", "\n"), ("", "nan", "\n"), ("", "inf", "\n"), ("", "TRUE", "\n"),
+    ("", "1" * 25, "\n"), ("", str(2 ** 63), "\n"), ("", "-7", "\n"), ("", " 3.25 ", "\n"),
+    ("", '"2.5"', "\n"), ("", "1_000", "\n"), ("", "0x1f", "\n"), ("", "1e5", "\n"),
+])
+def test_large_csv_bodies_parse_as_the_python_parser_does(adapter, header, cell, line_end,
+                                                         monkeypatch):
+    """Bodies over FAST_MIN_BYTES go through pyarrow's C parser when they are tables of
+    plain numbers; the result, or the error, is the Python parser's, whatever the cells."""
+    rng = np.random.default_rng(3)
+    rows = [[f"{v:.2f}" for v in r] for r in rng.uniform(0, 8, (400, 4))]
+    rows[:50] = [[str(int(float(v))) for v in r] for r in rows[:50]]  # some integer cells
+    if cell is not None:
+        rows[321][2] = cell
+    body = (header + line_end.join(",".join(r) for r in rows) + line_end).encode()
+    assert len(body) > 4096
+    assert outcome(adapter, body) == python_parse(adapter, body, monkeypatch)
+
+
+def test_large_csv_bodies_with_blank_lines_and_ragged_rows_keep_their_messages(monkeypatch):
+    lines = ["5.1,3.5,1.4,0.2"] * 600
+    for body in ["\n\n".join(lines).encode(), ("\n".join(lines) + "\n1,2,3\n").encode(),
+                 ("\n".join(lines) + "\n   \n").encode()]:
+        assert outcome(IRIS, body) == python_parse(IRIS, body, monkeypatch)
+    assert outcome(IRIS, ("\n".join(lines) + "\n1,2,3\n").encode()) == (
+        "BadInput", "CSV row 601 has 3 values, expected 4")
+
+
+def test_a_large_csv_body_of_numbers_is_not_read_cell_by_cell(monkeypatch):
+    """The profile of issue 14: 4,000,000 calls of the per-cell parser for 1M rows."""
+    from bento_nb.adapters import dataframe_input
+
+    def per_cell(text):
+        raise AssertionError("a table of numbers went through the per-cell Python parser")
+
+    monkeypatch.setattr(dataframe_input, "_csv_value", per_cell)
+    body = "sl,sw,pl,pw\n" + "5.1,3.5,1.4,0.2\n6.2,3.4,5.4,2.3\n" * 1000
+    payload = IRIS.parse(body.encode(), "text/csv")
+    assert payload.rows == 2000 and payload.value[1].tolist() == [6.2, 3.4, 5.4, 2.3]

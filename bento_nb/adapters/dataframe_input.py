@@ -14,18 +14,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
+import re
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import BadInput, UnsupportedMediaType
+from . import csv_reading
 from .base import _JSON_TYPES, InputAdapter, Payload, _media_type
 from .decoding import loads_json
 from .encoding import to_jsonable
 from .signature import Signature, infer, named_columns, positional
 
 _CSV_TYPES = ("text/csv", "application/csv")
+# Where a signature's error names its row (see bento_nb.adapters.signature).
+_SIGNATURE_ROW = re.compile(r"in row (\d+)$")
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
 _NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
                         "true", "false"})
@@ -194,6 +197,60 @@ class DataframeInput(InputAdapter):
             columns = tuple(frame.columns) if not _is_range(frame.columns) else None
         return self._finish(frame.to_numpy(), columns)
 
+    def from_frame(self, frame, first_row: int = 1) -> Payload:
+        """Rows a batch run read (a chunk of a CSV, JSON Lines or Parquet file, or of a
+        DataFrame) as the payload the server would build from the same rows: the same
+        checks of width, names and numbers, the errors naming rows from ``first_row``.
+
+        Columns numbered 0..n-1 (a file without a header) are taken in order; named
+        columns are selected by the adapter's ``columns`` (others are ignored). For a
+        positional numeric adapter (a width, no names) names only label the errors, as a
+        CSV header does in a request. Text cells holding numbers (read cell by cell, see
+        :func:`~bento_nb.adapters.csv_reading.read_block`) are numbers."""
+        frame = self.check_columns(frame)
+        labels = None if _is_range(frame.columns) else tuple(str(c) for c in frame.columns)
+        if self.numeric and any(dtype == object for dtype in frame.dtypes):
+            frame = frame.infer_objects()
+        names = labels if self._by_signature or self.columns is None else self.columns
+        payload = self._finish(frame.to_numpy(), names, first_row=first_row)
+        if self.signature is None and self.columns is None and (
+                labels is None or (self.n_columns is not None and self.numeric)):
+            payload.columns = None
+        return payload
+
+    def check_columns(self, frame):
+        """``frame``'s columns as this adapter takes them (selected by name when it has
+        names), or a BadInput about the whole table: names missing, another width, none."""
+        if frame.shape[1] == 0:
+            raise BadInput("empty input: expected at least one column")
+        if self._by_signature:
+            return frame  # the signature checks the names and puts them in its order
+        if self.columns is not None and not _is_range(frame.columns):
+            present = [str(c) for c in frame.columns]
+            missing = [c for c in self.columns if c not in present]
+            if missing:
+                raise BadInput(f"missing column(s) {missing}: the input has {present}")
+            if present != list(frame.columns):
+                frame = frame.set_axis(present, axis=1)
+            return frame[list(self.columns)]
+        if self.n_columns is not None and frame.shape[1] != self.n_columns:
+            raise BadInput(f"expected {self.n_columns} columns, got {frame.shape[1]}")
+        return frame
+
+    def csv_header(self, cells: Sequence[str]) -> tuple | None:
+        """The first row of a CSV as its header, or None when it is data: a header when it
+        spells this adapter's column names (in any order) or when every cell is a name
+        (not empty, not a number, not a missing-value or boolean marker)."""
+        first = [c.strip() for c in cells]
+        known = self.signature.names if self._by_signature else self.columns
+        names_only = all(c.lower() not in _NOT_NAMES and not _is_number(c) for c in first)
+        if self._by_signature and not set(first) & set(known):
+            names_only = False  # text data for string columns, not a header of other names
+        if (known is not None and len(first) == len(known)
+                and set(first) == set(known)) or names_only:
+            return tuple(first)
+        return None
+
     def _from_json(self, obj: Any) -> Payload:
         if isinstance(obj, dict):
             if "instances" in obj and len(obj) == 1:
@@ -297,6 +354,9 @@ class DataframeInput(InputAdapter):
         return self._finish(array, names, text)
 
     def _from_csv(self, body: bytes) -> Payload:
+        fast = self._from_csv_numbers(body)
+        if fast is not None:
+            return fast
         try:
             text = body.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -308,15 +368,9 @@ class DataframeInput(InputAdapter):
             raise BadInput(f"malformed CSV: {e}") from None
         if not records:
             raise BadInput("empty CSV: expected at least one row")
-        header = None
-        first = [c.strip() for c in records[0]]
-        known = self.signature.names if self._by_signature else self.columns
-        names_only = all(c.lower() not in _NOT_NAMES and not _is_number(c) for c in first)
-        if self._by_signature and not set(first) & set(known):
-            names_only = False  # text data for string columns, not a header of other names
-        if (known is not None and len(first) == len(known)
-                and set(first) == set(known)) or names_only:
-            header, records = tuple(first), records[1:]
+        header = self.csv_header(records[0])
+        if header is not None:
+            records = records[1:]
             if not records:
                 raise BadInput("CSV has a header row but no data rows")
         width = len(header) if header else len(records[0])
@@ -331,21 +385,56 @@ class DataframeInput(InputAdapter):
             header = None  # a positional model: the header only named the columns
         return self._from_rows(rows, header)
 
-    def _finish(self, array: np.ndarray, names: tuple | None, text: bool = False) -> Payload:
+    def _from_csv_numbers(self, body: bytes) -> Payload | None:
+        """The payload :meth:`_from_csv` makes of a table of plain numbers, by pyarrow's
+        C parser; None for any other body (text or empty cells, quotes, ragged rows, a
+        header alone, ...), which the Python parser then reads with its exact messages."""
+        if self.numeric is False or self.signature is not None \
+                or len(body) < csv_reading.FAST_MIN_BYTES:
+            return None  # cells keep their own types, or the signature parses each column
+        cells, rest = csv_reading.first_line(body)
+        if cells is None:
+            return None
+        header = self.csv_header(cells)
+        if header is not None and len(set(header)) != len(header):
+            return None
+        array = csv_reading.numbers(rest if header is not None else body.removeprefix(
+            b"\xef\xbb\xbf"), len(cells))
+        if array is None:
+            return None
+        names = header
+        if names is not None and self.columns is not None and names != self.columns:
+            if set(names) != set(self.columns):
+                return None
+            array = array[:, [names.index(c) for c in self.columns]]
+        if self.columns is not None:
+            names = self.columns
+        elif self.n_columns is not None:
+            names = None  # a positional model: the header only named the columns
+        return self._finish(array, names)
+
+    def _finish(self, array: np.ndarray, names: tuple | None, text: bool = False,
+                first_row: int = 1) -> Payload:
         if array.shape[0] == 0 or array.shape[1] == 0:
             raise BadInput("empty input: expected at least one row and one column")
         if self.signature is not None:
-            array, names = self.signature.check(array, names, text)
+            try:
+                array, names = self.signature.check(array, names, text)
+            except BadInput as e:  # its "in row N" counts from 1: count from first_row
+                if first_row == 1:
+                    raise
+                raise BadInput(_SIGNATURE_ROW.sub(
+                    lambda m: f"in row {int(m.group(1)) + first_row - 1}", e.message)) from None
         if self.n_columns is not None and array.shape[1] != self.n_columns:
             raise BadInput(f"expected {self.n_columns} columns per row, got {array.shape[1]}")
         if self.numeric:
             if array.dtype.kind not in "iuf":
                 row, column, value = _first_non_number(array)
-                raise BadInput(f"expected numbers in every column; row {row + 1}, "
+                raise BadInput(f"expected numbers in every column; row {row + first_row}, "
                                f"{_column_label(column, names)} holds {_describe(value)}")
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 row, column = (int(i[0]) for i in np.nonzero(~np.isfinite(array)))
-                raise BadInput(f"NaN and infinite values are not allowed; row {row + 1}, "
+                raise BadInput(f"NaN and infinite values are not allowed; row {row + first_row}, "
                                f"{_column_label(column, names)} holds {array[row, column]}")
         return Payload(array, array.shape[0], names)
 
@@ -502,18 +591,7 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _csv_value(text: str) -> Any:
-    text = text.strip()
-    try:
-        return int(text)
-    except ValueError:
-        if len(text) > sys.get_int_max_str_digits() and text.lstrip("+-").isdigit():
-            raise BadInput(f"an integer in the CSV has {len(text.lstrip('+-'))} digits, more "
-                           f"than {sys.get_int_max_str_digits()}; send fewer digits") from None
-    try:
-        return float(text)
-    except ValueError:
-        return text
+_csv_value = csv_reading.cell_value
 
 
 def _is_range(index) -> bool:

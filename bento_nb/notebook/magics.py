@@ -277,6 +277,13 @@ class BentoMagics(Magics):
             target = self._resolve(target_text)
             entry = session.entry_serving(target)
         data = self._data(data_text)
+        if target is not None and _is_large_frame(data):
+            # In chunks, in-process (bento_nb.batch): memory bounded by the chunk, not by
+            # one request holding the whole table.
+            from ..adapters import to_jsonable
+            from ..batch import predict as batch_predict
+
+            return to_jsonable(batch_predict(target.service(self._loaded), data, api=api_name))
         if entry is not None:
             handle = entry.handle
             api_name = pick_api(api_name, list(handle.apis), handle.tag or handle.name)
@@ -450,6 +457,15 @@ class BentoMagics(Magics):
 
 
 _TRAILING_API = re.compile(r"\s--api(?:=|\s+)([A-Za-z0-9_.-]+)\s*$")
+
+
+def _is_large_frame(data: Any) -> bool:
+    """A DataFrame of more rows than one batch chunk (``bento_nb.batch``)."""
+    if type(data).__name__ != "DataFrame":
+        return False
+    from ..batch import DEFAULT_BATCH_SIZE
+
+    return len(data) > DEFAULT_BATCH_SIZE
 
 
 def _split_predict(rest: str) -> tuple[str | None, str, str]:

@@ -88,6 +88,22 @@ def test_predict_in_process_without_server(trained_kernel):
     assert k.text(outputs).strip() == "[2]"
 
 
+def test_predict_of_a_large_dataframe_runs_in_chunks_in_process(trained_kernel):
+    """More rows than one batch chunk: scored in-process by bento_nb.batch (bounded memory),
+    not sent to the running server as one request; a bad row is named by its row."""
+    k = trained_kernel
+    k.magic("pack clf --name Big")
+    k.magic(f"serve Big --port {free_port()}")
+    text = k.text(k.run(
+        "import numpy as np, pandas as pd\n"
+        "big = pd.DataFrame(np.tile(X, (400, 1)))\n"
+        "result = %bento predict Big big\n"
+        "print(len(result), result == clf.predict(big.to_numpy()).tolist())"))
+    assert text.strip() == "60000 True", text
+    text = k.text(k.run("big.iloc[55000, 2] = np.nan\n%bento predict Big big"))
+    assert "DataFrame: NaN and infinite values are not allowed; row 55001, column 3" in text, text
+
+
 def test_rerunning_serve_replaces_the_server(trained_kernel):
     k = trained_kernel
     k.magic("pack clf --name Rerun")

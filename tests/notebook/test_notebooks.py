@@ -14,7 +14,8 @@ from nbclient import NotebookClient
 from .conftest import WIDGET_VIEW, error_outputs
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-EXPECTED = {"quickstart.ipynb", "bentoservice.ipynb", "batching.ipynb", "containerize.ipynb"}
+EXPECTED = {"quickstart.ipynb", "bentoservice.ipynb", "batching.ipynb", "containerize.ipynb",
+            "batch.ipynb"}
 
 
 def execute(name: str, cwd: Path) -> tuple[list, NotebookClient]:
@@ -47,7 +48,7 @@ def assert_clean_run(cells, client) -> None:
         assert model_id in client.widget_state
 
 
-def test_the_four_demo_notebooks_are_there_with_outputs_cleared():
+def test_the_demo_notebooks_are_there_with_outputs_cleared():
     names = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
     assert EXPECTED <= names
     for path in NOTEBOOKS.glob("*.ipynb"):
@@ -126,3 +127,22 @@ def test_containerize(tmp_path):
             docker_client.images.remove("iris-classifier:notebook", force=True)
         finally:
             docker_client.close()
+
+
+def test_batch(tmp_path):
+    cells, client = execute("batch.ipynb", tmp_path)
+    assert_clean_run(cells, client)
+    failed = text(cell_with(cells, '"--input-file", "scores-in.csv", "--output", "scores.parquet")'))
+    assert "scores-in.csv: expected numbers in every column; row 200001, column 'pl' holds an " \
+           "empty cell" in failed and failed.strip().endswith("2")
+    carried = text(cell_with(cells, '"--on-error", "null"'))
+    assert "200,001 rows" in carried and "1 bad rows given null" in carried
+    assert "same as forest.predict: True" in text(cell_with(cells, "same as forest.predict"))
+    python = text(cell_with(cells, "bento_nb.batch.predict("))
+    assert python.startswith("ndarray 200000 True") and "200,000 rows in" in python, python
+    assert text(cell_with(cells, "%bento predict IrisForest big")).startswith("200000 [")
+    spark = text(cell_with(cells, "bento_nb.spark.udf"))
+    import importlib.util
+    import shutil
+    if importlib.util.find_spec("pyspark") and shutil.which("java"):
+        assert "Spark UDF equals forest.predict: True" in spark, spark
