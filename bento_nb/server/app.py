@@ -284,14 +284,14 @@ class App:
         # the client can read its 413 instead of a reset for the unread rest).
         message = await receive()
         if message["type"] != "http.request":
-            return self._gone(route, started)
+            return None  # the client went away before its body arrived: nothing to answer
         body = message.get("body", b"")
         if message.get("more_body"):
             chunks, size = [body], len(body)
             while True:
                 message = await receive()
                 if message["type"] != "http.request":
-                    return self._gone(route, started)
+                    return None
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > route.max_body:
@@ -334,11 +334,6 @@ class App:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": result})
-
-    def _gone(self, route: ApiRoute, started: float) -> None:
-        """The client went away before its body arrived: nothing to answer, nothing
-        counted as answered (the connection layer logs nothing either)."""
-        return None
 
     async def _parse_elsewhere(self, route: ApiRoute, body: bytes, ctype: str | None) -> Any:
         """Parse a large body in the helper process: JSON parsing holds the GIL, so a

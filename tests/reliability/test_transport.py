@@ -29,7 +29,7 @@ def _read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
     while time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             break
         if not chunk:
             break
