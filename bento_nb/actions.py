@@ -37,6 +37,7 @@ class Target:
     obj: Any = None
     key: str = ""
     label: str = ""
+    note: str = ""  # something the user should be told about the choice (shown as is)
 
     @property
     def tag(self) -> str | None:
@@ -76,7 +77,7 @@ def resolve(target: Any = None, variables: Mapping[str, Any] | None = None,
     if target is None or (isinstance(target, str) and not target.strip()):
         if last_packed is None:
             raise UsageError("nothing packed yet: pack a model first, or give a tag or a variable")
-        return _bundle_target(find_bundle(last_packed), pinned=False)
+        return _last_packed(last_packed)
     if isinstance(target, Bundle):
         return _bundle_target(target, pinned=False)
     if isinstance(target, (str, os.PathLike)):
@@ -87,6 +88,23 @@ def resolve(target: Any = None, variables: Mapping[str, Any] | None = None,
                 return _variable_target(text, value, packed_tag)
         return _word_target(text, in_notebook=variables is not None)
     return Target(obj=target, key=f"object:{id(target)}", label=_name_for(target))
+
+
+def _last_packed(tag: str) -> Target:
+    """The last packed bundle; once it is deleted, the newest remaining version of its
+    name, saying so."""
+    try:
+        return _bundle_target(find_bundle(tag), pinned=False)
+    except BundleNotFound:
+        name = Tag.parse(tag).name
+        try:
+            target = _bundle_target(find_bundle(name), pinned=False)
+        except BundleNotFound:
+            raise BundleNotFound(f"the last packed bundle {tag} was deleted and no other "
+                                 f"version of {name} is left; pack it again",
+                                 see="list") from None
+        target.note = f"{tag} was deleted: using {target.tag}, the newest {name} left"
+        return target
 
 
 def _bundle_target(bundle: Bundle, pinned: bool) -> Target:
@@ -130,6 +148,9 @@ def _variable_target(name: str, value: Any,
                              "which is neither a model nor a tag or bundle folder") from None
     if isinstance(value, BentoService):
         return Target(obj=value, key=f"var:{name}", label=name)
+    if not (callable(value) or callable(getattr(value, "predict", None))):
+        raise UsageError(f"variable {name!r} holds a {type(value).__name__!r} object, which is "
+                         "neither a model (it has no predict method) nor a tag or bundle folder")
     return Target(obj=value, key=f"var:{name}", label=name_from_variable(name))
 
 

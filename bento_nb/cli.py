@@ -139,7 +139,7 @@ def _describe(e: BentoNbError | OSError) -> tuple[str, int]:
     """Message and exit code of a user error: a BentoNbError's own; for an OSError
     ``PATH: REASON`` (``A -> B: REASON`` for a rename) and the usage/input code."""
     if isinstance(e, BentoNbError):
-        return e.message, e.exit_code
+        return e.hint("bento-nb"), e.exit_code
     paths = " -> ".join(os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None)
     reason = e.strerror or str(e) or type(e).__name__
     return (f"{paths}: {reason}" if paths else reason), UsageError.exit_code
@@ -194,8 +194,40 @@ def _get(args) -> int:
         print(json.dumps({**bundle.info(), "manifest": bundle.manifest}, indent=2))
     else:
         print(f"# {bundle.path}")
+        for line in _summary(bundle):  # YAML comments: the output stays the manifest
+            print(f"# {_printable(line)}")
         print(yaml.safe_dump(bundle.manifest, sort_keys=False), end="")
     return 0
+
+
+def _summary(bundle) -> list[str]:
+    """What a reader looks for first: each API's signature and where the bundle came from."""
+    from .adapters.signature import Signature
+
+    lines = []
+    for described in bundle.apis:
+        if described.get("signature"):
+            signature = Signature.from_dict(described["signature"])
+            lines.append(f"signature {described['name']}: {signature.describe()} "
+                         f"(from the {signature.source})")
+    origin = bundle.provenance
+    if origin.get("notebook"):
+        lines.append(f"notebook: {origin['notebook']}")
+    if origin.get("cells"):
+        count = origin["cells"].count("# In[")
+        lines.append(f"cells: {count} cell(s), {len(origin['cells'].encode()):,} bytes"
+                     + (" (older cells left out)" if origin.get("cells_truncated") else "")
+                     + "; see provenance.cells")
+    git = origin.get("git")
+    if git:
+        dirty = {True: ", uncommitted changes", False: ", clean"}.get(git.get("dirty"), "")
+        lines.append(f"git: {git['commit']}{dirty}")
+    if origin.get("packages_sha256"):
+        lines.append(f"environment: {origin.get('python', '?')}, {origin.get('packages', '?')} "
+                     f"packages, sha256 {origin['packages_sha256'][:16]}")
+    if not origin:
+        lines.append("provenance: not recorded")
+    return lines
 
 
 def _delete(args) -> int:

@@ -2,6 +2,9 @@
 
 ``BENTO_NB_HOME``       root of the model store (default ``~/bento_nb``)
 ``BENTO_NB_API_TOKEN``  when set, prediction routes require ``Authorization: Bearer <token>``
+``BENTO_NB_IN_CONTAINER`` set by the images bento_nb builds: the server binds 0.0.0.0 inside
+                        the container's own network namespace, so it does not warn about it
+                        (publishing the port is ``docker run -p``'s decision)
 """
 
 from __future__ import annotations
@@ -19,3 +22,7 @@ def home() -> Path:
 
 def api_token() -> str | None:
     return os.environ.get("BENTO_NB_API_TOKEN") or None
+
+
+def in_container() -> bool:
+    return os.environ.get("BENTO_NB_IN_CONTAINER") == "1"

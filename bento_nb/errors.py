@@ -4,7 +4,7 @@ Every error a user can cause is a :class:`BentoNbError` subclass. Each class kno
 status the server answers with and the exit code the CLI returns, so the mapping lives here
 and nowhere else. Messages say what went wrong and, where it helps, what to do::
 
-    raise BundleNotFound("no bundle 'Iris:latest' in /home/me/bento_nb; see `bento-nb list`")
+    raise BundleNotFound("no bundle 'Iris:latest' in /home/me/bento_nb", see="list")
 
 How an error reaches a person is decided here too, once for every front end:
 :func:`render` gives the HTTP answer (status, headers such as ``Retry-After``, and the body
@@ -24,10 +24,26 @@ from typing import Iterable
 
 
 class BentoNbError(Exception):
-    """Base class: a problem the user can understand and fix."""
+    """Base class: a problem the user can understand and fix.
+
+    ``see`` names the command that helps next (``"list"``): each front end says it in its
+    own words (:meth:`hint`: ``see `bento-nb list``` in a terminal, ``see %bento list`` in
+    a notebook), so no message names a front end the user is not in."""
 
     http_status: int = 500
     exit_code: int = 1
+
+    def __init__(self, *args: object, see: str | None = None):
+        super().__init__(*args)
+        self.see = see
+
+    def hint(self, front_end: str | None) -> str:
+        """The message, with "see <command>" in the words of ``front_end`` (``"bento-nb"``,
+        ``"%bento"``; None: the message alone)."""
+        if not self.see or front_end is None:
+            return self.message
+        command = f"{front_end} {self.see}"
+        return f"{self.message}; see " + (f"`{command}`" if front_end == "bento-nb" else command)
 
     @property
     def type(self) -> str:

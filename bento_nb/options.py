@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import re
 import sys
 from typing import Any
 
 from .errors import UsageError
 
 _KEY = "bento_nb.option"
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """``"; did you mean 'serve'?"`` for the candidate closest to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def option(default: Any = dataclasses.MISSING, flag: str | None = None, help: str = "",
@@ -98,7 +107,14 @@ class ArgumentParser(argparse.ArgumentParser):
     must not end the kernel's cell with ``SystemExit``)."""
 
     def error(self, message: str):
+        choice = _INVALID_CHOICE.search(message)
+        if choice:
+            message += did_you_mean(choice[1], re.findall(r"'([^']*)'", choice[2]))
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+    def option_strings(self) -> list[str]:
+        """Every flag this parser takes (``--port``, ``-t``, ...)."""
+        return [flag for action in self._actions for flag in action.option_strings]
 
     def exit(self, status: int = 0, message: str | None = None):
         if message:

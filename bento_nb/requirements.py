@@ -36,6 +36,12 @@ def distribution_of(module: str) -> str | None:
     return dists[0] if dists else None
 
 
+def public_version(version: str) -> str:
+    """``version`` without a local label (``2.13.0+cpu`` -> ``2.13.0``): package indexes
+    such as PyPI serve no local versions, so a pin with one could never be installed."""
+    return version.split("+", 1)[0]
+
+
 def infer(modules: Iterable[str]) -> list[str]:
     """``name==version`` pins for the distributions behind ``modules``, sorted."""
     pins: dict[str, str] = {}
@@ -44,7 +50,8 @@ def infer(modules: Iterable[str]) -> list[str]:
         if dist is None:
             continue
         try:
-            pins[_canonical(dist)] = f"{metadata.distribution(dist).metadata['Name']}=={metadata.version(dist)}"
+            name = metadata.distribution(dist).metadata["Name"]
+            pins[_canonical(dist)] = f"{name}=={public_version(metadata.version(dist))}"
         except metadata.PackageNotFoundError:
             continue
     return sorted(pins.values(), key=str.lower)

@@ -57,7 +57,7 @@ RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 
 USER 1000:1000
 WORKDIR /home/bento
-ENV BENTO_NB_HOME=/home/bento/bento_nb
+ENV BENTO_NB_HOME=/home/bento/bento_nb BENTO_NB_IN_CONTAINER=1
 EXPOSE {port}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\
   CMD {json.dumps(["python", "-c", _HEALTHCHECK])}
@@ -87,6 +87,11 @@ def render_readme(manifest: dict) -> str:
         lines.append(f"- `POST {api['route']}` — input `{api['input']['type']}`"
                      f"{', batched' if api.get('batch') else ''}"
                      + (f": {api['doc'].strip().splitlines()[0]}" if api.get("doc") else ""))
+        if (api.get("signature") or {}).get("from") == "example":
+            lines.append("  columns: " + ", ".join(
+                f"`{c['name'] if c.get('name') is not None else f'column {i + 1}'}` "
+                f"{c['type']}{' (optional)' if c.get('optional') else ''}"
+                for i, c in enumerate(api["signature"]["inputs"])))
     lines += [
         "",
         "## Use",
@@ -110,15 +115,27 @@ def render_readme(manifest: dict) -> str:
 
 def _example_lines(manifest: dict) -> list[str]:
     """The README's example request, when the bundle was packed with ``example=``."""
+    line = curl_command(manifest)
+    if not manifest.get("example") or line is None:
+        return []
+    return ["## Example request", "", "```bash", line, "```", ""]
+
+
+def curl_command(manifest: dict, port: int = DEFAULT_PORT) -> str | None:
+    """The one ``curl`` line every "try it" hint shows: the bundle's request example (as
+    the API's adapter encodes it) sent to its API, or, without an example, the first API
+    with a placeholder body. None when the bundle has no API."""
+    apis = manifest.get("apis") or []
     example = manifest.get("example")
-    if not example:
-        return []
-    api = next((a for a in manifest.get("apis", []) if a["name"] == example["api"]), None)
-    if api is None:
-        return []
-    # the bytes a client sends, as the API's adapter encodes them
-    data, content_type = adapter_from_config(api["input"]).encode_example(example["body"])
-    return ["## Example request", "", "```bash",
-            f"curl -H 'Content-Type: {content_type}' --data-binary "
-            f"{shlex.quote(data.decode('utf-8'))} http://127.0.0.1:{DEFAULT_PORT}{api['route']}",
-            "```", ""]
+    api = next((a for a in apis if example and a["name"] == example.get("api")), None)
+    if api is not None:
+        # the bytes a client sends, as the API's adapter encodes them
+        data, content_type = adapter_from_config(api["input"]).encode_example(example["body"])
+        body = shlex.quote(data.decode("utf-8"))
+    elif apis:
+        api, content_type, body = apis[0], "application/json", "'<JSON input>'"
+    else:
+        return None
+    route = api.get("route") or f"/{api['name']}"
+    return (f"curl -H 'Content-Type: {content_type}' --data-binary {body} "
+            f"http://127.0.0.1:{port}{route}")

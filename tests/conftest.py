@@ -4,10 +4,10 @@ so nothing touches the user's files and running-server records never leak betwee
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 from hypothesis import settings
+from netcheck import free_port
 
 # Property tests (Hypothesis, Schemathesis) explore new random cases on every run. In CI
 # (HYPOTHESIS_PROFILE=ci, set by .ci/run) they run a fixed, reproducible set instead, so a
@@ -67,12 +67,6 @@ def serve_model():
     yield start
     for handle in handles:
         handle.stop(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

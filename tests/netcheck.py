@@ -1,5 +1,5 @@
 """Network helpers shared by the test packages (tests/ is on sys.path:
-``from netcheck import ...``): port checks and one bounded HTTP exchange."""
+``from netcheck import ...``): a free port, port checks and one bounded HTTP exchange."""
 
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ def exchange(host: str, port: int, method: str, target: str, body: bytes | str |
     finally:
         if own:
             conn.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel's pick for a socket bound to 0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:

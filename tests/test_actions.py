@@ -112,3 +112,17 @@ def test_predict_in_process_on_a_bundle_and_a_live_object(iris_bundle):
     assert predict(resolve(iris_bundle.tag), ROW) == [0]
     assert predict(resolve(Doubler()), [[1, 2]]) == [6]
     assert isinstance(resolve(Doubler()), Target)
+
+
+def test_a_deleted_last_packed_bundle_falls_back_to_the_newest_left_and_says_so(iris_clf):
+    from bento_nb.store import Store
+
+    older = bento_nb.pack(iris_clf, name="Kept")
+    newer = bento_nb.pack(iris_clf, name="Kept")
+    Store().delete(newer.tag)
+    target = resolve(None, last_packed=newer.tag)
+    assert target.tag == older.tag
+    assert target.note == f"{newer.tag} was deleted: using {older.tag}, the newest Kept left"
+    Store().delete(older.tag)
+    with pytest.raises(BundleNotFound, match="no other version of Kept is left"):
+        resolve(None, last_packed=newer.tag)

@@ -83,11 +83,82 @@ def test_csv_first_row_with_a_missing_value_is_data_and_refused(first, more):
 def test_csv_empty_cell_is_refused_like_a_json_null():
     with pytest.raises(BadInput) as from_json:
         IRIS.parse(b"[[5.1, null, 1.4, 0.2]]", JSON)
-    for csv in ("5.1,,1.4,0.2\n6.2,3.4,5.4,2.3\n", "5.1,3.4,5.4,2.3\n5.1,,1.4,0.2\n",
-                "5.1,3.4,5.4,2.3\n,,,\n6.2,3.4,5.4,2.3\n"):  # a row of empty cells is a row
-        with pytest.raises(BadInput) as from_csv:
+    assert from_json.value.message.endswith("row 1, column 2 holds null")
+    for csv, where in [("5.1,,1.4,0.2\n6.2,3.4,5.4,2.3\n", "row 1, column 2"),
+                       ("5.1,3.4,5.4,2.3\n5.1,,1.4,0.2\n", "row 2, column 2"),
+                       ("5.1,3.4,5.4,2.3\n,,,\n6.2,3.4,5.4,2.3\n", "row 2, column 1")]:
+        with pytest.raises(BadInput) as from_csv:  # a row of empty cells is a row
             IRIS.parse(csv.encode(), "text/csv")
-        assert from_csv.value.message == from_json.value.message
+        assert from_csv.value.message == f"expected numbers in every column; {where} holds an empty cell"
+
+
+@pytest.mark.parametrize("body, content_type, where", [
+    ('[{"sl": 5.1, "sw": "wide", "pl": 1.4, "pw": 0.2}]', JSON, "column 'sw' holds the text 'wide'"),
+    ('[[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, null, 0.2]]', JSON, "row 2, column 'pl' holds null"),
+    ('[[5.1, 3.5, 1.4, true]]', JSON, "column 'pw' holds true"),
+    ('[[false, 3.5, 1.4, 0.2]]', JSON, "column 'sl' holds false"),
+    ('[[5.1, 3.5, 1.4, 123456789012345678901234567890]]', JSON,
+     "column 'pw' holds an integer of 30 digits"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,0.2\n5.1,,1.4,0.2\n", "text/csv", "row 2, column 'sw' holds an empty cell"),
+    ("sl,sw,pl,pw\n5.1,3.5,TRUE,0.2\n", "text/csv", "column 'pl' holds the text 'TRUE'"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,nan\n", "text/csv", "row 1, column 'pw' holds nan"),
+])
+def test_a_numeric_table_refuses_other_values_naming_the_cell(body, content_type, where):
+    named = DataframeInput(columns=["sl", "sw", "pl", "pw"], numeric=True)
+    with pytest.raises(BadInput) as info:
+        named.parse(body.encode(), content_type)
+    assert info.value.http_status == 400 and where in info.value.message
+
+
+@pytest.mark.parametrize("adapter", [IRIS, DataframeInput(), JsonInput()], ids=repr)
+@pytest.mark.parametrize("body", ["1" * 5000, "[[%s, 1, 2, 3]]" % ("7" * 5000),
+                                  '{"a": [-%s]}' % ("9" * 4301)])
+def test_an_integer_too_long_for_python_is_a_400(adapter, body):
+    with pytest.raises(BadInput, match="more than 4300 digits") as info:
+        adapter.parse(body.encode(), JSON)
+    assert info.value.http_status == 400
+
+
+def test_an_integer_too_long_for_python_in_csv_is_a_400_not_infinity():
+    for adapter in (IRIS, DataframeInput()):
+        with pytest.raises(BadInput, match="5000 digits"):
+            adapter.parse(("1,2,3,%s\n" % ("1" * 5000)).encode(), "text/csv")
+
+
+def nested(depth, leaf="1"):
+    return "[" * depth + leaf + "]" * depth
+
+
+@pytest.mark.parametrize("body", [nested(101), nested(500), nested(100000),
+                                  '{"a": ' * 101 + "1" + "}" * 101,
+                                  '[' * 101 + '"][{"' + ']' * 101,
+                                  '[["a"], ' * 101 + "1" + "]" * 101])
+def test_json_nested_deeper_than_the_limit_is_a_400_for_every_adapter(body):
+    for adapter in (IRIS, DataframeInput(), JsonInput()):
+        with pytest.raises(BadInput, match="nested more than 100 levels deep"):
+            adapter.parse(body.encode(), JSON)
+
+
+def test_json_up_to_the_depth_limit_is_accepted_and_its_echo_encoded():
+    deepest = nested(100)
+    brackets_in_strings = json.dumps([["]" * 300, "[" * 300], {"k": "{" * 300}])
+    for body in (deepest, brackets_in_strings, json.dumps([[1, 2]] * 200)):
+        value = JsonInput().parse(body.encode(), JSON).value
+        assert json.loads(dumps_json(value)) == json.loads(body)
+
+
+def test_model_output_that_cannot_be_json_is_a_model_error():
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    circular = []
+    circular.append(circular)
+    for value, message in [(deep, "nested too deeply"), (circular, "nested too deeply"),
+                           ({"n": int("9" * 4000) ** 2},
+                            "cannot be written as JSON")]:
+        with pytest.raises(ModelError, match=message) as info:
+            dumps_json(value)
+        assert info.value.http_status == 500
 
 
 @pytest.mark.parametrize("adapter, csv, columns, values", [
@@ -213,6 +284,35 @@ def test_schema_is_learnt_from_a_sklearn_model(iris_clf):
     assert named.columns == ("a", "b")
 
 
+def test_numeric_is_learnt_from_what_first_sees_a_dataframe(iris):
+    from sklearn import svm
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = iris
+    numbers = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    mixed = numbers.assign(pw=np.where(X[:, 3] > 1, "wide", "narrow"))
+    encoded = make_column_transformer((OneHotEncoder(), ["pw"]), remainder="passthrough")
+    for model, data, numeric in [
+        (svm.SVC(), numbers, True),
+        (make_pipeline(StandardScaler(), svm.SVC()), numbers, True),
+        (GridSearchCV(svm.SVC(), {"C": [1.0]}, cv=2), numbers, True),
+        (make_pipeline(encoded, LogisticRegression(max_iter=500)), mixed, False),
+        (VotingClassifier([("svc", svm.SVC())]), numbers, None),  # its estimators decide
+    ]:
+        adapter = DataframeInput()
+        adapter.configure(model.fit(data, y))
+        assert (adapter.columns, adapter.numeric) == (tuple(data.columns), numeric), model
+    # not numeric: values keep their JSON types, the number stays a number
+    df = frame(adapter_from_config({"type": "DataframeInput", "columns": list(mixed.columns),
+                                    "numeric": False}), '[[5.1, 3.5, 1.4, "wide"]]')
+    assert df.iloc[0].tolist() == [5.1, 3.5, 1.4, "wide"]
+
+
 def test_json_string_and_file_inputs():
     assert JsonInput().parse(b'{"text": "hi"}', JSON).value == {"text": "hi"}
     with pytest.raises(BadInput):
@@ -283,18 +383,55 @@ def test_request_schema_refuses_refused_bodies(adapter, body):
 
 # -- properties -------------------------------------------------------------------------
 
+def deeply_nested(children):
+    """A value wrapped in 90 to 130 lists or objects: around MAX_JSON_DEPTH (100)."""
+    return st.tuples(children, st.integers(90, 130), st.booleans()).map(
+        lambda t: _wrap(*t))
+
+
+def _wrap(value, depth, in_objects):
+    for _ in range(depth):
+        value = {"k": value} if in_objects else [value]
+    return value
+
+
+class Digits(int):
+    """A leaf of a drawn JSON value: an integer written with this many 9s, around Python's
+    4300-digit limit of int(str), which str() would refuse to write out."""
+
+
+json_leaves = (st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers()
+               | st.text(max_size=5) | st.integers(4295, 4310).map(Digits))
 json_values = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    json_leaves,
+    lambda children: (st.lists(children, max_size=4)
+                      | st.dictionaries(st.text(max_size=3), children, max_size=3)),
     max_leaves=20,
 )
+# Documents as drawn above, some inside 90 to 130 levels (once: deeper would only test the
+# recursion limit of this file's own encoder).
+json_documents = (json_values | deeply_nested(json_values)
+                  | st.lists(deeply_nested(json_values), min_size=1, max_size=3))
+
+
+def json_text(value) -> bytes:
+    def encode(v):
+        if isinstance(v, Digits):
+            return "9" * v
+        if isinstance(v, list):
+            return "[" + ",".join(encode(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ",".join(json.dumps(k) + ":" + encode(x) for k, x in v.items()) + "}"
+        return json.dumps(v)
+
+    return encode(value).encode()
 
 
 @settings(max_examples=300, deadline=None)
-@given(json_values)
+@given(json_documents)
 def test_any_json_parses_to_a_table_or_raises_bad_input(value):
-    body = json.dumps(value).encode()
-    for adapter in (IRIS, DataframeInput()):
+    body = json_text(value)
+    for adapter in (IRIS, DataframeInput(), DataframeInput(columns=["a", "b"], numeric=True)):
         try:
             payload = adapter.parse(body, JSON)
         except BadInput as e:
@@ -305,6 +442,19 @@ def test_any_json_parses_to_a_table_or_raises_bad_input(value):
         assert len(df) == payload.rows >= 1
         if adapter is IRIS:
             assert df.shape[1] == 4 and df.dtypes.map(lambda d: d.kind in "iuf").all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_documents)
+def test_any_json_to_a_json_api_is_its_echo_or_a_bad_input(value):
+    """Whatever JsonInput accepts, an API that returns it can answer: encoded, unchanged."""
+    body = json_text(value)
+    try:
+        payload = JsonInput().parse(body, JSON)
+    except BadInput as e:
+        assert e.message and e.http_status == 400
+        return
+    assert json.loads(dumps_json(payload.value)) == payload.value
 
 
 @settings(max_examples=300, deadline=None)
@@ -340,3 +490,22 @@ def test_csv_first_row_is_never_dropped_for_a_missing_value(rows, column, marker
     csv = "\n".join(",".join(line) for line in lines) + "\n"
     with pytest.raises(BadInput, match="expected numbers|NaN"):
         IRIS.parse(csv.encode(), "text/csv")
+
+
+multipart_bodies = st.lists(st.binary(max_size=60), max_size=4).map(
+    lambda parts: b"--b\r\n" + b"\r\n--b\r\n".join(parts) + b"\r\n--b--\r\n")
+content_types = st.tuples(
+    st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data", JSON, "text/plain",
+                     "text/csv", "application/octet-stream", "", "application/x-www-form-urlencoded"]),
+    st.text(max_size=20)).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode) | multipart_bodies,
+       content_types)
+def test_any_body_of_any_type_to_any_adapter_parses_or_is_a_4xx(body, content_type):
+    for adapter in (FileInput(), JsonInput(), StringInput(), DataframeInput(), IRIS):
+        try:
+            adapter.parse(body, content_type)
+        except (BadInput, UnsupportedMediaType) as e:
+            assert e.message and 400 <= e.http_status < 500

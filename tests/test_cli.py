@@ -84,6 +84,36 @@ def test_user_errors_are_one_line_without_traceback(args, message, iris_bundle):
     assert "Traceback" not in out.stderr
 
 
+def test_run_refuses_json_python_cannot_take_in_one_line(iris_bundle, iris):
+    import copy
+
+    import pandas as pd
+    from sklearn import svm
+
+    from bento_nb.adapters import JsonInput
+
+    bento_nb.pack(copy.copy, name="Echo", input=JsonInput(), batch=False)
+    X, y = iris
+    bento_nb.pack(svm.SVC().fit(pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"]), y),
+                  name="Named")
+    for args, message in [
+        (["IrisClassifier", "predict", "--input", "1" * 5000], "more than 4300 digits"),
+        (["Echo", "predict", "--input", f"[{'9' * 5000}]"], "more than 4300 digits"),
+        (["Echo", "predict", "--input", "[" * 500 + "]" * 500],
+         "JSON nested more than 100 levels deep"),
+        (["Named", "predict", "--input", '[[5.1, 3.5, "wide", 0.2]]'],
+         "row 1, column 'pl' holds the text 'wide'"),
+        (["Named", "predict", "--input", "5.1,3.5,,0.2", "--format", "csv"],
+         "row 1, column 'pl' holds an empty cell"),
+    ]:
+        out = cli("run", *args)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.splitlines() == [out.stderr.strip()], out.stderr
+        assert out.stderr.startswith("bento-nb: error: ") and message in out.stderr
+    out = cli("run", "Echo", "predict", "--input", "[" * 100 + "]" * 100)
+    assert out.returncode == 0 and json.loads(out.stdout) == json.loads("[" * 100 + "]" * 100)
+
+
 @pytest.mark.parametrize("args, exit_code, message", [
     (["export", "IrisClassifier", "{tmp}/missing/x.tar.gz"], 2, "{tmp}/missing does not exist"),
     (["export", "IrisClassifier", "{tmp}/file.txt/x.tar.gz"], 2, "{tmp}/file.txt is not a folder"),

@@ -197,6 +197,32 @@ def test_bundles_pickled_before_artifacts_moved_still_load():
     assert _pickling._Unpickler(io.BytesIO(old)).load() is PickleArtifact
 
 
+def test_bundles_pickled_when_adapters_was_one_module_still_load():
+    """``bento_nb/adapters.py`` became the package ``bento_nb/adapters/``, one module per
+    adapter; a service pickled before names ``bento_nb.adapters.DataframeInput``, which the
+    package re-exports, so the adapters load and parse as they did."""
+    import io
+
+    from bento_nb import _pickling
+    from bento_nb.adapters import FileInput, StringInput
+
+    # cloudpickle.dumps([DataframeInput(columns=[...], numeric=True), JsonInput(),
+    # StringInput(), FileInput()], protocol=5) by bento_nb before the split.
+    old = (b"\x80\x05\x95\xa9\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x11bento_nb.adapters"
+           b"\x94\x8c\x0eDataframeInput\x94\x93\x94)\x81\x94}\x94(\x8c\x07columns\x94(\x8c\x02sl"
+           b"\x94\x8c\x02sw\x94\x8c\x02pl\x94\x8c\x02pw\x94t\x94\x8c\tn_columns\x94K\x04\x8c\x07"
+           b"numeric\x94\x88ubh\x01\x8c\tJsonInput\x94\x93\x94)\x81\x94h\x01\x8c\x0bStringInput"
+           b"\x94\x93\x94)\x81\x94h\x01\x8c\tFileInput\x94\x93\x94)\x81\x94e.")
+    table, document, text, file = _pickling._Unpickler(io.BytesIO(old)).load()
+    assert [type(a) for a in (table, document, text, file)] == [
+        DataframeInput, JsonInput, StringInput, FileInput]
+    assert table.config() == {"type": "DataframeInput", "columns": ["sl", "sw", "pl", "pw"],
+                              "n_columns": 4, "numeric": True}
+    payload = table.parse(b"sl,sw,pl,pw\n5.1,3.5,1.4,0.2\n", "text/csv")
+    assert table.make_batch([payload]).iloc[0].tolist() == [5.1, 3.5, 1.4, 0.2]
+    assert document.parse(b'{"a": [1]}', "application/json").value == {"a": [1]}
+
+
 def test_root_names_load_lazily_and_artifacts_is_the_decorator():
     import bento_nb
     import bento_nb.service.artifacts as artifact_classes
@@ -207,3 +233,33 @@ def test_root_names_load_lazily_and_artifacts_is_the_decorator():
     assert {"pack", "load", "serve", "artifacts"} <= set(dir(bento_nb))
     with pytest.raises(AttributeError):
         bento_nb.no_such_name
+
+
+def test_a_bundle_that_did_not_record_numeric_learns_it_when_loaded(iris):
+    """Bundles packed before DataFrame-fitted models were known to be numeric say nothing
+    about it in their manifest: loading asks the model again, so strings are a 400."""
+    from sklearn import svm
+
+    from bento_nb.errors import BadInput
+
+    X, y = iris
+    model = svm.SVC().fit(pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"]), y)
+    svc = service_from_model(model, name="OldNamed")
+    svc.apis["predict"].input.numeric = None  # what an older version recorded
+    bundle = svc.save_bundle()
+    assert "numeric" not in bundle.manifest["apis"][0]["input"]
+    loaded = bento_nb.load(bundle.tag).apis["predict"]
+    assert loaded.input.numeric is True
+    with pytest.raises(BadInput, match="row 1, column 'sw' holds the text 'x'"):
+        loaded.input.parse(b'[[5.1, "x", 1.4, 0.2]]', "application/json")
+    assert loaded([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0]
+
+
+def test_requirement_pins_drop_local_version_labels():
+    """``torch 2.13.0+cpu`` is pinned ``torch==2.13.0``: an index serves no local versions,
+    so an image built from the bundle could never install the labelled pin."""
+    from bento_nb import requirements
+
+    assert requirements.public_version("2.13.0+cpu") == "2.13.0"
+    assert requirements.public_version("1.8.0") == "1.8.0"
+    assert all("+" not in pin for pin in requirements.infer({"numpy", "sklearn", "torch"}))

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -304,6 +303,7 @@ _PACK_ONE = textwrap.dedent("""
     from sklearn import svm, datasets
     X, y = datasets.load_iris(return_X_y=True)
     clf = svm.SVC().fit(X, y)
+    print("ready", flush=True)
     sys.stdin.readline()   # start together
     print(bento_nb.pack(clf, name="Twin").tag)
 """)
@@ -312,7 +312,7 @@ _PACK_ONE = textwrap.dedent("""
 def test_two_processes_packing_one_name_get_two_valid_versions():
     procs = [subprocess.Popen([sys.executable, "-c", _PACK_ONE], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    time.sleep(0.1)
+    assert [p.stdout.readline() for p in procs] == ["ready\n"] * 2  # both about to pack
     for p in procs:
         p.stdin.write("go\n")
         p.stdin.flush()

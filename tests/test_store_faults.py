@@ -11,7 +11,7 @@ import pytest
 
 import bento_nb
 from bento_nb import _pickling
-from bento_nb import store as store_module
+from bento_nb.store import repository as store_repository
 from bento_nb.errors import BundleNotFound
 from bento_nb.store import Store
 
@@ -90,14 +90,14 @@ def test_a_bundle_deleted_while_loading_is_not_found_and_latest_moves_on(iris_cl
 def test_list_skips_a_bundle_deleted_between_listdir_and_reading_it(iris_clf, monkeypatch):
     keep = bento_nb.pack(iris_clf, name="Keep")
     doomed = bento_nb.pack(iris_clf, name="Doomed")
-    real_read = store_module.read_manifest
+    real_read = store_repository.read_manifest
 
     def delete_then_read(path):
         if path == doomed.path:
             Store().delete(doomed.tag)
         return real_read(path)
 
-    monkeypatch.setattr(store_module, "read_manifest", delete_then_read)
+    monkeypatch.setattr(store_repository, "read_manifest", delete_then_read)
     assert [e.path for e in Store().list()] == [keep.path]
 
 

@@ -3,7 +3,7 @@ Kubernetes manifests (:mod:`bento_nb.containerize.k8s`).
 
     from bento_nb.containerize import build, write_context
     result = build("IrisClassifier:latest", image="iris-classifier:1", progress=print)
-    # docker run -p 5000:5000 iris-classifier:1 --workers=2
+    # docker run --rm -p 127.0.0.1:5000:5000 iris-classifier:1 --workers=2
     path = write_context("IrisClassifier:latest", "ctx/")   # context only, no Docker needed
 
 Without a reachable daemon, :func:`build` leaves the context on disk and raises
@@ -26,7 +26,7 @@ from ..errors import DockerUnavailable
 from ..options import option
 from ..store import Bundle, find_bundle
 from .builder import BuildResult, build_image, connect
-from .context import (build_command, is_context, locked, run_command,
+from .context import (build_command, is_context, locked, run_hint,
                       write_context)
 from .context import context_dir as resolve_context_dir
 from .reference import default_image, validate_image
@@ -135,7 +135,8 @@ def run_cli(tag: str, options: ContainerizeOptions) -> int:
         progress.close(done=True)
     print(f"built {result.image} ({result.image_id[:19]}, {_mb(result.size)}) in "
           f"{result.seconds:.1f} s; {result.cached_steps}/{result.steps} steps from cache")
-    print(f"run it:  {run_command(result.image)}")
+    bundle = find_bundle(tag)
+    print("run it:  " + "\n         ".join(run_hint(result.image, bundle.manifest)))
     return 0
 
 

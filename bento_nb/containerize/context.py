@@ -72,7 +72,17 @@ def build_command(image: str, context: Path) -> str:
 
 
 def run_command(image: str, port: int = templates.DEFAULT_PORT) -> str:
-    return f"docker run --rm -p {port}:{templates.DEFAULT_PORT} {shlex.quote(image)} --workers=2"
+    """How to run an image: published on this machine's loopback only (``-p
+    127.0.0.1:...``; publish on every interface deliberately, never by a copied hint)."""
+    return (f"docker run --rm -p 127.0.0.1:{port}:{templates.DEFAULT_PORT} "
+            f"{shlex.quote(image)} --workers=2")
+
+
+def run_hint(image: str, manifest: dict) -> list[str]:
+    """The "run it" lines every front end prints after a build: the ``docker run`` and a
+    ``curl`` request to try it (:func:`bento_nb.templates.curl_command`)."""
+    curl = templates.curl_command(manifest)
+    return [run_command(image)] + ([curl] if curl else [])
 
 
 @contextlib.contextmanager
@@ -121,8 +131,12 @@ def write_context(tag: str | os.PathLike | Bundle, out_dir: str | os.PathLike | 
     except OSError as e:
         raise UsageError(f"cannot create the build context folder {out}: {e.strerror}") from None
 
-    shutil.copytree(bundle.path, out / "bundle", copy_function=_link_or_copy,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Only what the manifest lists (checked just above), never whatever else sits in the
+    # folder: a stray file or a symbolic link put there is not sent to the Docker daemon.
+    for rel in bundle.files():
+        destination = out / "bundle" / rel
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(str(bundle.path / rel), str(destination))
     for folder in [out / "bundle", *(p for p in (out / "bundle").rglob("*") if p.is_dir())]:
         folder.chmod(0o755)
     (out / "requirements.txt").write_text(render_requirements(bundle), encoding="utf-8")
@@ -237,8 +251,6 @@ def _link_or_copy(src: str, dst: str) -> str:
 
 
 def _render_readme(bundle: Bundle, image: str, context: Path) -> str:
-    apis = bundle.apis or [{"name": "predict", "route": "/predict"}]
-    route = apis[0].get("route", f"/{apis[0]['name']}")
     return f"""\
 # Docker build context for {bundle.tag}
 
@@ -248,8 +260,7 @@ so the build needs no bento_nb from a package registry.
 
 ```bash
 {build_command(image, context)}
-{run_command(image)}
-curl -H 'Content-Type: application/json' -d '[[5.1, 3.5, 1.4, 0.2]]' http://127.0.0.1:{templates.DEFAULT_PORT}{route}
+{chr(10).join(run_hint(image, bundle.manifest))}
 ```
 
 Arguments after the image name are passed to `bento-nb serve` (`--workers=2`,

@@ -108,7 +108,7 @@ class BundlesHandler(BentoAPIHandler):
         entries = store.list(name)  # checks the name: 400 for "..", "a/b", ...
         if name is not None and not entries:
             raise BundleNotFound(f"no bundle named {name!r} in {store.root}; "
-                                 "see `bento-nb list`")
+                                 "see GET api/bundles")
         self.finish({"bundles": [_bundle_entry(e) for e in entries]})
 
 
@@ -178,10 +178,13 @@ _CONTAINERIZE_USAGE = ('expected a JSON object {"tag": "Name[:version]", "image"
 def _containerize_request(raw: bytes) -> tuple[Tag, str | None, str | None]:
     """``(tag, image, base_image)`` of a containerize body, each checked; ``image`` and
     ``base_image`` are None when absent, null or ""."""
+    from ..adapters.decoding import loads_json  # numpy only when a job is asked for
+
     try:
-        body = json.loads(raw or b"null")
-    except ValueError:  # not JSON, or not UTF-8
-        raise BadInput(f"the body is not JSON; {_CONTAINERIZE_USAGE}") from None
+        body = loads_json(raw) if raw.strip() else None
+    except BadInput as e:  # not JSON, not UTF-8, too deep, too long an integer
+        raise BadInput(f"the body is not JSON we can read ({e.message}); "
+                       f"{_CONTAINERIZE_USAGE}") from None
     if not isinstance(body, dict):
         raise BadInput(_CONTAINERIZE_USAGE)
     for key, value in body.items():

@@ -4,7 +4,7 @@
     %bento pack clf --name IrisClassifier
     %bento serve
 
-``magics.py`` parses and runs the sub-commands, ``widgets.py`` draws bundles, servers and
+``magics.py`` parses and runs the sub-commands, ``widgets/`` draws bundles, servers and
 image builds, ``session.py`` tracks what this kernel serves (re-running a ``serve`` cell
 replaces its server; every server stops when the kernel shuts down or restarts).
 """

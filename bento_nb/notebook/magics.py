@@ -26,12 +26,13 @@ from typing import Any
 from IPython.core.magic import Magics, line_magic, magics_class, no_var_expand
 from IPython.display import display
 
-from .. import config
-from .. import client
+from .. import client, config
+from ..adapters import loads_json
 from ..actions import Target, name_from_variable, pick_api, resolve, write_build_context
+from ..containerize.context import run_hint
 from ..actions import predict as actions_predict
 from ..errors import BentoNbError, UsageError, one_line
-from ..options import ArgumentParser, HelpShown, add_options, given
+from ..options import ArgumentParser, HelpShown, add_options, did_you_mean, given
 from .session import current
 from .widgets import BundleWidget, ContainerizeView, ServerWidget, Table, human_size
 
@@ -40,6 +41,7 @@ HELP = """\
 
   %bento pack VAR [--name N] [--api predict,predict_proba] [--input dataframe]
                   [--label k=v] [--requirement PKG] [--no-batch] [--example X[:2]]
+                  [--no-provenance]
                                          save a variable as a bundle; shows the bundle
   %bento serve [TARGET] [--port N] [--host H] [--max-batch-size N]
                [--max-latency-ms N] [--api-token TOKEN] [--max-queue N]
@@ -81,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--example", metavar="DATA", default=None,
                    help="an input such as X[:2] (variable, expression or JSON): checked now, "
                         "then the request example of /docs.json and Try it")
+    p.add_argument("--no-provenance", action="store_true",
+                   help="record no notebook path, cell sources, git state or package hash "
+                        "(cells may hold secrets)")
 
     p = sub.add_parser("serve", prog="%bento serve", help="serve in the kernel")
     p.add_argument("target", nargs="?", help="tag, ./folder, variable, or (none) the last packed")
@@ -108,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, ContainerizeOptions)
 
     sub.add_parser("help", prog="%bento help")
+    parser.commands = sub.choices  # name -> parser, for "did you mean" on a bad flag
     return parser
 
 
@@ -135,7 +141,7 @@ class BentoMagics(Magics):
         except BentoNbError as e:
             if os.environ.get("BENTO_NB_DEBUG"):
                 raise
-            print(f"%bento: error: {one_line(e.message)}", file=sys.stderr)
+            print(f"%bento: error: {one_line(e.hint('%bento'))}", file=sys.stderr)
         except KeyboardInterrupt:
             print("%bento: interrupted", file=sys.stderr)
         except Exception as e:  # keep the one-line promise; the debug switch shows the trace
@@ -159,9 +165,12 @@ class BentoMagics(Magics):
             words = shlex.split(line)
         except ValueError as e:
             raise UsageError(f"cannot parse the arguments: {e}") from None
-        args, extra = build_parser().parse_known_args(words)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(words)
         if extra:
-            raise UsageError(f"unrecognized arguments: {' '.join(extra)} "
+            flags = parser.commands[args.command].option_strings()
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}"
+                             f"{did_you_mean(extra[0].split('=')[0], flags)} "
                              f"(see `%bento {args.command} -h`)")
         handler = getattr(self, f"_cmd_{args.command}", None)
         if handler is None:  # pragma: no cover - argparse refuses unknown commands first
@@ -201,12 +210,13 @@ class BentoMagics(Magics):
                 raise UsageError("--name/--api/--input/--no-batch apply to plain models; a "
                                  "BentoService is saved under its class name with its own @api")
             bundle = obj.save_bundle(labels=labels, extra_requirements=args.requirement,
-                                     example=example)
+                                     example=example, provenance=not args.no_provenance)
         else:
             apis = [a.strip() for a in (args.api or "predict").split(",") if a.strip()]
             bundle = pack(obj, name=args.name or name_from_variable(args.var), apis=apis,
                           input=args.input or "dataframe", batch=not args.no_batch,
-                          labels=labels, requirements=args.requirement, example=example)
+                          labels=labels, requirements=args.requirement, example=example,
+                          provenance=not args.no_provenance)
         current().last_packed = bundle.tag
         current().remember_pack(args.var, obj, bundle.tag)
         widget = BundleWidget(bundle, on_serve=self._serve_tag)
@@ -220,6 +230,8 @@ class BentoMagics(Magics):
         from ..server.config import ServerConfig
 
         target = self._resolve(args.target)
+        if target.note:
+            print(target.note)
         options = given(args, ServerConfig)
         port = options.pop("port", None)
         widget = self.start_server(target, port, **options)
@@ -283,9 +295,14 @@ class BentoMagics(Magics):
             raise UsageError(f"name {text!r} is not defined in the notebook (DATA is a JSON "
                              "literal or a variable name)")
         try:
-            return json.loads(text)
-        except ValueError:
-            pass
+            json.loads(text)
+            is_json = True
+        except json.JSONDecodeError:
+            is_json = False  # an expression, below
+        except (ValueError, RecursionError):  # JSON, too long an integer or too deep
+            is_json = True
+        if is_json:
+            return loads_json(text)  # with the server's checks: a BadInput says what is wrong
         try:  # an expression of notebook variables, e.g. X[:3]
             return eval(compile(text, "<%bento predict>", "eval"), self._ns)  # noqa: S307
         except Exception:
@@ -379,9 +396,6 @@ class BentoMagics(Magics):
         bundle = store.get(args.tag)
         store.delete(bundle.tag)
         self._loaded.pop(str(bundle.path), None)
-        session = current()
-        if session.last_packed == bundle.tag:
-            session.last_packed = None
         served = [h for h in _running_handles() if h.tag == bundle.tag]
         note = f" (still served from memory on port {served[0].port})" if served else ""
         print(f"deleted {bundle.tag}{note}")
@@ -404,6 +418,8 @@ class BentoMagics(Magics):
         if not args.tag and current().last_packed is None:
             raise UsageError("nothing packed yet: give a tag, e.g. %bento containerize IrisClassifier")
         target = self._resolve(args.tag)
+        if target.note:
+            print(target.note)
         if options.context_only:
             prepared = write_build_context(target, options)
             print(f"build context for {prepared.bundle.tag} written to {prepared.path}")
@@ -423,7 +439,7 @@ class BentoMagics(Magics):
         if result is not None:
             print(f"built {result.image} from {bundle.tag}"
                   + (f" in {result.seconds:.1f} s" if getattr(result, "seconds", None) else ""))
-            print(f"run it: docker run -p 5000:5000 {result.image}")
+            print("run it: " + "\n        ".join(run_hint(result.image, bundle.manifest)))
         else:  # no daemon (the message holds the context and the command) or failed
             print(f"%bento: error: {one_line(view.message)}", file=sys.stderr)
         return None

@@ -8,9 +8,12 @@
                                                            thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
     GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
+    /v2/...             the Open Inference Protocol (KServe v2), see :mod:`.oip`: its
+                        infer takes the API call path (:meth:`App.oip_request`)
 
 Every error, on every route, is JSON ``{"error": {"type", "message"}}`` rendered by
-:func:`bento_nb.errors.render`, with the status of its :mod:`bento_nb.errors` class. HEAD
+:func:`bento_nb.errors.render`, with the status of its :mod:`bento_nb.errors` class (under
+``/v2`` the protocol's ``{"error": "message"}``, :func:`.oip.render_oip_error`). HEAD
 is answered wherever GET is (uvicorn drops the body). The connection layer (uvicorn's
 httptools protocol, limits, drain) is :mod:`.transport`.
 
@@ -53,6 +56,7 @@ from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+from .oip import INFER_ROUTE_LABEL, OpenInference, render_oip_error
 from .openapi import build_openapi
 
 _JSON = b"application/json"
@@ -88,6 +92,7 @@ class ServerState:
             "bento_nb_version": __version__,
             "config": config.public,
         }
+        self.oip = OpenInference(self)
 
 
 def swagger_ui_dir() -> Path:
@@ -147,8 +152,17 @@ async def _send(send: Any, status: int, body: bytes, headers: list,
 
 def _error_headers(error: BentoNbError) -> tuple[int, list, bytes]:
     status, headers, body = render(error)
-    return status, [(k.lower().encode("latin-1"), str(v).encode("latin-1"))
-                    for k, v in headers.items()], body
+    return status, _raw_headers(headers.items()), body
+
+
+def _oip_error_headers(error: BentoNbError) -> tuple[int, list, bytes]:
+    """:func:`_error_headers` with the Open Inference Protocol's body."""
+    status, headers, body = render_oip_error(error)
+    return status, _raw_headers(headers.items()), body
+
+
+def _raw_headers(headers: Any) -> list:
+    return [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers]
 
 
 class ApiRoute:
@@ -164,6 +178,7 @@ class ApiRoute:
         self.max_linger = max(4 * self.max_body, 64 * 1024 * 1024)
         self.too_large = (f"request body is larger than the limit of {self.max_body} bytes; "
                           "send fewer rows per request")
+        self.render_error = _error_headers  # the error body (OIP infer: the protocol's)
 
 
 class App:
@@ -184,6 +199,13 @@ class App:
             "/.bento/identity": ("/.bento/identity", self.identity),
         }
         self.protected = {"/metrics", "/metadata"}
+        # POST /v2/models/{name}[/versions/{v}]/infer: the API call path of the default
+        # output's API (its body limit), counted under INFER_ROUTE_LABEL, OIP error bodies.
+        oip = state.oip
+        self.oip_route = ApiRoute(state, state.service.apis[oip.default_output],
+                                  state.dispatchers[oip.default_output])
+        self.oip_route.route_label = INFER_ROUTE_LABEL
+        self.oip_route.render_error = _oip_error_headers
         self._static_dir = swagger_ui_dir()
         self._static = {p.name for p in self._static_dir.iterdir() if p.is_file()}
         self._static_cache: dict[str, bytes] = {}
@@ -208,6 +230,8 @@ class App:
         entry = self.get_routes.get(path)
         if entry is None and path.startswith(_STATIC_PREFIX):
             entry = ("/static", self.static)
+        if entry is None and (path == "/v2" or path.startswith("/v2/")):
+            return await self.oip_request(scope, receive, send, started)
         if entry is None:
             routes = ", ".join(f"POST /{api.route}" for api in self.state.service.apis.values())
             return await self.fail(send, "other", started, NotFound(
@@ -239,8 +263,9 @@ class App:
             raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
 
     async def fail(self, send: Any, label: str, started: float, error: BentoNbError,
-                   close: bool = False, extra: dict | None = None) -> None:
-        status, headers, body = _error_headers(error)
+                   close: bool = False, extra: dict | None = None,
+                   render_error: Any = _error_headers) -> None:
+        status, headers, body = render_error(error)
         if extra:
             body = json.dumps({**error.to_json(), **extra}).encode()
         self.metrics.observe_request(label, status, time.perf_counter() - started)
@@ -248,18 +273,21 @@ class App:
 
     # -- the hot path -----------------------------------------------------------------
 
-    async def api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any) -> None:
+    async def api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
+                       endpoint: Any = None) -> None:
+        """``POST <api route>``, or with ``endpoint`` an Open Inference Protocol infer
+        (same checks, body limit and counting; the body goes to :meth:`.OpenInference.infer`)."""
         started = time.perf_counter()
         state = self.state
         state.in_flight += 1
         state.last_request = started
         try:
-            await self._api_call(route, scope, receive, send, started)
+            await self._api_call(route, scope, receive, send, started, endpoint)
         finally:
             state.in_flight -= 1
 
     async def _api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
-                        started: float) -> None:
+                        started: float, endpoint: Any) -> None:
         state = self.state
         length = content_type = None
         auth = b""
@@ -274,7 +302,8 @@ class App:
         if length is not None and length.isdigit() and int(length) > route.max_body:
             pending = PayloadTooLarge(route.too_large)
             if int(length) > route.max_linger:
-                return await self.fail(send, route.route_label, started, pending, close=True)
+                return await self.fail(send, route.route_label, started, pending, close=True,
+                                       render_error=route.render_error)
         elif state.draining:
             pending = route.dispatcher.overloaded("the server is shutting down; retry shortly")
         elif state.expected_auth is not None and not hmac.compare_digest(
@@ -300,7 +329,7 @@ class App:
                         pending = PayloadTooLarge(route.too_large)
                     if size > route.max_linger:
                         return await self.fail(send, route.route_label, started, pending,
-                                               close=True)
+                                               close=True, render_error=route.render_error)
                 elif pending is None:
                     chunks.append(chunk)
                 if not message.get("more_body"):
@@ -310,7 +339,10 @@ class App:
             pending = PayloadTooLarge(route.too_large)
         if pending is not None:
             close = isinstance(pending, PayloadTooLarge)
-            return await self.fail(send, route.route_label, started, pending, close=close)
+            return await self.fail(send, route.route_label, started, pending, close=close,
+                                   render_error=route.render_error)
+        if endpoint is not None:
+            return await self._oip_infer(route, endpoint, scope, body, send, started)
         ctype = content_type.decode("latin-1") if content_type is not None else None
         try:
             if len(body) >= _OFFLOAD_BYTES:
@@ -334,6 +366,64 @@ class App:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": result})
+
+    async def _oip_infer(self, route: ApiRoute, endpoint: Any, scope: dict, body: bytes,
+                         send: Any, started: float) -> None:
+        """Hand the body to :meth:`.OpenInference.infer` and send what it replies (once its
+        outputs are back from the dispatchers, or at once for a refused request)."""
+        state = self.state
+        # .oip reads headers by their HTTP names; ASGI gives them lower-case
+        headers = {name.decode("latin-1").title(): value.decode("latin-1")
+                   for name, value in scope["headers"]}
+        replied = asyncio.get_running_loop().create_future()
+
+        def reply(status: int, out: list, data: bytes) -> None:
+            if not replied.done():
+                replied.set_result((status, out, data))
+
+        try:
+            state.oip.infer(endpoint, body, headers, reply)
+        except BentoNbError as error:
+            return await self.fail(send, route.route_label, started, error,
+                                   render_error=route.render_error)
+        except Exception as e:  # noqa: BLE001 - a bug: answer 500, keep serving
+            _log.exception("an OIP infer request failed")
+            return await self.fail(send, route.route_label, started, ServerError(
+                f"internal error while reading the request: {type(e).__name__}: {e}"),
+                render_error=route.render_error)
+        status, out, data = await replied
+        self.metrics.observe_request(route.route_label, status, time.perf_counter() - started)
+        await _send(send, status, data, _raw_headers(out), state.draining)
+
+    async def oip_request(self, scope: dict, receive: Any, send: Any, started: float) -> None:
+        """Every request under ``/v2`` (:mod:`.oip`): ``POST .../infer`` takes the API call
+        path; the GET endpoints answer here; errors (404 for an unknown path or model, 405
+        for the wrong method) have the protocol's body."""
+        state = self.state
+        raw = scope.get("raw_path")  # undecoded, as .oip.match expects (it unquotes names)
+        path = raw.decode("latin-1") if raw else scope["path"]
+        method = scope["method"]
+        endpoint = state.oip.match(path)
+        if endpoint is not None and endpoint.kind == "infer" and method == "POST":
+            return await self.api_call(self.oip_route, scope, receive, send, endpoint)
+        label = "/v2" if endpoint is None else endpoint.route_label
+        try:
+            if endpoint is None:
+                raise NotFound(f"no route {method} {scope['path']}; the Open Inference "
+                               "Protocol routes are listed in /docs.json")
+            if endpoint.protected and state.expected_auth is not None:
+                self.check_token(scope)
+            state.oip.check(endpoint, method)
+            status, headers, body = state.oip.get(endpoint)
+        except BentoNbError as error:
+            return await self.fail(send, label, started, error, render_error=_oip_error_headers)
+        except Exception as e:  # noqa: BLE001 - a bug: a JSON 500, the details logged
+            _log.exception("%s %s failed", method, path)
+            return await self.fail(send, label, started, ServerError(
+                f"internal server error: {type(e).__name__}: {e}"),
+                render_error=_oip_error_headers)
+        self.metrics.observe_request(label, status, time.perf_counter() - started)
+        await _send(send, status, body, _raw_headers(headers))
 
     async def _parse_elsewhere(self, route: ApiRoute, body: bytes, ctype: str | None) -> Any:
         """Parse a large body in the helper process: JSON parsing holds the GIL, so a

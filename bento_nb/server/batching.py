@@ -508,9 +508,12 @@ class Dispatcher:
             return (self._run_same_shape(payloads[:middle])
                     + self._run_same_shape(payloads[middle:]))
         outcomes = []
-        for result in results:
+        for payload, result in zip(payloads, results):
             try:
-                outcomes.append((True, _to_json(result)))
+                # A payload may bring its own encoder (the Open Inference Protocol's tensors,
+                # see .oip); the rest are answered as JSON.
+                encode = getattr(payload, "encode", None)
+                outcomes.append((True, _to_json(result) if encode is None else encode(result)))
             except BaseException as e:  # noqa: BLE001
                 outcomes.append((False, _as_error(e)))
         return outcomes

@@ -22,8 +22,13 @@ the sum over every worker: its own live figures plus the others' latest snapshot
 (counters of a worker that died stay counted, so the sums never go down; gauges count live
 workers only). Other workers' numbers are at most a second old.
 
-``Metrics.summary()`` is what ``ServerHandle.stats()`` returns (requests, errors, requests
-per second over the last seconds, mean batch size, p50/p99 latency of recent requests).
+``Metrics.summary()`` is what ``ServerHandle.stats()`` returns and the notebook widget shows
+(requests, errors, requests per second averaged over the last ``RATE_WINDOW_SECONDS``, mean
+batch size, p50/p99 latency of recent requests). It counts **API traffic only**: the
+requests to the routes given as ``traffic_routes`` (the ``POST /<api>`` routes). Health
+checks, scrapes, docs, metadata, identity probes and 404s stay out of it — the Jupyter
+panel's checks must not make an idle server look busy — while the Prometheus families above
+keep counting every route.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import os
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -46,7 +51,7 @@ LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _RECENT = 2048  # latencies kept for p50/p99
-_RATE_WINDOW = 5  # seconds averaged for requests_per_second
+RATE_WINDOW_SECONDS = 5  # seconds averaged for requests_per_second
 
 
 def _observe(histograms: dict, key: str, bounds: tuple, value: float) -> None:
@@ -118,7 +123,11 @@ class Metrics:
 
     def __init__(self, in_flight: Callable[[], int] | None = None,
                  queue_depths: Callable[[], dict] | None = None,
-                 shared_dir: str | os.PathLike | None = None):
+                 shared_dir: str | os.PathLike | None = None,
+                 traffic_routes: Iterable[str] | None = None):
+        """``traffic_routes``: the route labels :meth:`summary` counts (None: every
+        route)."""
+        self._traffic = frozenset(traffic_routes) if traffic_routes is not None else None
         self._in_flight = in_flight
         self._queue_depths = queue_depths
         self.shared_dir = Path(shared_dir) if shared_dir is not None else None
@@ -136,8 +145,8 @@ class Metrics:
         self.batched = 0
         self._recent = [0.0] * _RECENT
         self._recent_n = 0
-        self._slot_second = [0] * (_RATE_WINDOW + 2)
-        self._per_second = [0] * (_RATE_WINDOW + 2)
+        self._slot_second = [0] * (RATE_WINDOW_SECONDS + 2)
+        self._per_second = [0] * (RATE_WINDOW_SECONDS + 2)
 
     # -- recording --------------------------------------------------------------------
 
@@ -146,6 +155,8 @@ class Metrics:
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
         _observe(self._latency, route, LATENCY_BUCKETS, seconds)
+        if self._traffic is not None and route not in self._traffic:
+            return  # operational (health, scrape, docs): in /metrics, not in summary()
         self.requests += 1
         if code >= 400:
             self.errors += 1
@@ -226,11 +237,12 @@ class Metrics:
         recent = sorted(self._recent[:n])
         second = int(time.monotonic())
         window = sum(count for count, at in zip(self._per_second, self._slot_second)
-                     if second - _RATE_WINDOW <= at < second)
+                     if second - RATE_WINDOW_SECONDS <= at < second)
         return {
             "requests": self.requests,
             "errors": self.errors,
-            "requests_per_second": round(window / _RATE_WINDOW, 1),
+            "requests_per_second": round(window / RATE_WINDOW_SECONDS, 1),
+            "rate_window_seconds": RATE_WINDOW_SECONDS,
             "mean_batch_size": round(self.batched / self.batches, 2) if self.batches else 0.0,
             "p50_ms": round(_percentile(recent, 0.50) * 1000, 2),
             "p99_ms": round(_percentile(recent, 0.99) * 1000, 2),

@@ -33,6 +33,7 @@ from .app import ServerState, make_app
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import Metrics
+from .oip import INFER_ROUTE_LABEL
 from .transport import HttpServer
 
 _FALLBACK_TRIES = 100
@@ -132,8 +133,11 @@ def bind_sockets(port: int, host: str | None, reuse_port: bool = False) -> list[
 
 
 def warn_if_public(config: ServerConfig) -> None:
-    """Binding beyond loopback: say so on stderr (and suggest a token when there is none)."""
-    if not is_loopback(config.host):
+    """Binding beyond loopback: say so on stderr (and suggest a token when there is none).
+    Not inside an image bento_nb built: there 0.0.0.0 is the container's own namespace."""
+    from ..config import in_container
+
+    if not is_loopback(config.host) and not in_container():
         who = ("anyone who can reach this machine and has the token" if config.api_token
                else "anyone who can reach this machine; consider --api-token / "
                     "BENTO_NB_API_TOKEN")
@@ -158,7 +162,10 @@ class ModelServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
-                               queue_depths=self._queue_depths, shared_dir=metrics_dir)
+                               queue_depths=self._queue_depths, shared_dir=metrics_dir,
+                               traffic_routes=[f"/{api.route}"
+                                               for api in service.apis.values()]
+                               + [INFER_ROUTE_LABEL])
         self._publisher: asyncio.TimerHandle | None = None
         self.state: ServerState | None = None
         self.http: HttpServer | None = None

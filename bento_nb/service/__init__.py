@@ -33,10 +33,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .. import _pickling, requirements, templates
+from .. import _pickling, provenance as _provenance, requirements, templates
 from .._version import __version__
 from ..adapters import (DataframeInput, InputAdapter, Payload, adapter_from_config,
                         split_results)
+from ..adapters.signature import Signature
 from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
 from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
@@ -177,8 +178,15 @@ class InferenceAPI:
             raise ModelError(f"{type(e).__name__}: {e}") from e
 
     def describe(self) -> dict:
-        return {"name": self.name, "route": f"/{self.route}", "input": self.input.config(),
-                "output": "json", "batch": self.batch, "doc": self.doc}
+        """What the manifest and ``/metadata`` say of this API; ``signature``: the columns
+        it takes (see :mod:`bento_nb.adapters.signature`), when they are known."""
+        out = {"name": self.name, "route": f"/{self.route}", "input": self.input.config(),
+               "output": "json", "batch": self.batch, "doc": self.doc}
+        signature = getattr(self.input, "described_signature", None)
+        signature = signature() if signature is not None else None
+        if signature is not None:
+            out["signature"] = signature.to_dict()
+        return out
 
     def __repr__(self) -> str:
         return f"<InferenceAPI {self.name} {self.input!r} batch={self.batch}>"
@@ -235,8 +243,8 @@ class BentoService:
     def pack(self, name: str, obj: Any) -> "BentoService":
         """Put a model object into the artifact ``name``; returns self for chaining."""
         self.artifacts.pack(name, obj)
-        for inference_api in self._apis.values():
-            inference_api.input.configure(obj)
+        for inference_api in self._apis.values():  # what the artifact serves tells the width
+            inference_api.input.configure(self.artifacts[name])
         return self
 
     def save(self, labels: dict | None = None, store: Store | None = None) -> str:
@@ -244,11 +252,15 @@ class BentoService:
         return str(self.save_bundle(labels=labels, store=store).path)
 
     def save_bundle(self, labels: dict | None = None, store: Store | None = None,
-                    extra_requirements: Iterable[str] = (), example: Any = None) -> Bundle:
+                    extra_requirements: Iterable[str] = (), example: Any = None,
+                    provenance: bool = True) -> Bundle:
         """Save as a new version; returns the Bundle. ``example``: an input the first API
         (``predict`` if there is one) is called with, e.g. ``X[:2]``; it is run through the
         API once now, then shown as the request example in /docs.json, the Try-it box and
-        the bundle's README."""
+        the bundle's README, and its columns and types become the API's signature, checked
+        on every request. ``provenance``: record the notebook, the source of the cells run
+        so far, the git commit and the environment (:mod:`bento_nb.provenance`); cells may
+        hold secrets: ``False`` records none of it."""
         missing = self.artifacts.missing()
         if missing:
             raise PackError(f"artifact(s) {missing} not packed: call svc.pack(name, obj) first")
@@ -259,32 +271,49 @@ class BentoService:
         store = store or Store()
         labels = {str(k): str(v) for k, v in {**self.labels, **(labels or {})}.items()}
         extra = [*type(self)._bento_env.pip_packages, *extra_requirements]
-        bundle = store.save(self.name, partial(self._write_bundle, labels=labels, extra=extra))
+        origin = _provenance.collect() if provenance else None
+        bundle = store.save(self.name, partial(self._write_bundle, labels=labels, extra=extra,
+                                               origin=origin))
         self.bundle = bundle
         return bundle
 
     def _checked_example(self, value: Any) -> dict:
         """``value`` as a request body of the first API, sent through that API as the server
-        would (so the documented example is known to work)."""
+        would (so the documented example is known to work). For a table API the example's
+        columns and types become the signature of every API taking the same input, and the
+        example is checked against it as any request will be."""
         api = self._apis.get("predict") or next(iter(self._apis.values()))
+        table = isinstance(api.input, DataframeInput)
+        previous = api.input.signature if table else None
         try:
             body = api.input.example_body(value)
             raw, content_type = api.input.encode_example(body)
             if len(raw) > _EXAMPLE_MAX_BYTES:
                 raise PackError(f"the example is {len(raw):,} bytes as a request; keep it to a "
                                 f"few rows (at most {_EXAMPLE_MAX_BYTES:,} bytes)")
+            if table:
+                api.input.signature = None  # inferred from this example, not the last one
+                api.input.signature = api.input.infer_signature(value)
             api.run_one(api.input.parse(raw, content_type))
-        except PackError:
-            raise
         except BentoNbError as e:
+            if table:
+                api.input.signature = previous
+            if isinstance(e, PackError):
+                raise
             raise PackError(f"the example does not work with API {api.name!r}: {e.message}") from None
+        if table:
+            config = api.input.config()
+            for other in self._apis.values():
+                if isinstance(other.input, DataframeInput) and other.input.config() == config:
+                    other.input.signature = api.input.signature
         return {"api": api.name, "body": body}
 
     def _definition(self) -> dict:
         """Picklable state that rebuilds this service (apart from artifacts)."""
         return {}
 
-    def _write_bundle(self, folder: Path, version: str, labels: dict, extra: list) -> dict:
+    def _write_bundle(self, folder: Path, version: str, labels: dict, extra: list,
+                      origin: dict | None = None) -> dict:
         cls = type(self)
         local = _pickling.local_modules(cls, *[obj for _, obj in self.artifacts.items()])
         service = _pickling.dump({"class": cls, "definition": self._definition()},
@@ -296,8 +325,8 @@ class BentoService:
         if source:
             (folder / "service.py").write_text(source, encoding="utf-8")
         modules = set(_pickling.pickled_modules(folder / SERVICE_FILE))
-        for record in records:
-            modules |= _pickling.pickled_modules(folder / record["file"])
+        for spec, record in zip(self.artifacts.specs.values(), records):
+            modules |= spec.modules(folder, record)
         if source:
             modules |= requirements.imports_in_source(source)
         inferred = requirements.infer(modules) if cls._bento_env.infer_pip_packages else []
@@ -319,6 +348,8 @@ class BentoService:
         }
         if self.example is not None:
             manifest["example"] = self.example
+        if origin is not None:
+            manifest["provenance"] = origin
         (folder / "README.md").write_text(templates.render_readme(manifest), encoding="utf-8")
         (folder / "Dockerfile").write_text(templates.render_dockerfile(manifest), encoding="utf-8")
         return manifest
@@ -408,14 +439,15 @@ class ModelService(BentoService):
 def pack(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
          input: str | InputAdapter = "dataframe", batch: bool = True,
          labels: dict | None = None, requirements: Iterable[str] | None = None,
-         store: Store | None = None, example: Any = None) -> Bundle:
+         store: Store | None = None, example: Any = None, provenance: bool = True) -> Bundle:
     """Save any cloudpickle-able object (with the named methods, or a callable) as a new
     bundle version; returns the :class:`~bento_nb.store.Bundle` (``.tag``, ``.path``).
     ``example`` (e.g. ``X[:2]``) is checked against the first API and documented as its
-    request example (see :meth:`BentoService.save_bundle`)."""
+    request example and signature; ``provenance=False``: record no notebook, cells, git
+    state or environment hash (see :meth:`BentoService.save_bundle`)."""
     svc = service_from_model(model, name=name, apis=apis, input=input, batch=batch)
     return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or (),
-                           example=example)
+                           example=example, provenance=provenance)
 
 
 def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str = ("predict",),
@@ -475,6 +507,11 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
         if inference_api is not None:
             inference_api.input = _adapter_of(bundle, index, described["input"])
             inference_api._per_row = isinstance(inference_api.input, DataframeInput)
+            for _, obj in svc.artifacts.items():  # what an older version did not record
+                inference_api.input.configure(obj)
+            signature = described.get("signature")
+            if signature and signature.get("from") == "example" and inference_api._per_row:
+                inference_api.input.signature = Signature.from_dict(signature)
     svc.bundle = bundle
     svc.labels = bundle.labels
     svc.example = manifest.get("example")

@@ -1,8 +1,9 @@
 /**
  * REST client of the bento_nb Jupyter server extension (`<base_url>/bento/api/...`).
  *
- * Every call goes through `requestAPI()`, built on JupyterLab's ServerConnection, which
- * adds the Jupyter token or XSRF header and the base URL.
+ * Every REST call of the extension is a function of this module, and every one goes through
+ * `requestAPI()`, built on JupyterLab's ServerConnection, which adds the Jupyter token or
+ * XSRF header and the base URL.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -24,7 +25,8 @@ export interface IServer {
   pid: number;
   host: string;
   port: number;
-  url: string;
+  /** null when the record's address is not an http(s) URL */
+  url: string | null;
   tag: string | null;
   name: string;
   apis?: string[];
@@ -60,7 +62,7 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
     throw new ServerConnection.NetworkError(error as TypeError);
   }
   const text = await response.text();
-  let data: any = text;
+  let data: unknown = text;
   if (text.length > 0) {
     try {
       data = JSON.parse(text);
@@ -69,10 +71,24 @@ export async function requestAPI<T>(endPoint = '', init: RequestInit = {}): Prom
     }
   }
   if (!response.ok) {
-    const message = data?.error?.message ?? data?.message ?? String(text);
-    throw new ServerConnection.ResponseError(response, message);
+    throw new ServerConnection.ResponseError(response, errorMessage(data, text));
   }
   return data as T;
+}
+
+/** The message of an error answer: `{"error": {"message": ...}}`, `{"message": ...}`, or
+ * the text itself. */
+function errorMessage(data: unknown, text: string): string {
+  if (data !== null && typeof data === 'object') {
+    const { error, message } = data as { error?: { message?: unknown }; message?: unknown };
+    if (typeof error?.message === 'string') {
+      return error.message;
+    }
+    if (typeof message === 'string') {
+      return message;
+    }
+  }
+  return text;
 }
 
 export async function listBundles(): Promise<IBundle[]> {
@@ -95,14 +111,10 @@ export async function containerize(tag: string, image: string | null): Promise<I
   });
 }
 
-export async function getJob(id: string, since = 0): Promise<IJob> {
-  return requestAPI<IJob>(`jobs/${encodeURIComponent(id)}?since=${since}`);
+export async function listJobs(): Promise<IJob[]> {
+  return (await requestAPI<{ jobs: IJob[] }>('jobs')).jobs;
 }
 
-/** The absolute address of a server's root through the Jupyter proxy. */
-export function proxiedUrl(server: IServer): string | null {
-  if (!server.proxy_url) {
-    return null;
-  }
-  return new URL(server.proxy_url, window.location.origin).href;
+export async function getJob(id: string, since = 0): Promise<IJob> {
+  return requestAPI<IJob>(`jobs/${encodeURIComponent(id)}?since=${since}`);
 }

@@ -232,3 +232,33 @@ def test_concurrent_builds_of_one_bundle_do_not_trample_the_context(iris_bundle,
     assert len(errors) == 4 and all(isinstance(e, DockerUnavailable) for e in errors), errors
     context = errors[0].context
     assert (context / "Dockerfile").is_file() and (context / "bundle" / "bento.yml").is_file()
+
+
+def test_only_the_files_the_manifest_lists_enter_the_context(iris_bundle, tmp_path):
+    """A stray file or a symbolic link left in a bundle folder (by hand, by another tool)
+    is never copied into the build context, so it never reaches the Docker daemon."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not ship me")
+    (iris_bundle.path / "notes.txt").write_text("stray")
+    (iris_bundle.path / "artifacts" / "leak").symlink_to(secret)
+    context = write_context(iris_bundle.tag, tmp_path / "ctx")
+    shipped = {p.relative_to(context / "bundle").as_posix()
+               for p in (context / "bundle").rglob("*") if not p.is_dir()}
+    assert shipped == set(iris_bundle.files())
+    assert not any("do not ship me" in p.read_text(errors="replace")
+                   for p in context.rglob("*") if p.is_file() and p.stat().st_size < 1 << 20)
+
+
+def test_run_hints_publish_on_loopback_and_show_a_curl_line(iris_clf, tmp_path):
+    """Every "run it" hint is the same two lines: a docker run published on 127.0.0.1
+    only, and a curl request (the bundle's example when it has one)."""
+    import bento_nb
+    from bento_nb.containerize.context import run_hint
+
+    bundle = bento_nb.pack(iris_clf, name="Hinted", example=[[5.1, 3.5, 1.4, 0.2]])
+    run, curl = run_hint("hinted:1", bundle.manifest)
+    assert run == "docker run --rm -p 127.0.0.1:5000:5000 hinted:1 --workers=2"
+    assert curl.startswith("curl -H 'Content-Type: ") and curl.endswith(
+        "http://127.0.0.1:5000/predict") and "5.1" in curl
+    readme = (write_context(bundle.tag, tmp_path / "ctx", image="hinted:1") / "README.md").read_text()
+    assert run in readme and curl in readme

@@ -13,11 +13,11 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from polling import wait_for
 
 import bento_nb
 from bento_nb.containerize import build
@@ -84,32 +84,26 @@ def _http(method: str, url: str, body: bytes | None = None, timeout: float = 10)
 
 def _wait_ready(client, container: str, url: str, deadline_s: float = 120) -> None:
     """Poll ``url`` until it answers 200; fail early, with the logs, if the container dies."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         state = client.inspect_container(container)["State"]
         if not state["Running"]:
             logs = client.logs(container).decode(errors="replace")[-3000:]
             pytest.fail(f"container exited with {state['ExitCode']}:\n{logs}")
-        try:
-            if _http("GET", url, timeout=2)[0] == 200:
-                return
-        except (OSError, urllib.error.URLError):
-            pass  # not listening yet (docker-proxy resets the connection)
-        time.sleep(0.5)
-    logs = client.logs(container).decode(errors="replace")[-3000:]
-    pytest.fail(f"{url} not ready after {deadline_s} s:\n{logs}")
+        return _http("GET", url, timeout=2)[0] == 200
+
+    # OSError / URLError: not listening yet (docker-proxy resets the connection)
+    if not wait_for(ready, deadline_s, 0.5, ignore=(OSError, urllib.error.URLError)):
+        logs = client.logs(container).decode(errors="replace")[-3000:]
+        pytest.fail(f"{url} not ready after {deadline_s} s:\n{logs}")
 
 
 def _wait_health(client, container: str, deadline_s: float = 90) -> str:
     """The container's health once it leaves "starting" (or when the deadline passes)."""
-    deadline = time.monotonic() + deadline_s
-    health = "unknown"
-    while time.monotonic() < deadline:
-        health = client.inspect_container(container)["State"]["Health"]["Status"]
-        if health in ("healthy", "unhealthy"):
-            break
-        time.sleep(1)
-    return health
+    def health() -> str:
+        return client.inspect_container(container)["State"]["Health"]["Status"]
+
+    wait_for(lambda: health() in ("healthy", "unhealthy"), deadline_s, 1)
+    return health()
 
 
 def test_build_streams_progress(iris_image):
@@ -142,6 +136,11 @@ def test_container_serves_predictions_as_non_root_and_turns_healthy(iris_image, 
         _docker("stop", "-t", "20", container, timeout=60)
         state = docker_client.inspect_container(container)["State"]
         assert state["ExitCode"] != 137, "the server ignored SIGTERM and was killed"
+        logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True,
+                              timeout=60)
+        assert "bento-nb: serving" in logs.stdout + logs.stderr
+        # 0.0.0.0 is the container's own namespace: no "anyone can call the model" warning
+        assert "warning: listening on" not in logs.stdout + logs.stderr
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60)
 
@@ -186,8 +185,11 @@ def test_new_model_reuses_dependency_layers(iris_image, docker_client, iris):
             assert any(c.startswith(dependency_step) for c in cached), (dependency_step, cached)
         bundle_step = next(t for t in steps if t.startswith("COPY bundle/"))
         assert "---> Using cache" not in steps[bundle_step]
-        summary = proc.stdout.strip().splitlines()[-2]
+        lines = proc.stdout.strip().splitlines()
+        summary = next(line for line in reversed(lines) if line.startswith("built "))
         assert summary.startswith(f"built {image}") and "steps from cache" in summary
+        assert f"run it:  docker run --rm -p 127.0.0.1:5000:5000 {image} --workers=2" in lines
+        assert lines[-1].strip().startswith("curl ")
     finally:
         _remove_image(docker_client, image)
 

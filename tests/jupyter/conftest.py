@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from netcheck import free_port
+from polling import wait_for
 
 from bento_nb.jupyter import discovery
 
@@ -34,12 +34,6 @@ def _no_jupyter_advertised(monkeypatch):
     after each test so other tests never think they run under Jupyter."""
     monkeypatch.delenv(discovery.PID_VAR, raising=False)
     monkeypatch.delenv(discovery.BASE_URL_VAR, raising=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -145,19 +139,13 @@ def jupyter_factory(tmp_path_factory):
         jp = JupyterProcess(process, port, base_url if base_url.endswith("/") else base_url + "/",
                             TOKEN, root, log)
         started.append(jp)
-        deadline = time.monotonic() + 60
-        while True:
+        def answers() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"jupyter {app} exited:\n{log.read_text()[-3000:]}")
-            try:
-                status, _, _ = jp.api("api/status", timeout=2)
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter {app} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+            return jp.api("api/status", timeout=2)[0] == 200
+
+        if not wait_for(answers, 60, 0.2, ignore=(OSError,)):
+            raise RuntimeError(f"jupyter {app} did not start:\n{log.read_text()[-3000:]}")
         return jp
 
     yield start

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from polling import wait_for
 
 import bento_nb
 from bento_nb.store import Store, Tag
@@ -616,19 +617,34 @@ def test_containerize_accepts_what_the_panel_and_docker_accept(body, expected):
     assert _containerize_request(body) == expected
 
 
+@pytest.mark.parametrize("body, fragment", [
+    (b"[" * 100000 + b"]" * 100000, "nested more than 100 levels deep"),
+    (b'{"tag": ' + b"1" * 5000 + b"}", "more than 4300 digits"),
+])
+def test_containerize_refuses_json_python_cannot_take_as_bad_input(body, fragment):
+    from bento_nb.errors import BadInput
+    from bento_nb.jupyter.handlers import _containerize_request
+
+    with pytest.raises(BadInput, match=fragment) as info:
+        _containerize_request(body)
+    assert "not JSON" in info.value.message and info.value.http_status == 400
+
+
 def wait_for_job(jupyter, job_id: str, timeout: float = 600) -> tuple[dict, list[str]]:
     """Poll a job like the panel does (``since`` = lines seen); returns (job, all lines)."""
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while True:
+    seen: list[dict] = []
+
+    def finished() -> bool:
         status, job = jupyter.json(f"bento/api/jobs/{job_id}?since={len(lines)}")
         assert status == 200
         assert job["log_start"] == len(lines) or not job["log"]
-        lines += job["log"]
-        if job["status"] in ("succeeded", "failed"):
-            return job, lines
-        assert time.monotonic() < deadline, f"job still {job['status']}: {lines[-5:]}"
-        time.sleep(0.3)
+        lines.extend(job["log"])
+        seen.append(job)
+        return job["status"] in ("succeeded", "failed")
+
+    assert wait_for(finished, timeout, 0.3), f"job still {seen[-1]['status']}: {lines[-5:]}"
+    return seen[-1], lines
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ against ``jupyter lab`` on 127.0.0.1 under a JupyterHub-like base_url.
 The Bento panel shows a bundle the test packed and a running server whose link works;
 Containerize shows a JupyterLab notification ("Building …", then the outcome) and scrolls the
 job's progress into view; Delete asks for confirmation; a notebook running ``%bento serve``
-shows the server widget and a real click on Stop stops the server.
+shows the server widget and a real click on Stop stops the server; after a kernel restart
+that widget reads "kernel restarted — server gone", not "running".
 Screenshots go to the test's temp dir, and also to ``$BENTO_NB_SCREENSHOTS`` when set.
 """
 
@@ -15,10 +16,10 @@ import os
 import re
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 import bento_nb
 from bento_nb.store import Store
@@ -74,8 +75,10 @@ def save_screenshot(page, tmp_path: Path, name: str, locator=None) -> Path:
     return path
 
 
-def open_lab(page, lab, path: str = "lab") -> None:
-    page.goto(f"{lab.url}{path}?token={lab.token}")
+def open_lab(page, lab, path: str = "lab", reset: bool = False) -> None:
+    """Open ``path``; ``reset`` starts from the default layout, not the one an earlier test
+    of the module left in the workspace."""
+    page.goto(f"{lab.url}{path}?{'reset&' if reset else ''}token={lab.token}")
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
 
 
@@ -208,6 +211,49 @@ def test_bento_panel_lists_bundles_and_servers_and_acts_on_them(
         handle.stop()
 
 
+def test_panel_links_only_http_urls_and_the_palette_refreshes_it(
+        lab, browser_page, point_at, register, monkeypatch, iris_clf):
+    """A server record whose url is not http(s) (here ``javascript:``, off loopback so there
+    is no proxy link either) never becomes a link: no link, no Open button. The command palette's
+    "Refresh Bento panel" reloads the panel: a bundle packed meanwhile appears."""
+    point_at(lab, monkeypatch)
+    register(47123, host="10.9.8.7", url="javascript:alert(document.domain)")
+    page = browser_page
+    open_lab(page, lab, reset=True)
+    page.click(PANEL_TAB)
+    panel = page.locator(PANEL)
+    server = panel.locator('.jp-BentoPanel-server[data-port="47123"]')
+    server.wait_for()
+    assert "not on loopback" in server.inner_text()
+    assert server.locator("a").count() == 0
+    assert server.locator('button[data-action="open"]').count() == 0
+    assert panel.evaluate("""el => [...el.querySelectorAll('*')].filter(
+        n => [...n.attributes].some(a => /^\\s*javascript:/i.test(a.value))).length""") == 0
+
+    bundle = bento_nb.pack(iris_clf, name="PaletteIris")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    palette = page.locator(".lm-CommandPalette")
+
+    def palette_open() -> bool:  # the shortcut is dropped while Lab is still busy: press again
+        page.keyboard.press("Control+Shift+C")
+        try:
+            palette.locator("input").wait_for(state="visible", timeout=3000)
+            return True
+        except PlaywrightTimeoutError:
+            return False
+
+    assert wait_for(palette_open, 60, 0), "the command palette did not open"
+    palette.locator("input").fill("Refresh Bento panel")
+    item = palette.locator('.lm-CommandPalette-item.lm-mod-active[data-command="bento:refresh"]')
+    item.wait_for()
+    assert "Refresh Bento panel" in item.inner_text()
+    # Enter runs the active item (a click can miss it: the palette re-renders its items
+    # whenever a command's state changes)
+    page.keyboard.press("Enter")
+    panel.locator(f'.jp-BentoPanel-version[data-tag="{bundle.tag}"]').wait_for(timeout=20_000)
+
+
 NOTEBOOK_CELLS = [
     "%load_ext bento_nb",
     "%bento serve BrowserServed --port {port}",
@@ -248,15 +294,82 @@ def test_notebook_server_widget_stop_click_stops_the_server(
     save_screenshot(page, tmp_path, "bento-widget.png", widget)
 
     stop.click()
-    deadline = time.monotonic() + 30
-    while True:
-        status, servers = lab.json("bento/api/servers")
-        if all(s["port"] != port for s in servers["servers"]):
-            break
-        assert time.monotonic() < deadline, servers
-        time.sleep(0.3)
+    def listed() -> list:
+        return [s for s in lab.json("bento/api/servers")[1]["servers"] if s["port"] == port]
+
+    assert wait_for(lambda: not listed(), 30, 0.3), listed()
     page.wait_for_function(
         "el => el.innerText.includes('stopped')", arg=widget.element_handle(), timeout=20_000)
     save_screenshot(page, tmp_path, "bento-widget-stopped.png", widget)
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))  # nothing listens any more
+
+
+def test_restarted_or_crashed_kernel_widget_says_server_gone(
+        lab, browser_page, point_at, monkeypatch, iris_clf, tmp_path, port):
+    """The widget of a running server after its kernel crashes (killed; Jupyter restarts
+    it) and after Kernel > Restart: the frontend keeps the view but its comm is gone, and
+    the widget must not go on saying "running"."""
+    import signal
+
+    from bento_nb.notebook.widgets import GONE
+    from bento_nb.server.registry import list_servers
+
+    point_at(lab, monkeypatch)
+    bento_nb.pack(iris_clf, name="BrowserRestart")
+    notebook = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                    "language": "python"}},
+        "cells": [{"cell_type": "code", "source": src, "metadata": {}, "outputs": [],
+                   "execution_count": None, "id": f"cell{i}"}
+                  for i, src in enumerate(["%load_ext bento_nb",
+                                           f"%bento serve BrowserRestart --port {port}"])],
+    }
+    status, _ = lab.json("api/contents/restart.ipynb", "PUT",
+                         {"type": "notebook", "format": "json", "content": notebook})
+    assert status in (200, 201)
+    page = browser_page
+    open_lab(page, lab, "lab/workspaces/restart/tree/restart.ipynb")  # a fresh workspace
+    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=90_000)
+
+    # this notebook's panel only: the workspace may restore other notebooks (hidden tabs,
+    # whose saved widgets' innerText is their raw textContent)
+    shown = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .bento-nb-server"
+
+    def serve_and_wait_running():
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.click()
+        page.keyboard.press("Shift+Enter")
+        page.keyboard.press("Shift+Enter")
+        widget = page.locator(shown)
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll({json.dumps(shown)})]"
+            ".some(el => el.innerText.includes('running'))", timeout=90_000)
+        assert widget.count() == 1
+        assert GONE not in widget.inner_text()
+        return widget
+
+    def wait_gone(widget, name):
+        page.wait_for_function(f"el => el.innerText.includes({json.dumps(GONE)})",
+                               arg=widget.element_handle(), timeout=30_000)
+        text = widget.inner_text()
+        assert "running" not in text, text
+        save_screenshot(page, tmp_path, name, widget)
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", port))  # the server is gone, as the widget says
+
+    # a crash: the kernel process is killed; Jupyter's nanny starts a new one
+    widget = serve_and_wait_running()
+    kernel_pid = next(r["pid"] for r in list_servers() if r.get("port") == port)
+    os.kill(kernel_pid, signal.SIGKILL)
+    wait_gone(widget, "bento-widget-kernel-crashed.png")
+    page.locator(".jp-Dialog", has_text="appears to have died") \
+        .locator("button.jp-mod-accept").click()
+
+    # a restart from the Kernel menu
+    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=90_000)
+    widget = serve_and_wait_running()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.get_by_role("menuitem", name=re.compile(r"^Restart Kernel…")).click()
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+    wait_gone(widget, "bento-widget-kernel-restarted.png")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import site
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -44,13 +46,27 @@ def test_extensions_enabled_in_this_environment(tmp_path):
     assert_enabled(sys.executable, clean_env(JUPYTER_CONFIG_DIR=str(tmp_path / "config")))
 
 
+def venv_seeing_these_packages(venv: Path) -> str:
+    """A new venv whose interpreter also imports what the running one imports (so nothing
+    big is downloaded), whether the tests run in a venv or on the system Python: a ``.pth``
+    file appends this environment's site-packages after the venv's own (``--system-site-
+    packages`` would show the base interpreter's instead, not an enclosing venv's). What
+    ``pip install`` puts in the new venv stays there. Returns its python."""
+    run([sys.executable, "-m", "venv", str(venv)])
+    python = str(venv / "bin" / "python")
+    own = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip()
+    ours = [p for p in {*site.getsitepackages(), sysconfig.get_path("purelib"),
+                        sysconfig.get_path("platlib")} if Path(p).is_dir()]
+    (Path(own) / "_enclosing_environment.pth").write_text("\n".join(sorted(ours)) + "\n")
+    return python
+
+
 @pytest.mark.slow
 def test_extensions_enabled_after_pip_install_e_in_a_fresh_venv(tmp_path):
-    """A new venv (sharing this one's dependencies, so nothing big is downloaded) gets the
-    server-extension switch and the prebuilt Lab extension from ``pip install -e .``."""
+    """A new venv (sharing this environment's dependencies) gets the server-extension switch
+    and the prebuilt Lab extension from ``pip install -e .``."""
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
-    python = str(venv / "bin" / "python")
+    python = venv_seeing_these_packages(venv)
     env = clean_env(JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
                     PIP_DISABLE_PIP_VERSION_CHECK="1")
     run([python, "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)], env, timeout=500)

@@ -4,10 +4,10 @@ statuses, incremental logs, errors that carry the manual command, bounded memory
 from __future__ import annotations
 
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
+from polling import wait_for
 
 from bento_nb.errors import DockerUnavailable
 from bento_nb.jupyter.jobs import JobRunner
@@ -16,10 +16,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def wait_done(runner: JobRunner, job_id: str) -> dict:
-    deadline = time.monotonic() + 20
-    while not runner.get(job_id).done:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    assert wait_for(lambda: runner.get(job_id).done, 20), runner.get(job_id).to_json()
     return runner.get(job_id).to_json()
 
 
@@ -39,10 +36,7 @@ def test_job_runs_off_thread_and_streams_its_log_incrementally():
     runner = JobRunner(builder=build)
     job = runner.submit("Iris:1", image="iris:1", base_image="python:3.11-slim")
     assert job.status in ("queued", "running")
-    deadline = time.monotonic() + 10
-    while job.to_json()["log_total"] < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    assert wait_for(lambda: job.to_json()["log_total"] >= 5, 10), job.to_json()
     first = job.to_json(since=0)
     assert first["status"] == "running"
     assert first["log"][-3:] == ["Step 1/2 : FROM python", "line a", "line b"]

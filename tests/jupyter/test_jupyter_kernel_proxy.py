@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
+from polling import wait_for
 
 import bento_nb
 from bento_nb.jupyter import discovery, proxy_url_for
@@ -76,13 +76,10 @@ def test_in_kernel_server_is_reachable_through_the_jupyter_proxy(jupyter, iris_c
     finally:
         jupyter.api(f"api/kernels/{kernel['id']}", "DELETE")
     # the kernel is gone: its server leaves the list (dead pid) and the port is refused
-    deadline = time.monotonic() + 30
-    while True:
-        status, servers = jupyter.json("bento/api/servers")
-        if all(s["port"] != port for s in servers["servers"]):
-            break
-        assert time.monotonic() < deadline, servers
-        time.sleep(0.3)
+    def listed() -> list:
+        return [s for s in jupyter.json("bento/api/servers")[1]["servers"] if s["port"] == port]
+
+    assert wait_for(lambda: not listed(), 30, 0.3), listed()
     status, _, _ = jupyter.api(f"bento/proxy/{port}/healthz")
     assert status == 403
 

@@ -4,9 +4,7 @@ rather than the process merely dying)."""
 
 from __future__ import annotations
 
-from netcheck import port_is_free
-
-from tests.conftest import free_port
+from netcheck import free_port, port_is_free
 
 from .conftest import TRAIN, Kernel, shown_url
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 import queue
 import socket
-import time
 import urllib.error
 import urllib.request
 
 import pytest
-from netcheck import port_is_free
-
-from tests.conftest import free_port
+from netcheck import free_port, port_is_free
 
 from .conftest import error_outputs, has_widget_view, shown_url
 
@@ -47,23 +44,27 @@ def test_pack_serve_predict_stop(trained_kernel):
     assert post(url + "/predict", [SETOSA, VIRGINICA]) == (200, [0, 2])
     assert post(url + "/predict", b"5.1,3.5,1.4,0.2\n", "text/csv") == (200, [0])
 
-    # the kernel is busy in another cell: the server still answers
+    # the kernel is busy in another cell (blocked until this test lets it go): the server
+    # still answers
     side = k.side_client()
-    try:
-        msg_id = side.execute("import time; time.sleep(4)")
-        deadline = time.monotonic() + 20
-        while True:  # wait until the kernel really runs that cell
-            msg = side.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-            if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                    and msg["content"]["execution_state"] == "busy"):
-                break
-        assert post(url + "/predict", [VIRGINICA, SETOSA]) == (200, [2, 0])
-        with pytest.raises(queue.Empty):  # ... and the sleeping cell had not finished yet
-            side.get_shell_msg(timeout=0.01)
-        reply = side.get_shell_msg(timeout=30)
-        assert reply["parent_header"]["msg_id"] == msg_id
-    finally:
-        side.stop_channels()
+    with socket.create_server(("127.0.0.1", 0)) as gate:
+        gate.settimeout(30)
+        address = ("127.0.0.1", gate.getsockname()[1])
+        try:
+            msg_id = side.execute(f"import socket\n"
+                                  f"with socket.create_connection({address}, 30) as g:\n"
+                                  f"    g.recv(1)")
+            cell, _ = gate.accept()  # the kernel runs that cell now and waits for our byte
+            with cell:
+                assert post(url + "/predict", [VIRGINICA, SETOSA]) == (200, [2, 0])
+                with pytest.raises(queue.Empty):  # ... and the blocked cell has not returned
+                    side.get_shell_msg(timeout=0.01)
+                cell.sendall(b"x")
+            reply = side.get_shell_msg(timeout=30)
+            assert reply["parent_header"]["msg_id"] == msg_id
+            assert reply["content"]["status"] == "ok", reply["content"]
+        finally:
+            side.stop_channels()
 
     outputs = k.magic("predict IrisClassifier [[5.9, 3.0, 5.1, 1.8]]")
     assert "[2]" in k.text(outputs)
@@ -197,6 +198,8 @@ def test_help(trained_kernel):
     ("predict clf", "missing DATA"),
     ("predict clf [[1, 2]]", "expected 4 columns per row, got 2"),
     ("predict clf {not json", "DATA must be a JSON literal or a variable name"),
+    ("predict clf " + "1" * 5000, "an integer in the JSON has more than 4300 digits"),
+    ("predict clf " + "[" * 500 + "]" * 500, "JSON nested more than 100 levels deep"),
     ("stop 1", "no server of this kernel on port 1"),
     ("delete a/b", "invalid name 'a/b'"),
     ("pack clf --label nokey", "--label expects KEY=VALUE"),
@@ -250,3 +253,28 @@ def test_serve_a_word_means_the_tag_even_beside_a_folder_of_that_name(trained_ke
     finally:
         k.magic("stop all")
         k.run("os.chdir(_old_cwd)")
+
+
+def test_notebook_errors_name_notebook_commands(trained_kernel):
+    """A missing bundle in the notebook points to %bento list, never to the CLI."""
+    outputs = trained_kernel.magic("delete Nope:20260101_000000_000_aaaaaa")
+    stderr = trained_kernel.text(outputs, stream="stderr")
+    assert "see %bento list" in stderr and "bento-nb" not in stderr, stderr
+
+
+@pytest.mark.parametrize("line, suggestion", [
+    ("srve", "did you mean 'serve'?"),
+    ("serve --prot 5001", "did you mean '--port'?"),
+    ("containerize --bse-image x", "did you mean '--base-image'?"),
+])
+def test_a_mistyped_command_or_flag_gets_a_suggestion(trained_kernel, line, suggestion):
+    stderr = trained_kernel.text(trained_kernel.magic(line), stream="stderr")
+    assert stderr.startswith("%bento: error: ") and suggestion in stderr, stderr
+
+
+def test_a_variable_that_is_no_model_says_so(trained_kernel):
+    trained_kernel.run("not_a_model = 5\nsome_text = 'some text'")
+    stderr = trained_kernel.text(trained_kernel.magic("serve not_a_model"), stream="stderr")
+    assert "holds a 'int' object, which is neither a model" in stderr, stderr
+    stderr = trained_kernel.text(trained_kernel.magic("serve some_text"), stream="stderr")
+    assert "holds the text 'some text', which is neither a model" in stderr, stderr

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bento_nb.errors import UsageError
-from bento_nb.notebook.magics import _safe_name, _split_predict
+from bento_nb.actions import name_from_variable as _safe_name
+from bento_nb.errors import BadInput, UsageError
+from bento_nb.notebook.magics import BentoMagics, _split_predict
 from bento_nb.notebook.widgets import Table, human_size
 
 
@@ -28,6 +29,17 @@ def test_split_predict(rest, expected):
 def test_split_predict_refuses(rest):
     with pytest.raises(UsageError):
         _split_predict(rest)
+
+
+@pytest.mark.parametrize("data, message", [
+    ("1" * 5000, "an integer in the JSON has more than 4300 digits"),
+    ("[" * 500 + "]" * 500, "JSON nested more than 100 levels deep"),
+    ("[" * 100000 + "]" * 100000, "JSON nested more than 100 levels deep"),
+])
+def test_predict_data_that_is_json_no_api_takes_is_bad_input(data, message):
+    with pytest.raises(BadInput, match=message):
+        BentoMagics()._data(data)
+    assert BentoMagics()._data("[[1, 2]]") == [[1, 2]]
 
 
 def test_safe_name():

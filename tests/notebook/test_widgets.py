@@ -8,9 +8,8 @@ import json
 import os
 
 import pytest
-from netcheck import port_is_free
-
-from tests.conftest import free_port
+from netcheck import free_port, port_is_free
+from polling import wait_for
 
 from .conftest import TRAIN, Kernel, has_widget_view, kernel_env, shown_url
 
@@ -27,6 +26,13 @@ def kernel(module_home):
     k.run(TRAIN)
     yield k
     k.shutdown()
+
+
+@pytest.fixture(scope="module")
+def container_iris(kernel) -> str:
+    """A bundle the Containerize tests serve, packed in the kernel (whatever ran before)."""
+    kernel.magic("pack clf --name ContainerIris")
+    return "ContainerIris"
 
 
 def _json(kernel: Kernel, code: str):
@@ -61,20 +67,21 @@ w.try_output.value
 """)
     assert "400" in bad and "expected 4 columns" in bad
 
+    assert wait_for(lambda: ">2</td>" in _json(kernel, "w.stats_html.value"), 10, 0.2), \
+        _json(kernel, "w.stats_html.value")  # refreshed by the kernel's refresh thread
     stats = _json(kernel, """
-import time
-deadline = time.monotonic() + 10
-while '<td style=\\'padding:0 8px;text-align:center\\'>2</td>' not in w.stats_html.value and time.monotonic() < deadline:
-    time.sleep(0.2)
-[w.stats_html.value, w._thread.is_alive()]
+from bento_nb.notebook.widgets import _refresh
+[w.stats_html.value, w in _refresh.refresher().watched()]
 """)
-    assert "requests" in stats[0] and ">2</td>" in stats[0]  # refreshed by the thread
+    assert "requests" in stats[0] and ">2</td>" in stats[0]
+    assert "req/s (5 s avg)" in stats[0]
     assert stats[1] is True
 
     stopped = _json(kernel, """
 w.stop_button.click()
-w._thread.join(5)
-[w.status, w.handle.running, w.stop_button.disabled, w._thread.is_alive(), w.try_button.disabled]
+result = [w.status, w.handle.running, w.stop_button.disabled,
+          w in _refresh.refresher().watched(), w.try_button.disabled]
+result
 """)
     assert stopped == ["stopped", False, True, False, True]
     assert port_is_free(port)
@@ -87,14 +94,15 @@ bundle = w._repr_mimebundle_()
     assert "stopped" in plain[1] and url in plain[1]
 
 
-def test_closing_the_widget_ends_its_refresh_thread(kernel):
+def test_closing_the_widget_stops_its_refresh(kernel):
     result = _json(kernel, """
 %bento serve clf --port 0
 w = bento_nb.notebook.last_widget()
-alive_before = w._thread.is_alive()
+from bento_nb.notebook.widgets import _refresh
+watched_before = w in _refresh.refresher().watched()
 w.close()
-w._thread.join(5)
-after = [alive_before, w._thread.is_alive(), w.handle.running, repr(w).startswith('bento server')]
+after = [watched_before, w in _refresh.refresher().watched(), w.handle.running,
+         repr(w).startswith('bento server')]
 w.handle.stop()
 after
 """)
@@ -118,11 +126,11 @@ s = b.server_widget
     kernel.magic("stop all")
 
 
-def test_containerize_button_without_daemon_says_so(kernel):
+def test_containerize_button_without_daemon_says_so(kernel, container_iris):
     result = _json(kernel, f"""
 import os
 os.environ["DOCKER_HOST"] = "{DEAD_DOCKER}"
-%bento serve ButtonIris --port 0
+%bento serve {container_iris} --port 0
 w = bento_nb.notebook.last_widget()
 w.containerize_button.click()
 state = w.containerize_view.wait(120)
@@ -133,9 +141,9 @@ b = bento_nb.notebook.current().server_widgets[0]
     assert state == "no-daemon"
     assert "docker build -t" in status and "build context" in status
     assert display is None  # the progress area became visible
-    outputs = kernel.magic("containerize ButtonIris -t button-iris:test")
+    outputs = kernel.magic(f"containerize {container_iris} -t container-iris:test")
     text = kernel.text(outputs)
-    assert "docker build -t button-iris:test" in text
+    assert "docker build -t container-iris:test" in text
     assert not any(o.output_type == "error" for o in outputs)
     kernel.run("os.environ.pop('DOCKER_HOST')")
     kernel.magic("stop all")
@@ -167,11 +175,11 @@ def _docker_reachable() -> bool:
 
 
 @pytest.mark.docker
-def test_containerize_button_streams_build_progress(kernel):
+def test_containerize_button_streams_build_progress(kernel, container_iris):
     if not _docker_reachable():
         pytest.skip("no Docker engine reachable (DOCKER_HOST / /var/run/docker.sock)")
-    result = _json(kernel, """
-%bento serve ButtonIris --port 0
+    result = _json(kernel, f"""
+%bento serve {container_iris} --port 0
 w = bento_nb.notebook.last_widget()
 w.containerize(image="bento-nb-widget-test:1")
 state = w.containerize_view.wait(600)
@@ -223,3 +231,151 @@ w.handle.stop()
 [before, w.last_answer]
 """)
     assert result == [[[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5]], [200, [0, 2]]]
+
+
+def test_health_checks_leave_the_widget_request_count_unchanged(kernel):
+    """The Jupyter panel polls /healthz, /readyz and /metrics: an idle server's widget must
+    not show them as requests or req/s."""
+    result = _json(kernel, """
+import time, urllib.request
+from bento_nb.notebook.widgets import _refresh
+%bento serve clf --port 0
+w = bento_nb.notebook.last_widget()
+w.try_button.click()
+
+def settle(condition):
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+settle(lambda: w.stats.get('requests') == 1)
+before = dict(w.stats)
+for _ in range(5):
+    for path in ('/healthz', '/readyz', '/metrics'):
+        urllib.request.urlopen(w.url + path, timeout=10).read()
+ticks = w.as_of
+settle(lambda: w.as_of != ticks)  # one refresh of the thread after the checks
+ticks = w.as_of
+settle(lambda: w.as_of != ticks)  # and another
+after = dict(w.stats)
+shown = w.stats_html.value
+w.handle.stop()
+[before['requests'], after['requests'], after['errors'], after['requests_per_second'], shown]
+""")
+    before, after, errors, rate, shown = result
+    assert (before, after, errors) == (1, 1, 0)
+    assert rate <= 0.2  # the one Try it over 5 seconds, not 16 requests
+    assert "<td style='padding:0 8px;text-align:center'>1</td>" in shown
+    assert "req/s (5 s avg)" in shown
+
+
+def test_stopped_server_greys_stats_and_disables_docs_and_try_it(kernel):
+    result = _json(kernel, """
+%bento serve clf --port 0
+w = bento_nb.notebook.last_widget()
+running = ['href=' in w.docs_button.value, w.try_button.disabled, w.try_input.disabled,
+           'bento-nb-stopped' in w.stats_html._dom_classes]
+w.stop_button.click()
+stopped = ['href=' in w.docs_button.value, 'mod-disabled' in w.docs_button.value,
+           w.try_button.disabled, w.try_input.disabled, w.try_api.disabled,
+           'bento-nb-stopped' in w.stats_html._dom_classes, 'opacity:0.6' in w.stats_html.value,
+           'stopped' in w.header.value, 'href=' in w.header.value.split('bento-nb-gone')[0]]
+w.try_it()
+[running, stopped, w.try_output.value]
+""")
+    running, stopped, said = result
+    assert running == [True, False, False, False]
+    assert stopped == [False, True, True, True, True, True, True, True, False]
+    assert "stopped" in said
+
+
+def test_one_refresh_thread_for_many_widgets(kernel):
+    """N server widgets share the kernel's one refresh thread, which ends when the last
+    server stops."""
+    result = _json(kernel, """
+import threading
+from bento_nb.notebook.widgets import _refresh
+ws = []
+%bento serve clf --port 0
+ws.append(bento_nb.notebook.last_widget())
+%bento pack clf --name OneB
+%bento serve OneB --port 0
+ws.append(bento_nb.notebook.last_widget())
+%bento pack clf --name OneC
+%bento serve OneC --port 0
+ws.append(bento_nb.notebook.last_widget())
+refreshers = [t.name for t in threading.enumerate() if 'widget' in t.name]
+watched = sum(w in _refresh.refresher().watched() for w in ws)
+thread = _refresh.refresher().thread
+for w in ws:
+    w.stop_button.click()
+thread.join(5)
+left = [t.name for t in threading.enumerate() if 'widget' in t.name]
+[refreshers, watched, thread.is_alive(), left]
+""")
+    refreshers, watched, alive, after = result
+    assert refreshers == ["bento-nb-widget-refresh"]
+    assert watched == 3
+    assert alive is False and after == []
+
+
+def _visible_text(fragment: str, disconnected: bool) -> str:
+    """The text a browser shows for the header HTML: what the widget's stylesheet hides
+    under ``.jupyter-widgets-disconnected`` (``bento-nb-live``) or otherwise
+    (``bento-nb-gone``) left out."""
+    from html.parser import HTMLParser
+
+    hidden_class = "bento-nb-live" if disconnected else "bento-nb-gone"
+
+    class Visible(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.parts = [], []
+
+        def handle_starttag(self, tag, attrs):
+            classes = (dict(attrs).get("class") or "").split()
+            self.stack.append(tag == "style" or hidden_class in classes
+                              or bool(self.stack and self.stack[-1]))
+
+        def handle_endtag(self, tag):
+            if self.stack:
+                self.stack.pop()
+
+        def handle_data(self, data):
+            if not (self.stack and self.stack[-1]):
+                self.parts.append(data)
+
+    parser = Visible()
+    parser.feed(fragment)
+    return "".join(parser.parts)
+
+
+def test_restarted_kernel_widget_does_not_say_running(module_home):
+    """After a restart the old widget's state (what the frontend keeps, mirrored by
+    nbclient from the comm messages) has no live kernel behind it: its view gets the
+    ``jupyter-widgets-disconnected`` class, under which the header reads "kernel restarted
+    — server gone" instead of "running". The browser test checks the same in JupyterLab."""
+    from bento_nb.notebook.widgets import GONE
+
+    kernel = Kernel(module_home, kernel_env(module_home))
+    try:
+        kernel.run(TRAIN)
+        outputs = kernel.magic("serve clf --port 0")
+        _, port = shown_url(outputs)
+        model_id = next(o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+                        for o in outputs if has_widget_view([o]))
+        kernel.restart()
+        assert port_is_free(port)
+        state = kernel.client.widget_state
+        root = state[model_id]
+        assert "bento-nb-server" in root["_dom_classes"]
+        header_id = root["children"][0].removeprefix("IPY_MODEL_")
+        header = state[header_id]["value"]
+        live = _visible_text(header, disconnected=False)
+        dead = _visible_text(header, disconnected=True)
+        assert "running" in live and GONE not in live
+        assert GONE in dead and "running" not in dead
+        css = header[header.index("<style>"):header.index("</style>")]
+        assert ".bento-nb-server.jupyter-widgets-disconnected .bento-nb-live { display: none; }" in css
+    finally:
+        kernel.shutdown()

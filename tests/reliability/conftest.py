@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from netcheck import Response, exchange
+from netcheck import Response, exchange, free_port
 
 TIMEOUT = 10.0
 REPO = Path(__file__).resolve().parents[2]
@@ -95,21 +95,6 @@ def parallel(fn, args_list: list, timeout: float = 60.0) -> list:
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     return results
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 # -- models -------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import threading
 
-from .conftest import GatedEcho, call, wait_for
+from polling import wait_for
+
+from .conftest import GatedEcho, call
 
 
 def _batched(serve_model, bodies: dict) -> dict:

@@ -13,9 +13,11 @@ import socket
 import threading
 import time
 
+from polling import wait_for
+
 from bento_nb.server import ServerConfig
 
-from .conftest import Echo, GatedEcho, SleepyEcho, call, parallel, predict, wait_for
+from .conftest import Echo, GatedEcho, SleepyEcho, call, parallel, predict
 
 MAX_QUEUE = 4
 FLOOD = 40

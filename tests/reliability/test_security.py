@@ -11,10 +11,11 @@ import json
 import socket
 
 import requests
+from polling import wait_for
 
 from bento_nb.server import ServerConfig
 
-from .conftest import Echo, call, cli_server, predict, raw_exchange, status_of, wait_for
+from .conftest import Echo, call, cli_server, predict, raw_exchange, status_of
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 

@@ -13,8 +13,9 @@ import threading
 import time
 
 from netcheck import port_is_free
+from polling import wait_for
 
-from .conftest import GatedEcho, SleepyEcho, predict, wait_for
+from .conftest import GatedEcho, SleepyEcho, predict
 
 
 def refuses(port: int) -> bool:
@@ -168,16 +169,26 @@ def test_stop_under_load_loses_nothing(serve_model):
     assert out.get("refused") >= 1  # the load really ran into the stop
 
 
-def test_connections_queued_in_the_kernel_at_stop_are_answered(serve_model):
+def test_connections_queued_in_the_kernel_at_stop_are_answered(serve_model, monkeypatch):
     """Deterministic: the server's loop is kept busy while 16 clients connect and send a
     request (the kernel queues the connections; nobody accepts them), and stop() is called
     meanwhile. Each queued client must get an answer (503 "shutting down"), not a reset."""
     handle = serve_model(GatedEcho())
-    busy = threading.Event()
+    busy, release, stop_scheduled = threading.Event(), threading.Event(), threading.Event()
+    stopper = threading.Thread(target=handle.stop, kwargs={"timeout": 10}, daemon=True)
+    schedule = handle._loop.call_soon_threadsafe
+
+    def schedule_and_tell(*args, **kwargs):
+        scheduled = schedule(*args, **kwargs)
+        if threading.current_thread() is stopper:  # stop() has queued its shutdown
+            stop_scheduled.set()
+        return scheduled
+
+    monkeypatch.setattr(handle._loop, "call_soon_threadsafe", schedule_and_tell)
 
     def keep_the_loop_busy() -> None:
         busy.set()
-        time.sleep(1.5)
+        release.wait(20)  # until stop() is queued behind this callback
 
     handle._loop.call_soon_threadsafe(keep_the_loop_busy)
     assert busy.wait(10)
@@ -188,8 +199,9 @@ def test_connections_queued_in_the_kernel_at_stop_are_answered(serve_model):
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         clients.append(sock)
-    stopper = threading.Thread(target=handle.stop, kwargs={"timeout": 10}, daemon=True)
     stopper.start()  # runs on the loop once it is free, before it accepts anything
+    assert stop_scheduled.wait(10)
+    release.set()
     answers = []
     for sock in clients:
         try:

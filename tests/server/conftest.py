@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import time
 from urllib.parse import urlsplit
@@ -73,12 +72,6 @@ class GateModel:
         if (df.iloc[:, 0] == -1).any():
             raise ValueError("poisoned row: first value -1 is not allowed")
         return df.iloc[:, 0].to_numpy()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metric_value(text: str, name: str, **labels) -> float:

@@ -333,3 +333,99 @@ def test_public_host_prints_warning(serve_model, capsys):
     handle = serve_model(EchoModel(), host="0.0.0.0")
     assert "warning" in capsys.readouterr().err
     assert post_json(handle.url + "/predict", [[7, 1]]).json() == [7]
+
+
+class Echo:
+    def predict(self, value):
+        return value
+
+
+@pytest.mark.parametrize("input, content_type", [("dataframe", "application/json"),
+                                                 ("dataframe", "text/csv"),
+                                                 ("json", "application/json")])
+def test_an_integer_too_long_for_python_is_a_400_then_the_server_answers(
+        serve_model, input, content_type):
+    handle = serve_model(Echo(), input=input, batch=False)
+    url = handle.url + "/predict"
+    for body in ["1" * 5000, f"[[{'7' * 5000}, 1]]"] if content_type != "text/csv" else [
+            f"1,{'7' * 5000}\n"]:
+        r = request(url, "POST", body, content_type)
+        assert r.status == 400 and r.headers["content-type"] == "application/json", r
+        assert r.json()["error"]["type"] == "BadInput"
+        assert "digits" in r.json()["error"]["message"]
+        good = request(url, "POST", "[[1, 2]]")
+        assert good.status == 200, good
+
+
+@pytest.mark.parametrize("input, content_type", [("string", "text/plain"),
+                                                 ("file", "application/octet-stream")])
+def test_a_long_integer_is_only_text_to_a_text_or_file_api(serve_model, input, content_type):
+    handle = serve_model(len, input=input, batch=False)
+    r = request(handle.url + "/predict", "POST", "1" * 5000, content_type)
+    assert (r.status, r.json()) == (200, 5000)
+
+
+@pytest.fixture
+def named_iris_server(iris, serve_model):
+    import pandas as pd
+    from sklearn import svm
+
+    X, y = iris
+    frame = pd.DataFrame(X, columns=["sl", "sw", "pl", "pw"])
+    return serve_model(svm.SVC().fit(frame, y))
+
+
+@pytest.mark.parametrize("body, content_type, where", [
+    ('[["x", 3.5, 1.4, 0.2]]', "application/json", "row 1, column 'sl' holds the text 'x'"),
+    ('[{"sl": 5.1, "sw": null, "pl": 1.4, "pw": 0.2}]', "application/json",
+     "row 1, column 'sw' holds null"),
+    ('[[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, true, 0.2]]', "application/json",
+     "row 2, column 'pl' holds true"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,\n", "text/csv", "row 1, column 'pw' holds an empty cell"),
+    ("5.1,3.5,1.4,0.2\n5.1,,1.4,0.2\n", "text/csv", "row 2, column 'sw' holds an empty cell"),
+    ("sl,sw,pl,pw\n5.1,3.5,1.4,false\n", "text/csv", "row 1, column 'pw' holds the text 'false'"),
+])
+def test_a_model_fitted_on_a_dataframe_refuses_what_is_not_a_number(
+        named_iris_server, body, content_type, where):
+    url = named_iris_server.url + "/predict"
+    r = request(url, "POST", body, content_type)
+    assert r.status == 400, r
+    assert r.json() == {"error": {"type": "BadInput",
+                                  "message": f"expected numbers in every column; {where}"}}
+    good = post_json(url, [{"sl": 5.1, "sw": 3.5, "pl": 1.4, "pw": 0.2}])
+    assert (good.status, good.json()) == (200, [0])
+    assert request(named_iris_server.url + "/metadata").json()["apis"][0]["input"][
+        "numeric"] is True
+
+
+def test_a_json_echo_of_deep_nesting_is_a_400_and_up_to_the_limit_an_echo(serve_model):
+    handle = serve_model(Echo(), input="json", batch=False)
+    url = handle.url + "/predict"
+    for depth in (101, 500, 5000):
+        r = request(url, "POST", "[" * depth + "]" * depth)
+        assert r.status == 400 and r.headers["content-type"] == "application/json", (depth, r)
+        assert r.json()["error"] == {"type": "BadInput",
+                                     "message": "JSON nested more than 100 levels deep"}
+    deepest = {"a": [[{"b": [1]}]]}  # 5 levels, in 95 lists: 100
+    for _ in range(95):
+        deepest = [deepest]
+    r = post_json(url, deepest)
+    assert (r.status, r.json()) == (200, deepest)
+
+
+def test_model_output_that_is_not_json_is_a_500_that_says_so(serve_model):
+    class Deep:
+        def predict(self, value):
+            out = value
+            for _ in range(5000):
+                out = [out]
+            return out
+
+    handle = serve_model(Deep(), input="json", batch=False)
+    r = post_json(handle.url + "/predict", 1)
+    assert r.status == 500
+    assert r.json()["error"] == {
+        "type": "ModelError",
+        "message": "the API returned a value nested too deeply for JSON, or one that "
+                   "contains itself"}
+    assert request(handle.url + "/healthz").status == 200

@@ -7,11 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
+from netcheck import free_port
+from polling import wait_for
 
-from .conftest import free_port, metric_value, post_json, request
+from .conftest import metric_value, post_json, request
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 
@@ -23,17 +24,12 @@ def _start(*args: str) -> subprocess.Popen:
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
-        try:
-            if request(url + "/readyz").status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server did not become ready")
+        return request(url + "/readyz").status == 200
+
+    assert wait_for(ready, seconds, 0.1, ignore=(OSError,)), "server did not become ready"
 
 
 def _stop(proc: subprocess.Popen) -> int:
@@ -121,15 +117,18 @@ def test_cli_workers_metrics_count_every_worker(cli_server):
         if len(answered_by) == 2:
             break
     assert len(answered_by) == 2
-    deadline = time.monotonic() + 10  # snapshots are published about once a second
     seen: list = []
-    while time.monotonic() < deadline:
-        text = request(url + "/metrics").body.decode()
-        seen.append(metric_value(text, "bento_nb_requests_total", route="/predict", code="200"))
-        if seen[-5:] == [40] * 5:
-            break
-        time.sleep(0.2)
-    assert seen[-5:] == [40] * 5, seen  # five scrapes in a row, whichever worker answers
+    scraped: list[str] = []
+
+    def five_full_scrapes_in_a_row() -> bool:
+        scraped.append(request(url + "/metrics").body.decode())
+        seen.append(metric_value(scraped[-1], "bento_nb_requests_total", route="/predict",
+                                 code="200"))
+        return seen[-5:] == [40] * 5
+
+    # snapshots are published about once a second; whichever worker answers a scrape
+    assert wait_for(five_full_scrapes_in_a_row, 10, 0.2), seen
+    text = scraped[-1]
     assert metric_value(text, "bento_nb_batch_size_count", api="predict") == 40
     assert metric_value(text, "bento_nb_request_duration_seconds_count", route="/predict") == 40
     assert _stop(proc) == 0

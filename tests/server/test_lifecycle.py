@@ -7,13 +7,13 @@ import os
 import threading
 
 import pytest
-from netcheck import port_is_free
+from netcheck import free_port, port_is_free
 
 import bento_nb
 from bento_nb.errors import ServerError
 from bento_nb.server import list_servers, registry, running_servers, serve, stop_all
 
-from .conftest import EchoModel, SlowEchoModel, free_port, post_json, request
+from .conftest import EchoModel, SlowEchoModel, metric_value, post_json, request
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 
@@ -110,6 +110,26 @@ def test_stats_keys(serve_model):
     assert stats["mean_batch_size"] == 1.0
     assert stats["status"] == "running" and stats["in_flight"] == 0
     assert 0 < stats["p50_ms"] <= stats["p99_ms"]
+
+
+def test_operational_requests_are_not_traffic_in_stats(serve_model):
+    """Health checks, scrapes, docs and probes (the Jupyter panel polls some of them every
+    few seconds) leave stats() alone: an idle server shows no requests and no req/s. They
+    stay in the per-route Prometheus counters."""
+    handle = serve_model(EchoModel(), name="Echo")
+    post_json(handle.url + "/predict", [[1, 0]])
+    before = handle.stats()
+    for path in ("/healthz", "/readyz", "/metrics", "/metadata", "/docs.json", "/",
+                 "/.bento/identity", "/no-such-route"):
+        for _ in range(3):
+            request(handle.url + path)
+    after = handle.stats()
+    assert (after["requests"], after["errors"]) == (before["requests"], before["errors"]) == (1, 0)
+    assert after["requests_per_second"] <= 1 / 5  # the one POST at most, not 24 more
+    assert after["rate_window_seconds"] == 5
+    scrape = request(handle.url + "/metrics").body.decode()
+    assert metric_value(scrape, "bento_nb_requests_total", route="/healthz", code="200") == 3
+    assert metric_value(scrape, "bento_nb_requests_total", route="/predict", code="200") == 1
 
 
 def test_stop_all_and_public_serve(iris_bundle):
