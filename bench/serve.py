@@ -32,6 +32,7 @@ few seconds varies by ±15 %: compare medians, not single runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import pickle
@@ -282,6 +283,10 @@ def main() -> None:
     env = {**os.environ, "BENTO_NB_HOME": home}
     lua = Path(home) / "post.lua"
     lua.write_text(LUA)
+    servers = args.servers.split(",")
+    if "granian-floor" in servers and importlib.util.find_spec("granian") is None:
+        print("granian is not installed (pip install granian): no granian-floor", flush=True)
+        servers.remove("granian-floor")
     levels = [int(c) for c in args.concurrency.split(",")]
     repeat = max(1, args.repeat)
     runs = []
@@ -297,7 +302,7 @@ def main() -> None:
         model_path = str(Path(home) / f"{model_kind}.pkl")
         with open(model_path, "wb") as f:
             pickle.dump(model, f)
-        for turn, kind in [(t, k) for t in range(repeat) for k in args.servers.split(",")]:
+        for turn, kind in [(t, k) for t in range(repeat) for k in servers]:
             proc, url = start_server(kind, tag, model_path, env, args.serve_args.split())
             try:
                 # warm-up: imports, first-call costs, the batch-time fit

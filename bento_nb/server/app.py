@@ -313,14 +313,14 @@ class App:
         # the client can read its 413 instead of a reset for the unread rest).
         message = await receive()
         if message["type"] != "http.request":
-            return self._gone(route, started)
+            return None  # the client went away before its body arrived: nothing to answer
         body = message.get("body", b"")
         if message.get("more_body"):
             chunks, size = [body], len(body)
             while True:
                 message = await receive()
                 if message["type"] != "http.request":
-                    return self._gone(route, started)
+                    return None
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > route.max_body:
@@ -424,11 +424,6 @@ class App:
                 render_error=_oip_error_headers)
         self.metrics.observe_request(label, status, time.perf_counter() - started)
         await _send(send, status, body, _raw_headers(headers))
-
-    def _gone(self, route: ApiRoute, started: float) -> None:
-        """The client went away before its body arrived: nothing to answer, nothing
-        counted as answered (the connection layer logs nothing either)."""
-        return None
 
     async def _parse_elsewhere(self, route: ApiRoute, body: bytes, ctype: str | None) -> Any:
         """Parse a large body in the helper process: JSON parsing holds the GIL, so a

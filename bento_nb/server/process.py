@@ -26,7 +26,7 @@ import sys
 import tempfile
 from typing import Any
 
-from ..errors import ServerError, UsageError
+from ..errors import UsageError
 from . import registry
 from .config import ServerConfig
 from .address import is_loopback, url_for

@@ -137,7 +137,9 @@ class Connection(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        self.phase, self.since, self.header_bytes = _IDLE, time.monotonic(), 0
+        # A pipelined request starts being answered now: not idle, not evictable.
+        self.phase = _ANSWERING if self.pipeline else _IDLE
+        self.since, self.header_bytes = time.monotonic(), 0
         super().on_response_complete()
         if self.eof and not self.pipeline and not self.transport.is_closing():
             self.transport.close()  # the client said it sends nothing more
@@ -234,14 +236,14 @@ class HttpServer:
                 ignore_cap: bool = False) -> int:
         taken = 0
         while taken < limit:
-            if not ignore_cap and len(self.connections) + self.pending >= self.max_connections:
-                if not self._evict_one():
-                    # Every connection is busy: resume when one closes, or when the ones
-                    # being set up have become idle (then one can be evicted).
-                    self._pause()
-                    if self.pending and self._retry is None:
-                        self._retry = self.loop.call_later(0.01, self._retry_accept)
-                    return taken
+            full = len(self.connections) + self.pending >= self.max_connections
+            if full and not ignore_cap and not self._evict_one():
+                # Every connection is busy: resume when one closes, or when the ones
+                # being set up have become idle (then one can be evicted).
+                self._pause()
+                if self.pending and self._retry is None:
+                    self._retry = self.loop.call_later(0.01, self._retry_accept)
+                return taken
             try:
                 conn, _address = sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -346,11 +348,11 @@ class HttpServer:
         now = time.monotonic()
         for connection in list(self.connections):
             phase = connection.phase
-            if ((phase == _HEADERS and now - connection.since > self.header_timeout)
-                    or (phase == _BODY and now - connection.since > self.body_timeout)):
-                if not connection.transport.is_closing():
-                    self.timed_out += 1
-                    connection.transport.close()
+            late = ((phase == _HEADERS and now - connection.since > self.header_timeout)
+                    or (phase == _BODY and now - connection.since > self.body_timeout))
+            if late and not connection.transport.is_closing():
+                self.timed_out += 1
+                connection.transport.close()
         self._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
 
     # -- stopping ---------------------------------------------------------------------

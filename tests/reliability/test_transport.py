@@ -31,7 +31,7 @@ def _read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
     while time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             break
         if not chunk:
             break
@@ -129,7 +129,8 @@ def test_out_of_descriptors_backs_off_and_logs_rarely(iris_tag):
     held: list[socket.socket] = []
     with cli_server(iris_tag, "--header-timeout", "30", "--max-connections", "5000") as server:
         try:
-            assert wait_for(lambda: call(server.port, "GET", "/healthz").status == 200, 30)
+            assert wait_for(lambda: call(server.port, "GET", "/healthz").status == 200, 30,
+                            ignore=(OSError,))
             resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (96, 96))
             cpu_before, wall_before = _cpu_seconds(server.proc.pid), time.monotonic()
             held = _slowloris(server.port, 300)
@@ -287,7 +288,8 @@ def test_workers_sigterm_under_load_loses_nothing(iris_tag):
     tally, stop = Tally(), threading.Event()
     with cli_server(iris_tag, "--workers", "2") as server:
         assert wait_for(lambda: len(_workers_of(server.proc.pid)) == 2, 30)
-        assert wait_for(lambda: call(server.port, "GET", "/readyz").status == 200, 30)
+        assert wait_for(lambda: call(server.port, "GET", "/readyz").status == 200, 30,
+                            ignore=(OSError,))
         threads = _load(server.port, tally, stop)
         assert wait_for(lambda: tally.answered >= 300, 30), tally.summary()
         server.proc.send_signal(signal.SIGTERM)
@@ -309,7 +311,8 @@ def test_workers_kill_9_of_one_worker_under_load(iris_tag):
     tally, stop = Tally(), threading.Event()
     with cli_server(iris_tag, "--workers", "2") as server:
         assert wait_for(lambda: len(_workers_of(server.proc.pid)) == 2, 30)
-        assert wait_for(lambda: call(server.port, "GET", "/readyz").status == 200, 30)
+        assert wait_for(lambda: call(server.port, "GET", "/readyz").status == 200, 30,
+                            ignore=(OSError,))
         threads = _load(server.port, tally, stop)
         assert wait_for(lambda: tally.answered >= 300, 30), tally.summary()
         victim = _workers_of(server.proc.pid)[0]
