@@ -386,3 +386,25 @@ def test_start_dev_server_serves_the_service_until_stopped(port):
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/healthz", timeout=2)
     svc.stop_dev_server()  # twice: nothing to do
+
+
+def test_pack_metadata_is_shown_in_the_servers_metadata(serve_model, iris_clf):
+    """``svc.pack(name, obj, metadata={...})`` (BentoML 0.x) is in ``GET /metadata``."""
+    from bento_nb import BentoService, api, artifacts
+    from bento_nb.adapters import DataframeInput
+    from bento_nb.frameworks.sklearn import SklearnModelArtifact
+
+    @artifacts([SklearnModelArtifact("model")])
+    class WithMetadata(BentoService):
+        @api(input=DataframeInput(), batch=True)
+        def predict(self, df):
+            return self.artifacts.model.predict(df)
+
+    svc = WithMetadata()
+    svc.pack("model", iris_clf, metadata={"dataset": "iris", "accuracy": 0.97})
+    import bento_nb
+
+    handle = serve_model(bento_nb.load(svc.save()))
+    with urllib.request.urlopen(handle.url + "/metadata", timeout=10) as response:
+        body = json.loads(response.read())
+    assert body["artifacts"]["model"] == {"dataset": "iris", "accuracy": 0.97}

@@ -89,6 +89,8 @@ class ServerState:
             "version": getattr(service, "version", None),
             "tag": getattr(service, "tag", None),
             "apis": [api.describe() for api in service.apis.values()],
+            # svc.pack(name, obj, metadata={...}), as BentoML 0.x showed it
+            "artifacts": getattr(service, "artifact_metadata", None) or {},
             "bento_nb_version": __version__,
             "config": config.public,
         }
