@@ -311,10 +311,10 @@ def _delete_targets(store, text: str) -> list[str]:
         if ":" in item:  # Name:version or Name:latest: that one version
             tags.append(store.get(item).tag)
             continue
-        versions = [f"{e.name}:{e.version}" for e in store.list(tag.name) if e.name == tag.name]
-        if not versions:
-            store.get(item)  # BundleNotFound, with its usual message
-        tags += versions
+        # the name folder is checked first: never through a link (StoreError), and
+        # BundleNotFound with its usual message when there is no version
+        store.resolve(tag)
+        tags += [f"{e.name}:{e.version}" for e in store.list(tag.name) if e.name == tag.name]
     if not tags:
         raise UsageError("nothing to delete: give Name:version or Name")
     return list(dict.fromkeys(tags))

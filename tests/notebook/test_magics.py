@@ -94,14 +94,17 @@ def test_predict_of_a_large_dataframe_runs_in_chunks_in_process(trained_kernel):
     k = trained_kernel
     k.magic("pack clf --name Big")
     k.magic(f"serve Big --port {free_port()}")
-    text = k.text(k.run(
-        "import numpy as np, pandas as pd\n"
-        "big = pd.DataFrame(np.tile(X, (400, 1)))\n"
-        "result = %bento predict Big big\n"
-        "print(len(result), result == clf.predict(big.to_numpy()).tolist())"))
-    assert text.strip() == "60000 True", text
-    text = k.text(k.run("big.iloc[55000, 2] = np.nan\n%bento predict Big big"))
-    assert "DataFrame: NaN and infinite values are not allowed; row 55001, column 3" in text, text
+    try:
+        text = k.text(k.run(
+            "import numpy as np, pandas as pd\n"
+            "big = pd.DataFrame(np.tile(X, (400, 1)))\n"
+            "result = %bento predict Big big\n"
+            "print(len(result), result == clf.predict(big.to_numpy()).tolist())"))
+        assert text.strip() == "60000 True", text
+        text = k.text(k.run("big.iloc[55000, 2] = np.nan\n%bento predict Big big"))
+        assert "DataFrame: NaN and infinite values are not allowed; row 55001, column 3" in text, text
+    finally:
+        k.magic("stop all")  # the kernel is shared by the module's tests
 
 
 def test_rerunning_serve_replaces_the_server(trained_kernel):
