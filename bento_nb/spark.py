@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-columns", action="store_true")
     args = parser.parse_args(argv)
     if args.script:
-        print(Path(__file__).with_name("spark_submit.py"))
+        print(Path(__file__).with_name("_spark_job") / "submit.py")
         return 0
     if not (args.tag and args.api and args.input and args.output):
         parser.error("TAG, API, --input and --output are needed")

@@ -111,7 +111,7 @@ def test_spark_submit_job_from_csv_to_parquet(iris_bundle, iris_clf, rows, tmp_p
                           "--output", str(tmp_path / "scored"), "--result-type", "long",
                           "--columns", ",".join(COLUMNS), "--keep-columns"],
                          capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     scored = pd.read_parquet(tmp_path / "scored")
     assert len(scored) == 3000
     np.testing.assert_array_equal(scored["prediction"].to_numpy(),
