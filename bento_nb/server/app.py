@@ -8,6 +8,8 @@
                                                            thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
     GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
+    POST /.bento/stop, GET /.bento/stats   the Jupyter panel's Stop and live figures, with
+                        the record's control token (:mod:`.control`)
     /v2/...             the Open Inference Protocol (KServe v2), see :mod:`.oip`: its
                         infer takes the API call path (:meth:`App.oip_request`)
 
@@ -52,6 +54,7 @@ from ..errors import (
     render,
     Unauthorized,
 )
+from . import control
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -81,6 +84,8 @@ class ServerState:
         self.last_request = 0.0  # perf_counter() of the last API request seen
         self.pid = os.getpid()
         self.identity_secret: str | None = None  # of this server's registry record
+        self.control_token: str | None = None  # of the same record (see .control)
+        self.request_stop: Any = None  # () -> None: how POST /.bento/stop stops this server
         token = config.api_token
         self.expected_auth = f"Bearer {token}".encode() if token else None
         self.openapi = json.dumps(build_openapi(service, bool(token)), indent=1).encode()
@@ -232,6 +237,8 @@ class App:
         entry = self.get_routes.get(path)
         if entry is None and path.startswith(_STATIC_PREFIX):
             entry = ("/static", self.static)
+        if entry is None and path in control.PATHS:
+            return await self.control(scope, send, started)
         if entry is None and (path == "/v2" or path.startswith("/v2/")):
             return await self.oip_request(scope, receive, send, started)
         if entry is None:
@@ -253,6 +260,16 @@ class App:
             return await self.fail(send, label, started, ServerError(
                 f"internal server error: {type(e).__name__}: {e}"))
         self.metrics.observe_request(label, status, time.perf_counter() - started)
+        await _send(send, status, body, headers)
+
+    async def control(self, scope: dict, send: Any, started: float) -> None:
+        """The panel's routes (:mod:`.control`); not traffic, like /healthz."""
+        path = scope["path"]
+        try:
+            status, body, headers = control.answer(self.state, scope)
+        except BentoNbError as error:
+            return await self.fail(send, path, started, error)
+        self.metrics.observe_request(path, status, time.perf_counter() - started)
         await _send(send, status, body, headers)
 
     def check_token(self, scope: dict) -> None:

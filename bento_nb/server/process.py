@@ -47,10 +47,11 @@ def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
     warn_if_public(config)
     url = url_for(config.host, bound)
     secret = registry.new_secret()  # shared by the workers: they answer for one record
+    control = registry.new_secret()
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
               "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "secret": secret}
+              "secret": secret, "control": control, **registry.owner()}
     where = "" if is_loopback(config.host) else f"; listening on {config.host or '*'}:{bound}"
     print(f"bento-nb: serving {service.tag or service.name} at {url} "
           f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}{where}; Ctrl-C to stop)",
@@ -60,9 +61,10 @@ def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
     gc.freeze()  # see _SWITCH_INTERVAL's note: no collection walks the model and libraries
     try:
         if workers == 1:
-            _run_worker(service, config, sockets, identity_secret=secret)
+            _run_worker(service, config, sockets, identity_secret=secret,
+                        control_token=control)
         else:
-            _supervise(service, config, sockets, secret, int(workers))
+            _supervise(service, config, sockets, secret, int(workers), control_token=control)
     finally:
         registry.remove_record(record["pid"], bound)
     print("bento-nb: stopped", flush=True)
@@ -81,13 +83,18 @@ _SWITCH_INTERVAL = 0.001
 
 
 def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket],
-                metrics_dir: str | None = None, identity_secret: str | None = None) -> None:
-    """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
+                metrics_dir: str | None = None, identity_secret: str | None = None,
+                control_token: str | None = None, record_pid: int | None = None) -> None:
+    """Serve on the main thread until SIGINT/SIGTERM, then drain and return. ``POST
+    /.bento/stop`` (the Jupyter panel) sends SIGTERM to ``record_pid``, the process of the
+    registry record (this one, or the ``--workers`` supervisor): the same drain as Ctrl-C."""
     sys.setswitchinterval(_SWITCH_INTERVAL)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = ModelServer(service, config, metrics_dir=metrics_dir,
-                         identity_secret=identity_secret)
+                         identity_secret=identity_secret, control_token=control_token)
+    stop_pid = record_pid or os.getpid()
+    server.on_stop_request = lambda: os.kill(stop_pid, signal.SIGTERM)
     server.start(sockets)
     stopping: list = []
 
@@ -110,7 +117,9 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
 
 
 def _supervise(service: Any, config: ServerConfig, sockets: list[socket.socket],
-               identity_secret: str | None = None, workers: int = 2) -> None:
+               identity_secret: str | None = None, workers: int = 2,
+               control_token: str | None = None) -> None:
+    supervisor = os.getpid()
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     restarts = 0
@@ -128,7 +137,8 @@ def _supervise(service: Any, config: ServerConfig, sockets: list[socket.socket],
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _run_worker(service, config, sockets, metrics_dir, identity_secret)
+                _run_worker(service, config, sockets, metrics_dir, identity_secret,
+                            control_token, record_pid=supervisor)
             except BaseException:  # noqa: BLE001 - report, then leave without cleanup
                 import traceback
 

@@ -151,14 +151,17 @@ class ModelServer:
 
     def __init__(self, service: Any, config: ServerConfig,
                  metrics_dir: str | os.PathLike | None = None,
-                 identity_secret: str | None = None):
+                 identity_secret: str | None = None, control_token: str | None = None):
         """``metrics_dir``: the folder where the workers of one ``bento-nb serve --workers
-        N`` share their metrics (see :mod:`.metrics`). ``identity_secret``: the secret of
-        the registry record this server answers for (see :mod:`.registry`); a fresh one
-        when not given."""
+        N`` share their metrics (see :mod:`.metrics`). ``identity_secret`` and
+        ``control_token``: the secret and control token of the registry record this server
+        answers for (see :mod:`.registry`); fresh ones when not given. ``on_stop_request``
+        (set before :meth:`start`) is what ``POST /.bento/stop`` calls (:mod:`.control`)."""
         self.service = service
         self.config = config
         self.identity_secret = identity_secret or registry.new_secret()
+        self.control_token = control_token or registry.new_secret()
+        self.on_stop_request: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dispatchers: dict[str, Dispatcher] = {}
         self.metrics = Metrics(in_flight=lambda: self.state.in_flight if self.state else 0,
@@ -186,6 +189,8 @@ class ModelServer:
                 request_timeout=config.request_timeout, retry_after_s=config.retry_after_s)
         self.state = ServerState(self.service, config, self.dispatchers, self.metrics)
         self.state.identity_secret = self.identity_secret
+        self.state.control_token = self.control_token
+        self.state.request_stop = self.on_stop_request
         for dispatcher in self.dispatchers.values():
             dispatcher.start()
         self.app = make_app(self.state)
@@ -297,7 +302,14 @@ class ServerHandle:
     def record(self) -> dict:
         return {"pid": self._record_pid, "host": self.host, "port": self.port, "url": self.url,
                 "tag": self.tag, "name": self.name, "apis": self.apis,
-                "started_at": self.started_at, "secret": self._server.identity_secret}
+                "started_at": self.started_at, "secret": self._server.identity_secret,
+                "control": self._server.control_token, **registry.owner()}
+
+    def _stop_requested(self) -> None:
+        """``POST /.bento/stop`` (the Jupyter panel's Stop): :meth:`stop` from a thread of
+        its own, since the server's thread cannot wait for its own shutdown."""
+        threading.Thread(target=self.stop, daemon=True,
+                         name=f"bento-nb-stop-{self.port}").start()
 
     def stop(self, timeout: float = 10) -> None:
         """Drain in-flight requests (up to ``timeout`` seconds), free the port and end the
@@ -386,6 +398,7 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
     warn_if_public(config)
     server = ModelServer(service, config)
     handle = ServerHandle(server, bound_port, moved_from, getattr(service, "tag", None))
+    server.on_stop_request = handle._stop_requested
     started = threading.Event()
     failure: list[BaseException] = []
 
