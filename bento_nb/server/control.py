@@ -47,8 +47,19 @@ def answer(state: Any, scope: dict) -> tuple[int, bytes, list]:
     if not control_matches(state.control_token, given):
         raise Forbidden(f"{path} needs the {HEADER} token of this server's registry record")
     if path == STATS_PATH:
-        stats = {**state.metrics.summary(), "in_flight": state.in_flight}
-        return 200, json.dumps(stats).encode(), _JSON
+        return 200, json.dumps(_stats(state)).encode(), _JSON
     if not state.draining:
         asyncio.get_running_loop().call_soon(state.request_stop)
     return 202, b'{"stopping":true}', _JSON
+
+
+def _stats(state: Any) -> dict:
+    """:meth:`~.metrics.Metrics.summary` of this server; under ``--workers N`` the request
+    and error counts are summed over every worker (at most a second old), the rate and
+    latencies are those of the worker that answered (``"workers": "summed"`` says so)."""
+    metrics = state.metrics
+    stats = {**metrics.summary(), "in_flight": state.in_flight}
+    if metrics.shared_dir is not None:
+        stats["requests"], stats["errors"] = metrics.traffic_totals()
+        stats["workers"] = "summed"
+    return stats

@@ -229,6 +229,16 @@ class Metrics:
         own["counts"] = [[route, code, n] for (route, code), n in counts.items()]
         return own
 
+    def traffic_totals(self) -> tuple[int, int]:
+        """``(requests, errors)`` of API traffic (as :meth:`summary` counts it) over every
+        worker: this one's live counts plus the others' latest snapshots (:meth:`merged`)."""
+        requests = errors = 0
+        for route, code, n in self.merged()["counts"]:
+            if self._traffic is None or route in self._traffic:
+                requests += n
+                errors += n if code >= 400 else 0
+        return requests, errors
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
