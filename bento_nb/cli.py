@@ -250,7 +250,8 @@ def _get(args) -> int:
 
 
 def _summary(bundle) -> list[str]:
-    """What a reader looks for first: each API's signature and where the bundle came from."""
+    """What a reader looks for first: each API's signature, where the bundle came from and
+    the images built from it (with the command that runs each)."""
     from .adapters.signature import Signature
 
     lines = []
@@ -276,6 +277,11 @@ def _summary(bundle) -> list[str]:
                      f"packages, sha256 {origin['packages_sha256'][:16]}")
     if not origin:
         lines.append("provenance: not recorded")
+    from .containerize.images import built_from
+
+    for image in built_from(bundle.name, bundle.version):
+        lines.append(f"image {image['image']} (built {image.get('built_at', '?')}): "
+                     f"{image.get('run', '')}")
     return lines
 
 

@@ -79,12 +79,12 @@ export class ServersSection {
         h('span', { class: 'jp-BentoPanel-name', title: label }, server.name),
         h('span', { class: 'jp-BentoPanel-pill', 'data-status': server.status }, server.status)
       ),
-      h(
-        'div',
-        { class: 'jp-BentoPanel-row jp-BentoPanel-meta', title: label },
-        version,
-        server.bundle_deleted
-          ? h(
+      h('div', { class: 'jp-BentoPanel-row jp-BentoPanel-meta', title: label }, version),
+      server.bundle_deleted
+        ? h(
+            'div',
+            { class: 'jp-BentoPanel-row jp-BentoPanel-flags' },
+            h(
               'span',
               {
                 class: 'jp-BentoPanel-flag jp-BentoPanel-deleted',
@@ -92,8 +92,8 @@ export class ServersSection {
               },
               'bundle deleted'
             )
-          : null
-      ),
+          )
+        : null,
       server.owner ? ownerNode(server.owner) : null,
       h('div', { class: 'jp-BentoPanel-row' }, address),
       server.stats ? statsNode(server.stats) : null,
