@@ -33,18 +33,6 @@ def listed(jupyter, port: int) -> list[dict]:
     return [s for s in body["servers"] if s["port"] == port]
 
 
-def in_kernel(jupyter, kernel_id: str, code: str) -> str:
-    """:func:`run_in_kernel`, tried again when the client gave up before the kernel was
-    ready (its heartbeat check is flaky on a loaded machine; nothing ran then)."""
-    for attempt in range(3):
-        try:
-            return run_in_kernel(jupyter, kernel_id, code)
-        except RuntimeError as e:
-            if "before replying to kernel_info" not in str(e) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 def refused(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -108,7 +96,7 @@ def test_stop_an_in_kernel_server_from_the_panel_api(jupyter, iris_clf):
     assert status == 201, session
     kernel_id = session["kernel"]["id"]
     try:
-        printed = in_kernel(jupyter, kernel_id, (
+        printed = run_in_kernel(jupyter, kernel_id, (
             "import bento_nb\n"
             f"handle = bento_nb.serve({bundle.tag!r}, port=0)\n"
             "print(handle.port)\n"))
@@ -122,7 +110,7 @@ def test_stop_an_in_kernel_server_from_the_panel_api(jupyter, iris_clf):
         assert status == 200, body
         assert refused(port) and listed(jupyter, port) == []
         # the kernel lives on; its handle says stopped
-        assert in_kernel(jupyter, kernel_id, "print(handle.running)").strip() == "False"
+        assert run_in_kernel(jupyter, kernel_id, "print(handle.running)").strip() == "False"
     finally:
         jupyter.api(f"api/sessions/{session['id']}", "DELETE")
 
