@@ -692,8 +692,9 @@ class DataframeInput(InputAdapter):
         it admits is accepted, but numbers too large for a float, and every body it refuses
         is refused, but what JSON Schema cannot pin down: a positional model takes records
         with any n names, the same in every record, so the schema admits one record with any
-        names or many named x0, x1, ...; a single record, a dict of columns, the split form
-        with ``index`` and nested ``instances`` are accepted but not described. With a
+        names or many named x0, x1, ...; a single record, a dict of columns, pandas'
+        ``columns`` and ``index`` forms, the split form with ``index``, a Series' forms
+        (``typ="series"``) and nested ``instances`` are accepted but not described. With a
         signature, records name each column's type exactly; a row's items are any of the
         signature's types (OpenAPI 3.0 has no schema per position), its description lists
         them in order."""
