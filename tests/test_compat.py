@@ -348,12 +348,27 @@ def test_save_to_dir_takes_a_version(tmp_path):
     assert bento_nb.list_bundles() == []
 
 
-def test_web_static_content_is_refused_by_name():
+def test_web_static_content_travels_with_save_to_dir(tmp_path, monkeypatch):
+    """0.x's ``@web_static_content('./ui')``: the folder is in the saved folder and the
+    loaded service serves it (see tests/server/test_static.py for the server side)."""
     import bento_nb
-    from bento_nb.errors import PackError
+    from bento_nb import BentoService, api
+    from bento_nb.adapters import JsonInput
 
-    with pytest.raises(PackError, match="web_static_content"):
-        bento_nb.web_static_content("./ui")
+    (tmp_path / "ui").mkdir()
+    (tmp_path / "ui" / "index.html").write_text("<h1>hi</h1>")
+    monkeypatch.chdir(tmp_path)
+
+    @bento_nb.web_static_content("./ui")
+    class Ui(BentoService):
+        @api(input=JsonInput())
+        def predict(self, value):
+            return value
+
+    path = Ui().save_to_dir(tmp_path / "saved")
+    (tmp_path / "ui" / "index.html").unlink()
+    loaded = bento_nb.load_from_dir(path)
+    assert (loaded.web_static_folder() / "index.html").read_text() == "<h1>hi</h1>"
 
 
 # -- import paths ------------------------------------------------------------------------
