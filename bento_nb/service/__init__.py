@@ -278,7 +278,7 @@ class BentoService:
         self.bundle: Bundle | None = None
         self.labels: dict[str, str] = {}
         self._artifact_metadata: dict[str, dict] = {}  # svc.pack(..., metadata={...})
-        self._dev_server = None  # start_dev_server(): (process, folder, url, log)
+        self._dev_server = None  # start_dev_server(): the server's handle
         # {"api": name, "body": request body}: the documented example (pack(example=...))
         self.example: dict | None = None
 
@@ -465,14 +465,15 @@ class BentoService:
         return save_to_dir(self, path, version)
 
     def start_dev_server(self, port: int | None = None, enable_ngrok: bool = False,
-                         debug: bool = False, **options: Any):
-        """Serve this service (as it is now, without saving it) on ``127.0.0.1:port``
-        (default 5000): saved to a temporary folder and served by a ``bento-nb serve``
-        child process, as BentoML 0.x; returns its URL once it is ready.
-        ``stop_dev_server()`` (or the end of this process) stops it."""
+                         debug: bool = False, **options: Any) -> str:
+        """Serve this service as it is now (without saving it) on ``127.0.0.1:port``
+        (default 5000) from a thread of this process (the kernel's, in a notebook): the
+        server of ``bento_nb.serve``, listed by ``%bento servers``. Returns its URL once it
+        accepts connections; ``stop_dev_server()`` stops it. ``options``: the server
+        options of ``bento_nb.serve`` (``max_batch_size=``, ...)."""
         from .compat import start_dev_server
 
-        return start_dev_server(self, port, enable_ngrok, **options)
+        return start_dev_server(self, port, enable_ngrok, debug, **options)
 
     def stop_dev_server(self) -> None:
         """Stop the server ``start_dev_server`` started (nothing if there is none)."""
