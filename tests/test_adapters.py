@@ -332,7 +332,8 @@ def json_schema(adapter):
     return adapter.openapi_request()["content"]["application/json"]["schema"]
 
 
-@pytest.mark.parametrize("adapter", [IRIS, NAMED, DataframeInput(), DataframeInput(n_columns=2)])
+@pytest.mark.parametrize("adapter", [IRIS, NAMED, DataframeInput(), DataframeInput(n_columns=2),
+                                     DataframeInput(typ="series", numeric=True)])
 def test_request_schema_is_valid_openapi(adapter):
     from openapi_spec_validator import validate
 
@@ -616,6 +617,9 @@ def test_a_series_round_trips_each_to_json_orient(orient):
     assert isinstance(result, pd.Series) and result.tolist() == [1.5, 2.5, 3.75]
     from_csv = adapter.make_batch([adapter.parse(series.to_csv().encode(), "text/csv")])
     assert from_csv.tolist() == [1.5, 2.5, 3.75]
+    import jsonschema
+
+    jsonschema.Draft7Validator(json_schema(adapter)).validate(json.loads(series.to_json(orient=orient)))
 
 
 def test_dtype_and_input_dtypes_are_applied():

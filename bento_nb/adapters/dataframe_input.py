@@ -657,6 +657,16 @@ class DataframeInput(InputAdapter):
             detail = " ".join(str(e).split())[:120]
             raise BadInput(f"the values cannot be read as {self.dtype}: {detail}") from None
 
+    def _openapi_series(self, example: Any) -> dict:
+        """Request schema of a ``typ="series"`` adapter: a Series' JSON forms, or CSV."""
+        item = {"type": "number"} if self.numeric else {}
+        if example is None:
+            example = [0.5, 1.5, 2.5]
+        csv_text = "".join(f"{v}\n" for v in example) if isinstance(example, list) else ""
+        return {"required": True, "content": {
+            "application/json": {"schema": _series_schema(item), "example": example},
+            "text/csv": {"schema": {"type": "string"}, "example": csv_text}}}
+
     # batching
 
     def make_single(self, payload: Payload):
@@ -698,6 +708,8 @@ class DataframeInput(InputAdapter):
         signature, records name each column's type exactly; a row's items are any of the
         signature's types (OpenAPI 3.0 has no schema per position), its description lists
         them in order."""
+        if self.typ == "series":
+            return self._openapi_series(example)
         signature = self.signature
         expected_names = signature.names if self._by_signature else self.columns
         expected_width = len(signature.inputs) if signature is not None else self.n_columns
@@ -761,6 +773,17 @@ class DataframeInput(InputAdapter):
                 "text/csv": {"schema": {"type": "string"}, "example": _csv_example(example)},
             },
         }
+
+
+def _series_schema(item: dict) -> dict:
+    values = {"type": "array", "items": item, "minItems": 1, "description": "the values"}
+    return {"anyOf": [
+        values,
+        {"type": "object", "minProperties": 1, "additionalProperties": item,
+         "description": "pandas' index form: {label: value}"},
+        {"type": "object", "required": ["data"], "description": "pandas' split form",
+         "properties": {"name": {}, "index": {"type": "array"}, "data": values}},
+    ]}
 
 
 def csv_names(header: tuple | None, known: tuple | None = None) -> tuple[tuple | None, bool]:

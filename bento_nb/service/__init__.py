@@ -375,7 +375,7 @@ class BentoService:
         columns and types become the signature of every API taking the same input, and the
         example is checked against it as any request will be."""
         api = self._apis.get("predict") or next(iter(self._apis.values()))
-        table = isinstance(api.input, DataframeInput)
+        table = isinstance(api.input, DataframeInput) and api.input.typ == "frame"
         previous = api.input.signature if table else None
         try:
             body = api.input.example_body(value)
