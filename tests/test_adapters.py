@@ -602,6 +602,13 @@ def test_each_pandas_to_json_orient_round_trips(adapter, orient):
     assert adapter.make_batch([adapter.from_python(value)]).values.tolist() == MIXED.values.tolist()
 
 
+@pytest.mark.parametrize("orient", ["columns", "index", "records", "split", "values"])
+def test_a_frame_without_names_round_trips_each_orient_to_a_positional_model(orient):
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8]]
+    df = frame(IRIS, pd.DataFrame(rows).to_json(orient=orient))
+    assert df.values.tolist() == rows
+
+
 @pytest.mark.parametrize("orient", ["columns", "index"])
 def test_orient_decides_a_dict_of_dicts(orient):
     square = pd.DataFrame([[1, 2], [3, 4]], columns=["0", "1"])  # both readings have 2x2

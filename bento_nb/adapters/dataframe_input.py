@@ -331,9 +331,13 @@ class DataframeInput(InputAdapter):
         if isinstance(obj, dict):
             if set(obj) == {"columns", "data"} or set(obj) == {"columns", "data", "index"}:
                 columns, data = obj["columns"], obj["data"]
-                if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+                if not isinstance(columns, list) or not all(
+                        isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool))
+                        for c in columns):
                     raise BadInput('"columns" must be a list of strings')
-                return self._from_rows(data, tuple(columns))
+                if columns and columns == list(range(len(columns))):
+                    return self._from_rows(data, None)  # pandas' labels 0..n-1: positions
+                return self._from_rows(data, tuple(str(c) for c in columns))
             if obj and all(isinstance(v, dict) for v in obj.values()):
                 return self._from_nested(obj)
             if obj and all(isinstance(v, list) for v in obj.values()):

@@ -323,3 +323,18 @@ def test_start_dev_server_serves_from_the_kernel_itself(trained_kernel):
     finally:
         trained_kernel.run("dev.stop_dev_server()")
     assert port_is_free(port)
+
+
+def test_predict_takes_pandas_to_json_forms(trained_kernel):
+    """``%bento predict`` reads a DataFrame's ``to_json()`` forms (as a JSON literal or a
+    variable) as the server does; the ``index`` form too: rows of the model's width."""
+    k = trained_kernel
+    k.magic("pack clf --name Forms")
+    k.run("import json\nimport pandas as pd\nforms = pd.DataFrame(X[[0, 50, 100]])")
+    for orient in ("columns", "index", "split", "records", "values"):
+        literal = k.text(k.run(f"print(forms.to_json(orient={orient!r}))")).strip()
+        outputs = k.magic(f"predict Forms {literal}")
+        assert k.text(outputs).strip() == "[0, 1, 2]", (orient, k.text(outputs))
+        outputs = k.run(f"body = json.loads(forms.to_json(orient={orient!r}))\n"
+                        "%bento predict clf body")
+        assert k.text(outputs).strip() == "[0, 1, 2]", (orient, k.text(outputs))
