@@ -4,7 +4,8 @@
     status, body, headers = files.get("/css/app.css")
 
 The folder is listed once, when the server starts: only the regular files found then,
-never through a symbolic link, can be answered, and a request path is only ever looked
+never through a symbolic link (and, for a bundle, only those its manifest lists with
+their sha256), can be answered, and a request path is only ever looked
 up in that list (never joined to a folder), so ``..``, encoded slashes or absolute paths
 reach nothing. A file is opened without following a link (``O_NOFOLLOW``) and must still
 be a regular file. ``/`` and ``/dir/`` (or ``/dir``, ``/dir/index``) are the folder's
@@ -27,9 +28,11 @@ _INDEX = "index.html"
 class StaticFiles:
     """A fixed set of files under one folder, by URL path."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, listed: set[str] | None = None):
         self.root = root
         self.files = _regular_files(root)  # "css/app.css" -> its path
+        if listed is not None:  # a bundle's: only what its manifest lists (and verified)
+            self.files = {name: path for name, path in self.files.items() if name in listed}
 
     @classmethod
     def of(cls, service: Any) -> "StaticFiles | None":
@@ -41,7 +44,13 @@ class StaticFiles:
         if not stat.S_ISDIR(_lstat_mode(folder)):
             raise BundleCorrupted(f"the web_static_content folder {folder} is missing "
                                   "(or is a link)")
-        return cls(folder)
+        bundle = getattr(service, "bundle", None)
+        record = bundle.manifest.get("web_static_content") if bundle is not None else None
+        if record is None:
+            return cls(folder)
+        prefix = f"{record}/"
+        return cls(folder, {r["file"][len(prefix):] for r in bundle.manifest.get("files") or []
+                            if r["file"].startswith(prefix)})
 
     @property
     def has_index(self) -> bool:

@@ -21,7 +21,7 @@ def ui(tmp_path, monkeypatch):
     (tmp_path / "secret.txt").write_text("top secret")
     folder = tmp_path / "static"
     (folder / "css").mkdir(parents=True)
-    (folder / "docs" ).mkdir()
+    (folder / "docs").mkdir()
     (folder / "index.html").write_text("<h1>My UI</h1>")
     (folder / "css" / "app.css").write_text("h1 { color: red }")
     (folder / "app.js").write_text("console.log(1)")
@@ -93,16 +93,17 @@ def test_a_link_in_the_folder_is_refused_when_saving(ui):
     assert bento_nb.list_bundles() == []
 
 
-def test_a_link_planted_in_the_bundle_is_not_served(ui, serve_model):
+def test_a_link_or_file_planted_in_the_bundle_is_not_served(ui, serve_model):
     bundle = _service().save_bundle()
     folder = bundle.path / "web_static_content"
     os.symlink(ui.parent / "secret.txt", folder / "planted.txt")
+    (folder / "unlisted.txt").write_text("top secret, put there after saving")
     os.unlink(folder / "app.js")
     os.symlink(ui.parent / "secret.txt", folder / "app.js")  # a listed file swapped for a link
     with pytest.raises(BundleCorrupted):
         bento_nb.load(bundle.tag)  # verified on load: the listed file is now a link
     handle = serve_model(bento_nb.load(bundle.tag, verify=False))
-    for target in ("/planted.txt", "/app.js"):
+    for target in ("/planted.txt", "/app.js", "/unlisted.txt"):
         answer = request(handle.url + target)
         assert answer.status == 404 and b"top secret" not in answer.body, target
 
