@@ -747,3 +747,13 @@ def test_bento_nb_run_reads_numeric_headers_and_index_columns_as_headers(iris_bu
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, (name, out.stderr)
         assert json.loads(out.stdout) == expected, name
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[true, 1]", "row 1 holds true"), ('[1, "x"]', "row 2 holds the text 'x'"),
+    ("[[1], [2]]", "one value per row"), ("[]", "empty input"), ("1", "values of a Series"),
+    ("[1, NaN]", "NaN"),
+])
+def test_a_numeric_series_refuses_other_bodies_naming_the_row(body, message):
+    with pytest.raises(BadInput, match=message):
+        DataframeInput(typ="series", numeric=True).parse(body.encode(), JSON)

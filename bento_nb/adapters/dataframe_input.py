@@ -398,7 +398,7 @@ class DataframeInput(InputAdapter):
         """A Series as ``to_json`` writes one: ``values``/``records`` (a list of values),
         ``index`` (``{label: value}``) or ``split`` (``{"name", "index", "data"}``)."""
         if isinstance(obj, dict):
-            if "data" in obj and set(obj) <= {"name", "index", "data"}:
+            if isinstance(obj.get("data"), list) and set(obj) <= {"name", "index", "data"}:
                 obj = obj["data"]
             else:
                 obj = list(obj.values())
@@ -421,8 +421,7 @@ class DataframeInput(InputAdapter):
             raise BadInput("empty input: expected at least one value")
         if self.numeric:
             if array.dtype.kind not in "iuf":
-                _, _, value = _first_non_number(array.reshape(-1, 1))
-                row = next(i for i, v in enumerate(array) if v is value)
+                row, _, value = _first_non_number(array.reshape(-1, 1))
                 raise BadInput(f"expected numbers; row {row + first_row} holds {_describe(value)}")
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 row = int(np.nonzero(~np.isfinite(array))[0][0])
@@ -644,7 +643,7 @@ class DataframeInput(InputAdapter):
             return frame.astype(mapping)
         except (ValueError, TypeError, OverflowError):
             pass
-        for position, (label, dtype) in enumerate(mapping.items()):
+        for label, dtype in mapping.items():
             try:
                 frame[label].astype(dtype)
             except (ValueError, TypeError, OverflowError) as e:
