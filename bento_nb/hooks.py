@@ -14,6 +14,7 @@ return its handle; ``svc.start_dev_server()`` (:mod:`bento_nb.service.compat`) u
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 serve_in_process: Callable[..., Any] | None = None

@@ -35,7 +35,7 @@ class StaticFiles:
             self.files = {name: path for name, path in self.files.items() if name in listed}
 
     @classmethod
-    def of(cls, service: Any) -> "StaticFiles | None":
+    def of(cls, service: Any) -> StaticFiles | None:
         """The service's static folder (see ``BentoService.web_static_folder``), or None."""
         folder = getattr(service, "web_static_folder", None)
         folder = folder() if callable(folder) else None

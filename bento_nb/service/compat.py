@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ServerError, UsageError
 from ..store import Store, validate_name
 
+
 def save_to_dir(svc: Any, path: str | os.PathLike, version: str | None = None) -> str:
     """Write ``svc`` as a bundle into folder ``path``; returns the path."""
     if version is not None:
