@@ -88,6 +88,10 @@ class DataframeInput(InputAdapter):
     # Set from the bundle's example (see bento_nb.adapters.signature): then it, not
     # ``columns``, decides which names a request must have; every column's type is checked.
     signature: Signature | None = None
+    # BentoML 0.x's options; class defaults too, for adapters pickled before they existed
+    orient: str | None = None
+    typ: str = "frame"
+    dtype: Any = None
 
     def __init__(self, columns: Sequence[str] | None = None, n_columns: int | None = None,
                  numeric: bool | None = None, *, orient: str | None = None, typ: str = "frame",
