@@ -673,6 +673,7 @@ def test_csv_of_pandas_labels_or_with_an_index_column_is_a_header(adapter, monke
     ({"columns": ["a", "b"], "dtype": ["int"]}, "1 dtype"),
     ({"dtype": "int", "input_dtypes": "int"}, "not both"),
     ({"typ": "series", "dtype": {"a": "int"}}, "one dtype"),
+    ({"typ": "series", "columns": ["a"]}, "one column"),
 ])
 def test_bad_options_are_a_one_line_error_at_definition(options, message):
     with pytest.raises(ValueError, match=message) as info:

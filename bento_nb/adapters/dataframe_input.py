@@ -102,6 +102,8 @@ class DataframeInput(InputAdapter):
         if orient is not None and orient not in allowed:
             raise ValueError(f"orient must be one of {', '.join(allowed)} (typ={typ!r}), "
                              f"not {orient!r}")
+        if typ == "series" and (columns is not None or n_columns is not None):
+            raise ValueError("a Series has one column: typ='series' takes no columns or n_columns")
         if dtype is not None and input_dtypes is not None:
             raise ValueError("give dtype or input_dtypes (its 0.x name), not both")
         self.columns = tuple(columns) if columns is not None else None
