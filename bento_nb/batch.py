@@ -392,7 +392,8 @@ class ChunkRunner:
                 data = data.to_pandas()
             return data.reset_index(drop=True), None, []
         if chunk.kind == "csv":
-            return _parse_csv_block(chunk.data, chunk.names, chunk.source, chunk.first_row)
+            return _parse_csv_block(chunk.data, chunk.names, chunk.source, chunk.first_row,
+                                    getattr(self.adapter, "known_names", None))
         return _parse_jsonl_block(chunk.data, chunk.source, chunk.first_row)
 
     def _run_frame(self, chunk: Chunk, frame, numbers, bad: list) -> ChunkResult:
@@ -548,17 +549,28 @@ def _located(error: BentoNbError, source: str, row: int) -> BentoNbError:
     return located
 
 
-def _parse_csv_block(data: bytes, names: tuple | None, source: str, first_row: int):
+def _parse_csv_block(data: bytes, names: tuple | None, source: str, first_row: int,
+                     known: tuple | None = None):
     """A block of CSV lines as a DataFrame (:func:`~bento_nb.adapters.csv_reading.read_block`),
     the row number of each of its rows, and its ragged lines as (row, message). Rows are
-    numbered by line after the header, blank lines included, as an editor shows them."""
+    numbered by line after the header, blank lines included, as an editor shows them.
+    ``known``: the adapter's own names (see :func:`~bento_nb.adapters.dataframe_input.csv_names`)."""
+    import pandas as pd
+
     from .adapters.csv_reading import read_block
+    from .adapters.dataframe_input import csv_names
 
     try:
         frame, ragged = read_block(data, names)
     except BadInput as e:
         last = first_row + data.count(b"\n")
         raise BadInput(f"{source} rows {first_row}-{last}: {e.message}") from None
+    if names:  # to_csv()'s index column goes; labels 0..n-1 are positions, as in a request
+        columns, index = csv_names(tuple(names), known)
+        if index:
+            frame = frame.iloc[:, 1:]
+        if columns is None:
+            frame = frame.set_axis(pd.RangeIndex(frame.shape[1]), axis=1)
     if not ragged and b"\n\n" not in data and b"\n\r\n" not in data \
             and not data.startswith((b"\n", b"\r\n")):
         return frame, None, []

@@ -1,8 +1,12 @@
 """HTTP routes of the prediction server: one raw ASGI app, routed by a dict lookup.
 
     POST /<api route>   parse + validate the body with the API's adapter, then batch
-    GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN)
+    GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN); with
+                        ``@web_static_content``, that folder's index.html
+    GET  /docs          Swagger UI (always)
     GET  /docs.json     OpenAPI 3 document
+    GET  /<file>        with ``@web_static_content``: the folder's files (:mod:`.static`),
+                        after every route above
     GET  /healthz       liveness            GET /readyz    readiness (503 while starting,
                                                            stopping, or an API's model
                                                            thread is gone or stuck)
@@ -61,6 +65,7 @@ from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 from .oip import INFER_ROUTE_LABEL, OpenInference, render_oip_error
 from .openapi import build_openapi
+from .static import StaticFiles
 
 _JSON = b"application/json"
 _log = logging.getLogger("bento_nb.server")
@@ -204,7 +209,12 @@ class App:
             "/metrics": ("/metrics", self.metrics_page),
             "/metadata": ("/metadata", self.metadata),
             "/.bento/identity": ("/.bento/identity", self.identity),
+            "/docs": ("/docs", self.swagger_page),
         }
+        # @web_static_content: its index.html is /, its files come after every route
+        self.web_static = StaticFiles.of(state.service)
+        if self.web_static is not None and self.web_static.has_index:
+            self.get_routes["/"] = ("/", self.web_static_file)
         self.protected = {"/metrics", "/metadata"}
         # POST /v2/models/{name}[/versions/{v}]/infer: the API call path of the default
         # output's API (its body limit), counted under INFER_ROUTE_LABEL, OIP error bodies.
@@ -241,6 +251,8 @@ class App:
             return await self.control(scope, send, started)
         if entry is None and (path == "/v2" or path.startswith("/v2/")):
             return await self.oip_request(scope, receive, send, started)
+        if entry is None and self.web_static is not None and self.web_static.find(path):
+            entry = ("/web_static_content", self.web_static_file)
         if entry is None:
             routes = ", ".join(f"POST /{api.route}" for api in self.state.service.apis.values())
             return await self.fail(send, "other", started, NotFound(
@@ -521,6 +533,9 @@ class App:
         title = html.escape(f"{self.state.service.name} - bento_nb")
         return 200, _SWAGGER_PAGE.format(title=title).encode(), [
             (b"content-type", b"text/html; charset=utf-8")]
+
+    def web_static_file(self, scope: dict) -> tuple:
+        return self.web_static.get(scope["path"])
 
     def static(self, scope: dict) -> tuple:
         """Swagger UI's files: only the names in its folder (no path is ever joined from
