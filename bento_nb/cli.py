@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP")
-    p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
+    p.add_argument("tag", nargs="+", metavar="TAG",
+                   help="tag (Name[:version]) or bundle folder (./path); several versions of "
+                        "one bundle with --split")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     add_options(p, ServerConfig)
     cli_compat.add_microbatch_aliases(p)

@@ -499,7 +499,8 @@ class ServerHandle:
 def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
           max_batch_size: int | None = None, max_latency_ms: float | None = None,
           api_token: str | None = None, port_fallback: bool = False,
-          config: ServerConfig | None = None, **options: Any) -> ServerHandle:
+          config: ServerConfig | None = None, follow_objects: tuple = (),
+          **options: Any) -> ServerHandle:
     """Serve ``target`` over HTTP from a background thread; returns once it accepts
     connections.
 
@@ -527,6 +528,8 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
     ``weights`` their shares (``serve(["Iris:v1", "Iris:v2"], weights=[0.9, 0.1])``); each
     request goes to one version by weight, the same one for the same
     ``X-Bento-Route-Key`` header. Versions with other names or APIs are refused.
+    ``follow_objects``: more objects whose pack means "this server's next version" (the
+    model a caller wrapped in the service it passes).
     """
     from ..service import BentoService, add_pack_listener, as_service
 
@@ -564,7 +567,7 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
     warn_if_public(config)
     handle = ServerHandle(server, bound_port, moved_from)
     if follow:
-        server.listen_for_packs(add_pack_listener, sources=(target, service))
+        server.listen_for_packs(add_pack_listener, sources=(target, service, *follow_objects))
     started = threading.Event()
     failure: list[BaseException] = []
 
