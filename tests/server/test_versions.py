@@ -8,19 +8,17 @@ agree with its ``X-Bento-Version`` header.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 
 import pytest
 from netcheck import free_port
 from polling import wait_for
+from versioncheck import Client, Load
 
 from .conftest import metric_value, request
 from .versioned_models import BrokenOnLoad, FailsOnceLoaded, Offset
@@ -32,88 +30,6 @@ def pack(model, name="Offset"):
     import bento_nb
 
     return bento_nb.pack(model, name=name, example=EXAMPLE)
-
-
-class Client:
-    """A keep-alive client: POST row ``i``, read (status, version header, value)."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-
-    def post(self, i: int, path: str = "/predict", headers: dict | None = None,
-             body: bytes | None = None) -> tuple[int, str | None, float | None]:
-        self.conn.request("POST", path, body=body or json.dumps([[i, 0]]).encode(),
-                          headers={"Content-Type": "application/json", **(headers or {})})
-        response = self.conn.getresponse()
-        data = response.read()
-        value = None
-        if response.status == 200:
-            answer = json.loads(data)
-            value = answer[0] if isinstance(answer, list) else answer["outputs"][0]["data"][0]
-        return response.status, response.getheader("X-Bento-Version"), value
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class Load:
-    """Threads POSTing distinct rows until stopped; every answer is checked against the
-    offset of the version its header names."""
-
-    def __init__(self, port: int, offsets: dict, threads: int = 4):
-        self.port = port
-        self.offsets = offsets  # version -> k (filled in as versions are packed)
-        self.failed: list = []
-        self.wrong: list = []
-        self.versions: list[str] = []  # version of each answer, in order
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True)
-                         for n in range(threads)]
-
-    def __enter__(self) -> "Load":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
-
-    def _run(self, n: int) -> None:
-        client = Client(self.port)
-        i = n * 1_000_000
-        try:
-            while not self._stop.is_set():
-                i += 1
-                try:
-                    status, version, value = client.post(i)
-                except OSError as e:
-                    with self._lock:
-                        self.failed.append((i, repr(e)))
-                    client.close()
-                    client = Client(self.port)
-                    continue
-                with self._lock:
-                    if status != 200:
-                        self.failed.append((i, status))
-                    elif version not in self.offsets or value != i + self.offsets[version]:
-                        self.wrong.append((i, version, value))
-                    else:
-                        self.versions.append(version)
-        finally:
-            client.close()
-
-    def answered_by(self, version: str, last: int = 50) -> bool:
-        """The last ``last`` answers all came from ``version``."""
-        with self._lock:
-            tail = self.versions[-last:]
-        return len(tail) == last and set(tail) == {version}
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.versions)
 
 
 # -- hot swap, in process ------------------------------------------------------------------
