@@ -7,7 +7,8 @@
         [--output PATH|-] [--output-format F] [--batch-size N] [--workers N]
         [--on-error fail|skip|null] [--keep-columns]
     bento-nb export TAG FILE.tar.gz|.tgz|.bento / import FILE
-    bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
+    bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] [--watch] ...
+    bento-nb serve NAME:V1 NAME:V2 --split 90,10   A/B: several versions in one server
     bento-nb containerize TAG -t IMAGE[:TAG] [--base-image ...] [--context-only DIR]
     bento-nb k8s TAG --image IMAGE [--replicas N] [--port 5000] [-o DIR]
         [--kserve [--kserve-mode serverless|raw] [--canary-image IMAGE --canary-percent N]
