@@ -473,10 +473,13 @@ class App:
         versions = state.versions
         member = versions.primary
         if endpoint is not None and versions.split:
-            if endpoint.version is not None:
-                member = versions.find(endpoint.version) or member  # unknown: its 404
-            else:
+            if endpoint.version is None:
                 member = versions.pick(scope)
+            elif (member := versions.find(endpoint.version)) is None:
+                served = ", ".join(repr(m.version) for m in versions.members)
+                return await self.fail(send, endpoint.route_label, started, NotFound(
+                    f"unknown version {endpoint.version!r} of model {endpoint.model!r}: "
+                    f"this server serves versions {served}"), render_error=_oip_error_headers)
         if endpoint is not None and endpoint.kind == "infer" and method == "POST":
             return await self.api_call(member.oip_route, scope, receive, send, endpoint)
         label = "/v2" if endpoint is None else endpoint.route_label

@@ -269,7 +269,7 @@ class Metrics:
             "p50_ms": round(_percentile(recent, 0.50) * 1000, 2),
             "p99_ms": round(_percentile(recent, 0.99) * 1000, 2),
             "versions": {version: figures.summary()
-                         for version, figures in self._versions.items()},
+                         for version, figures in list(self._versions.items())},
         }
 
 

@@ -405,7 +405,6 @@ class ServerHandle:
         self.host = config.host
         self.port = port
         self.moved_from = moved_from
-        self.name = server.service.name
         self.url = url_for(config.host, port)
         self.docs_url = self.url + "/"
         self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -425,6 +424,10 @@ class ServerHandle:
         swap)."""
         server = self._server
         return server.current_service() if server.versions is not None else server.service
+
+    @property
+    def name(self) -> str:
+        return self.service.name
 
     @property
     def tag(self) -> str | None:
@@ -606,6 +609,8 @@ def serve(target: Any, port: int = 5000, host: str = "127.0.0.1",
         raise ServerError(f"the server could not start: {type(error).__name__}: {error}") from error
     registry.add(handle)
     registry.write_record(handle.record())
+    # the record names the tag served: a hot swap changes it
+    server.on_swap.append(lambda: handle.running and registry.write_record(handle.record()))
     return handle
 
 

@@ -413,7 +413,10 @@ class Follower:
             problem = warm(service)
         if problem is not None:
             return self._refuse(bundle.version, problem)
-        self.server.swap_in(service)
+        try:
+            self.server.swap_in(service)
+        except BentoNbError as e:  # the server is stopping
+            return self._refuse(bundle.version, e.message)
         self.swapped = {"version": bundle.version, "tag": bundle.tag,
                         "at": time.strftime("%H:%M:%S")}
         self._say(f"now serving {bundle.tag} (swapped at {self.swapped['at']})")
