@@ -235,9 +235,8 @@ class BentoMagics(Magics):
     # serve
 
     def _cmd_serve(self, args):
-        from ..server.config import ServerConfig
-
         from ..actions import combine
+        from ..server.config import ServerConfig
 
         words = args.target or [None]
         targets = [self._resolve(word) for word in words]

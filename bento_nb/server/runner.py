@@ -35,7 +35,14 @@ from .config import ServerConfig
 from .metrics import Metrics
 from .oip import INFER_ROUTE_LABEL
 from .transport import HttpServer
-from .versions import Follower, ServedVersion, VersionSet, check_members, check_weights, version_of
+from .versions import (
+    Follower,
+    ServedVersion,
+    VersionSet,
+    check_members,
+    check_weights,
+    version_of,
+)
 
 _FALLBACK_TRIES = 100
 _QUIET = 0.1  # seconds without a new request before a draining server closes connections

@@ -49,8 +49,9 @@ import threading
 import time
 import zlib
 from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import BentoNbError, UsageError
 

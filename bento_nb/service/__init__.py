@@ -62,10 +62,10 @@ def add_pack_listener(listener: Callable[[Any, Bundle], None]) -> Callable[[], N
 def _announce(obj: Any, bundle: Bundle) -> None:
     import logging
 
-    for listener in list(_pack_listeners):
+    for listener in _pack_listeners[:]:  # a copy: a listener may unsubscribe
         try:
             listener(obj, bundle)
-        except Exception:  # noqa: BLE001 - a listener's bug must not fail the pack
+        except Exception:  # a listener's bug must not fail the pack
             logging.getLogger("bento_nb").exception("a pack listener failed")
 
 SERVICE_FILE = "service.pkl"

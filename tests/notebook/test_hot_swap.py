@@ -58,7 +58,7 @@ def widget_text(k: Kernel) -> str:
 def test_serve_name_swaps_to_a_repacked_version_under_load(kernel):
     k = kernel
     v1 = pack(k, "m", "Offset(1000)", "Off")
-    url, port = shown_url(k.magic("serve Off --port 0"))
+    _, port = shown_url(k.magic("serve Off --port 0"))
     offsets = {v1: 1000}
     with Load(port, offsets) as load:
         assert wait_for(lambda: load.count() > 200, 20), load.failed
@@ -80,7 +80,7 @@ def test_serve_name_swaps_to_a_repacked_version_under_load(kernel):
 def test_a_live_object_server_swaps_when_its_variable_is_packed(kernel):
     k = kernel
     k.run("live = Offset(1000)")
-    url, port = shown_url(k.magic("serve live --port 0"))
+    _, port = shown_url(k.magic("serve live --port 0"))
     client = Client(port)
     assert client.post(1) == (200, "live", 1001)
     v1 = pack(k, "live", "live", "LiveOff")  # the very object served, now a bundle

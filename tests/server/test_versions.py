@@ -208,7 +208,7 @@ def test_cli_watch_swaps_under_load_and_logs_a_refused_version(cli):
 def test_cli_watch_refuses_a_pinned_tag():
     v1 = pack(Offset(1000))
     out = subprocess.run([sys.executable, "-m", "bento_nb", "serve", v1.tag, "--watch",
-                          "--port", "0"], capture_output=True, text=True, timeout=60)
+                          "--port", "0"], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode != 0
     assert len(out.stderr.strip().splitlines()) == 1
     assert "--watch follows a bundle name" in out.stderr
@@ -297,7 +297,7 @@ def test_a_bad_split_is_one_usage_line(two_versions, split, message):
     v1, v2 = two_versions
     out = subprocess.run([sys.executable, "-m", "bento_nb", "serve", v1.tag, v2.tag,
                           "--split", split, "--port", "0"], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, check=False)
     assert out.returncode == 2, out
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert message in out.stderr

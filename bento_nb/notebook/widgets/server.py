@@ -324,9 +324,10 @@ def swap_lines(stats: dict) -> list[tuple[str, str]]:
     if swapped:
         lines.append((f"now serving {swapped['version']} (swapped at {swapped['at']})", OK))
     if refused and (not swapped or refused["version"] > swapped["version"]):
-        lines.append((f"✗ version {refused['version']} was not swapped in: "
-                      f"{refused['reason']} (still serving "
-                      f"{', '.join(stats.get('serving') or {}) or 'the old version'})", ERROR))
+        serving = ", ".join(stats.get("serving") or {}) or "the old version"
+        text = (f"✗ version {refused['version']} was not swapped in: {refused['reason']} "
+                f"(still serving {serving})")
+        lines.append((text, ERROR))
     return lines
 
 
