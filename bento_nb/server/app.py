@@ -227,6 +227,8 @@ class App:
         versions = state.versions
         for member in versions.members:
             self.attach(member)
+            if versions.split:  # GET /v2/models/{name}: every version served
+                member.oip.list_versions([m.version for m in versions.members])
         # path -> .versions.Choice: its ``only`` is the route while one version is served
         self.api_routes = {f"/{api.route}": versions.choice(f"/{api.route}", f"/{api.route}")
                            for api in state.service.apis.values()}

@@ -281,6 +281,11 @@ def test_oip_infer_honours_the_split_and_an_explicit_version(serve_model, two_ve
             200, v2.version, i + 2000)
     status, _, _ = infer(1, "/v2/models/Offset/versions/nope/infer")
     assert status == 404
+    answer = request(handle.url + "/v2/models/Offset/versions/nope/infer", "POST", b"{}")
+    assert answer.status == 404 and v1.version in answer.json()["error"]
+    assert request(handle.url + f"/v2/models/Offset/versions/{v2.version}/ready").status == 200
+    metadata = request(handle.url + "/v2/models/Offset").json()
+    assert sorted(metadata["versions"]) == sorted([v1.version, v2.version])
     text = request(handle.url + "/metrics").body.decode()
     assert metric_value(text, "bento_nb_requests_total", route="/v2/models/{model}/infer",
                         version=v2.version) >= 20
