@@ -198,6 +198,9 @@ def serve(target: Target, config: ServerConfig) -> Any:
 
     if config.follow is None:
         config = dataclasses.replace(config, follow=not target.pinned)
+    elif config.follow and target.versions is not None:
+        raise UsageError("a split serves the versions it was given: it cannot also follow "
+                         "new versions (--watch)")
     elif config.follow and target.pinned:
         raise UsageError(f"{target.label} is one version (pinned): --watch follows a name; "
                          "give it without its version")

@@ -38,6 +38,7 @@ def pack(model, name="Offset"):
 def test_a_served_name_swaps_to_the_new_version_under_load(serve_model):
     v1 = pack(Offset(1000))
     handle = serve_model("Offset")
+    old_threads = [d._thread for d in handle._server.dispatchers.values()]
     offsets = {v1.version: 1000}
     with Load(handle.port, offsets) as load:
         assert wait_for(lambda: load.count() > 200, 20), load.failed
@@ -50,15 +51,8 @@ def test_a_served_name_swaps_to_the_new_version_under_load(serve_model):
     stats = handle.stats()
     assert stats["swapped"]["version"] == v2.version
     assert handle.tag == v2.tag
-    # the old version drained: its model threads ended
-    assert wait_for(lambda: not any(t.name == "bento-nb-model-predict" and t.is_alive()
-                                    for t in _threads_of(handle, v1.version)), 10)
-
-
-def _threads_of(handle, version):
-    server = handle._server
-    return [d._thread for m in server._retiring if m.version == version
-            for d in m.dispatchers.values()]
+    # the old version drained, then its model thread ended
+    assert old_threads and wait_for(lambda: not any(t.is_alive() for t in old_threads), 10)
 
 
 def test_a_swap_is_seen_by_a_server_of_another_process_pack(serve_model):
