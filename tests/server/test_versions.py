@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 
 import pytest
@@ -21,7 +22,7 @@ from polling import wait_for
 from versioncheck import Client, Load
 
 from .conftest import metric_value, request
-from .versioned_models import BrokenOnLoad, FailsOnceLoaded, Offset
+from .versioned_models import BrokenOnLoad, FailsOnceLoaded, Offset, SlowOffset
 
 EXAMPLE = [[1.0, 2.0]]
 
@@ -53,6 +54,23 @@ def test_a_served_name_swaps_to_the_new_version_under_load(serve_model):
     assert handle.tag == v2.tag
     # the old version drained, then its model thread ended
     assert old_threads and wait_for(lambda: not any(t.is_alive() for t in old_threads), 10)
+
+
+def test_a_request_in_flight_during_the_swap_finishes_on_the_old_version(serve_model):
+    import bento_nb
+
+    v1 = bento_nb.pack(SlowOffset(1000, delay=4), name="Offset")  # no example: not run
+    handle = serve_model("Offset")
+    slow: list = []
+    thread = threading.Thread(target=lambda: slow.append(Client(handle.port).post(9)))
+    thread.start()
+    assert wait_for(lambda: handle.stats()["in_flight"] == 1, 10)
+    v2 = pack(Offset(2000))
+    client = Client(handle.port)
+    assert wait_for(lambda: client.post(1) == (200, v2.version, 2001), 10)
+    assert thread.is_alive()  # swapped while the slow request was in the old model
+    thread.join(20)
+    assert slow == [(200, v1.version, 1009)]
 
 
 def test_a_swap_is_seen_by_a_server_of_another_process_pack(serve_model):

@@ -38,3 +38,17 @@ class FailsOnceLoaded(Offset):
         if getattr(self, "loaded", False):
             raise ValueError("model weights are NaN after loading")
         return super().predict(rows)
+
+
+class SlowOffset(Offset):
+    """Takes ``delay`` seconds per call: a request is still in flight when a swap happens."""
+
+    def __init__(self, k: float, delay: float):
+        super().__init__(k)
+        self.delay = delay
+
+    def predict(self, rows):
+        import time
+
+        time.sleep(self.delay)
+        return super().predict(rows)
