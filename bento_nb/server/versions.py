@@ -296,8 +296,11 @@ def warm(service: Any) -> str | None:
 
 class Follower:
     """Watches for newer versions of the served bundle and swaps them in (see the module
-    docstring). ``server`` provides ``swap_in(service) -> None`` (thread-safe: it hops to
-    the event loop) and ``current_version() -> str``.
+    docstring). ``server`` (a :class:`~bento_nb.server.runner.ModelServer`) provides
+    ``swap_in(service)`` (thread-safe: it hops to the event loop, returns once swapped),
+    ``current_service()`` and ``current_version()``. ``folder``: the name's folder in the
+    store (None for a live object until :meth:`announce` names one); ``version``: the one
+    serving.
 
     A version that fails to load, has other APIs, or fails its example is refused: the
     old one keeps serving, the reason is logged (``bento_nb.server`` logger, and on

@@ -66,9 +66,9 @@ def test_a_request_in_flight_during_the_swap_finishes_on_the_old_version(serve_m
     thread.start()
     assert wait_for(lambda: handle.stats()["in_flight"] == 1, 10)
     v2 = pack(Offset(2000))
-    client = Client(handle.port)
-    assert wait_for(lambda: client.post(1) == (200, v2.version, 2001), 10)
+    assert wait_for(lambda: handle.version == v2.version, 10)  # (a request to v1 would wait)
     assert thread.is_alive()  # swapped while the slow request was in the old model
+    assert Client(handle.port).post(1) == (200, v2.version, 2001)  # not behind it
     thread.join(20)
     assert slow == [(200, v1.version, 1009)]
 
