@@ -59,7 +59,7 @@ def test_a_served_name_swaps_to_the_new_version_under_load(serve_model):
 def test_a_request_in_flight_during_the_swap_finishes_on_the_old_version(serve_model):
     import bento_nb
 
-    v1 = bento_nb.pack(SlowOffset(1000, delay=4), name="Offset")  # no example: not run
+    v1 = bento_nb.pack(SlowOffset(1000, delay=6), name="Offset")  # no example: not run
     handle = serve_model("Offset")
     slow: list = []
     thread = threading.Thread(target=lambda: slow.append(Client(handle.port).post(9)))
