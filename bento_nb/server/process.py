@@ -86,9 +86,11 @@ def run_cli(tag: str | list[str], config: ServerConfig, workers: int = 1) -> int
     try:
         served = services if len(services) > 1 else service
         if workers == 1:
-            _run_worker(served, config, sockets, identity_secret=secret, follow=follow)
+            _run_worker(served, config, sockets, identity_secret=secret, follow=follow,
+                        record=record)
         else:
-            _supervise(served, config, sockets, secret, int(workers), follow=follow)
+            _supervise(served, config, sockets, secret, int(workers), follow=follow,
+                       record=record)
     finally:
         registry.remove_record(record["pid"], bound)
     print("bento-nb: stopped", flush=True)
@@ -113,13 +115,18 @@ def _report(message: str) -> None:
 
 def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket],
                 metrics_dir: str | None = None, identity_secret: str | None = None,
-                follow: bool = False) -> None:
-    """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
+                follow: bool = False, record: dict | None = None) -> None:
+    """Serve on the main thread until SIGINT/SIGTERM, then drain and return. ``record``:
+    the server's registry record, rewritten with the new tag after a hot swap (by one
+    worker only)."""
     sys.setswitchinterval(_SWITCH_INTERVAL)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = ModelServer(service, config, metrics_dir=metrics_dir,
                          identity_secret=identity_secret, follow=follow, report=_report)
+    if record is not None:
+        server.on_swap.append(lambda: registry.write_record(
+            {**record, "tag": server.current_service().tag}))
     server.start(sockets)
     stopping: list = []
 
@@ -143,7 +150,7 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
 
 def _supervise(service: Any, config: ServerConfig, sockets: list[socket.socket],
                identity_secret: str | None = None, workers: int = 2,
-               follow: bool = False) -> None:
+               follow: bool = False, record: dict | None = None) -> None:
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     restarts = 0
@@ -161,7 +168,8 @@ def _supervise(service: Any, config: ServerConfig, sockets: list[socket.socket],
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _run_worker(service, config, sockets, metrics_dir, identity_secret, follow)
+                _run_worker(service, config, sockets, metrics_dir, identity_secret, follow,
+                            record if index == 0 else None)  # one writer of the record
             except BaseException:  # noqa: BLE001 - report, then leave without cleanup
                 import traceback
 

@@ -52,6 +52,10 @@ def test_a_served_name_swaps_to_the_new_version_under_load(serve_model):
     stats = handle.stats()
     assert stats["swapped"]["version"] == v2.version
     assert handle.tag == v2.tag
+    from bento_nb.server import list_servers
+
+    assert wait_for(lambda: [r["tag"] for r in list_servers()
+                             if r["port"] == handle.port] == [v2.tag], 5)
     # the old version drained, then its model thread ended
     assert old_threads and wait_for(lambda: not any(t.is_alive() for t in old_threads), 10)
 
@@ -212,6 +216,9 @@ def test_cli_watch_swaps_under_load_and_logs_a_refused_version(cli):
         assert wait_for(lambda: load.answered_by(v2.version), 15), Counter(load.versions)
     assert load.failed == [] and load.wrong == []
     assert Counter(load.versions)[v1.version] > 0
+    from bento_nb.server import list_servers
+
+    assert [r["tag"] for r in list_servers() if r["port"] == port] == [v2.tag]  # the panel's
     _out, err = _stop(proc)
     assert f"now serving Offset:{v2.version} (swapped at " in err
     assert f"not swapping in version {bad.version}: its example fails: " in err
