@@ -207,10 +207,16 @@ def cli():
 def test_cli_watch_swaps_under_load_and_logs_a_refused_version(cli):
     v1 = pack(Offset(1000))
     proc, port = cli("Offset", "--watch")
+    log: list[str] = []  # the server's stderr, line by line as it comes
+    reader = threading.Thread(target=lambda: [log.append(line) for line in proc.stderr],
+                              daemon=True)
+    reader.start()
     offsets = {v1.version: 1000}
     with Load(port, offsets) as load:
         assert wait_for(lambda: load.count() > 200, 20), load.failed
         bad = pack(FailsOnceLoaded(5000))  # refused: the old version keeps serving
+        refusal = f"not swapping in version {bad.version}: its example fails: "
+        assert wait_for(lambda: any(refusal in line for line in log), 15), log
         v2 = pack(Offset(2000))
         offsets[v2.version] = 2000
         assert wait_for(lambda: load.answered_by(v2.version), 15), Counter(load.versions)
@@ -219,9 +225,11 @@ def test_cli_watch_swaps_under_load_and_logs_a_refused_version(cli):
     from bento_nb.server import list_servers
 
     assert [r["tag"] for r in list_servers() if r["port"] == port] == [v2.tag]  # the panel's
-    _out, err = _stop(proc)
-    assert f"now serving Offset:{v2.version} (swapped at " in err
-    assert f"not swapping in version {bad.version}: its example fails: " in err
+    assert wait_for(lambda: any(f"now serving Offset:{v2.version} (swapped at " in line
+                                for line in log), 5), log
+    proc.send_signal(signal.SIGTERM)  # the reader, not the fixture, reads stderr to its end
+    assert proc.wait(20) == 0
+    reader.join(10)
 
 
 def test_cli_watch_refuses_a_pinned_tag():
