@@ -44,6 +44,32 @@ from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, 
 from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
 
+# Callbacks told of every bundle this process packs: (the object packed, its Bundle). A
+# server that follows new versions subscribes (bento_nb.server.versions); this layer knows
+# nothing of servers.
+_pack_listeners: list[Callable[[Any, Bundle], None]] = []
+
+
+def add_pack_listener(listener: Callable[[Any, Bundle], None]) -> Callable[[], None]:
+    """Call ``listener(obj, bundle)`` after each pack in this process (``obj``: the model
+    or service packed); returns the function that unsubscribes it."""
+    _pack_listeners.append(listener)
+
+    def remove() -> None:
+        if listener in _pack_listeners:
+            _pack_listeners.remove(listener)
+    return remove
+
+
+def _announce(obj: Any, bundle: Bundle) -> None:
+    import logging
+
+    for listener in _pack_listeners[:]:  # a copy: a listener may unsubscribe
+        try:
+            listener(obj, bundle)
+        except Exception:  # a listener's bug must not fail the pack
+            logging.getLogger("bento_nb").exception("a pack listener failed")
+
 SERVICE_FILE = "service.pkl"
 _EXAMPLE_MAX_BYTES = 16 * 1024
 
@@ -367,6 +393,7 @@ class BentoService:
         bundle = store.save(self.name, partial(self._write_bundle, labels=labels, extra=extra,
                                                origin=origin))
         self.bundle = bundle
+        _announce(self, bundle)
         return bundle
 
     def _checked_example(self, value: Any) -> dict:
@@ -645,8 +672,11 @@ def pack(model: Any, name: str = "Model", apis: Sequence[str] | str | None = Non
         from ..frameworks.detect import input_schema
 
         svc._input_schema = input_schema(svc.artifacts.model, example)
-    return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or (),
-                           example=example, provenance=provenance)
+    bundle = svc.save_bundle(labels=labels, store=store,
+                             extra_requirements=requirements or (), example=example,
+                             provenance=provenance)
+    _announce(model, bundle)
+    return bundle
 
 
 def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str | None = None,
