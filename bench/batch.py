@@ -92,7 +92,7 @@ def prepare(home: Path, rows: int, folder: Path) -> Path:
 
 def measure(body: str, env: dict) -> dict:
     """Run ``body`` in a fresh process; its timing and peak RSS, and from ``/proc`` (sampled
-    every 50 ms) the CPU seconds of it and every process it started, and the largest peak
+    every 0.2 s) the CPU seconds of it and every process it started, and the largest peak
     RSS among those others (workers that are not its children, a fork server's, too)."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-c", MEASURED.format(body=body)],
@@ -104,7 +104,7 @@ def measure(body: str, env: dict) -> dict:
             sample = _sample(pid)
             if sample is not None:
                 seen[pid] = (sample[0], max(sample[1], seen.get(pid, (0.0, 0.0))[1]))
-        time.sleep(0.05)
+        time.sleep(0.2)
     wall = time.perf_counter() - started
     out, err = process.communicate()
     if process.returncode != 0:

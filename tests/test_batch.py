@@ -222,7 +222,7 @@ def test_workers_fork_from_a_server_that_imported_the_bundle_libraries(iris, tmp
     assert len(answers) == len(X)
     assert all(a["parent"] != run.pid and a["preloaded"] for a in answers), answers[0]
     assert max(a["cpu"] for a in answers) < 1.0, answers  # spawned, importing: ~1.9 s
-    assert {a["threads"] for a in answers} == {max(1, (os.cpu_count() or 1) // 2)}
+    assert {a["threads"] for a in answers} == {max(1, len(os.sched_getaffinity(0)) // 2)}
 
 
 # -- bad rows -------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def results(chunks: Iterable[Chunk], runner: ChunkRunner, options: BatchOptions,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = max(1, (os.cpu_count() or 1) // options.workers)
+    threads = max(1, usable_cores() // options.workers)
     pool = ProcessPoolExecutor(max_workers=options.workers,
                                mp_context=context or multiprocessing.get_context("spawn"),
                                initializer=_start_worker,
@@ -159,6 +159,13 @@ def results(chunks: Iterable[Chunk], runner: ChunkRunner, options: BatchOptions,
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container sets it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _result_of(future) -> ChunkResult:
