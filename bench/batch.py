@@ -143,7 +143,8 @@ def files(args, env: dict, folder: Path) -> list[str]:
     source = prepare(Path(env["BENTO_NB_HOME"]), args.rows, folder)
     lines = [f"## Files: {args.rows:,} rows ({source.stat().st_size / 1e6:,.0f} MB CSV), "
              f"medians of {args.repeat}", "",
-             "| model | command | rows/s | × pandas | CPU used (cores) | load avg | peak RSS (MB) |",
+             "| model | command | rows/s | × pandas | CPU used (cores) | load avg "
+             "| peak RSS (MB) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for model in args.models.split(","):
         tag = MODELS[model]

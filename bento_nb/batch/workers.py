@@ -109,8 +109,8 @@ def worker_context(target):
 
 
 def _bundle_modules(target) -> list[str]:
-    """The fork-safe modules the bundle's pickled artifacts refer to (``sklearn.ensemble._forest``
-    for a random forest), read from the pickles' opcodes, never by unpickling."""
+    """The fork-safe modules the bundle's pickles refer to (``sklearn.ensemble._forest`` for
+    a random forest), read from the pickles' opcodes, never by unpickling."""
     from .. import _pickling
 
     bundle = getattr(target, "bundle", None)
@@ -125,13 +125,13 @@ def _bundle_modules(target) -> list[str]:
             continue
         try:
             found |= _pickling.pickled_modules(path, top_level=False)
-        except Exception:  # noqa: BLE001 - a hint for speed only; the worker loads it anyway
+        except (OSError, ValueError):  # a hint for speed only: the worker loads it anyway
             continue
     return sorted(m for m in found if m.split(".")[0] in _FORK_SAFE)
 
 
 def results(chunks: Iterable[Chunk], runner: ChunkRunner, options: BatchOptions,
-             spec: tuple | None, api_name: str, context=None) -> Iterator[ChunkResult]:
+            spec: tuple | None, api_name: str, context=None) -> Iterator[ChunkResult]:
     """Results of ``chunks`` in their order: here, or in ``options.workers`` processes
     (of ``context``) with at most two chunks per worker read ahead."""
     if options.workers <= 1:
