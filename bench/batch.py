@@ -14,10 +14,10 @@ turns ``--repeat`` times (medians reported):
   run -w2     the same with ``--workers 2``
 
 Each row of the table: rows/s over the process's whole wall time (start-up, bundle load,
-reading, predicting, writing), the CPU it used (user + sys of the process and every
-process it started, the workers' fork server and workers included, read from ``/proc``
-while it runs) over that wall time — 2.0 is both cores busy, less is time spent waiting
-for a core others use —, the load average as it ended, and its peak RSS (for ``run -w2``
+reading, predicting, writing), the CPU seconds it used (user + sys of the process and
+every process it started, the workers' fork server and workers included, read from
+``/proc`` while it runs) and those over its wall time (cores used: 2.0 is both cores
+busy, less is time spent waiting for a core others use), the load average as it ended, and its peak RSS (for ``run -w2``
 the main process and the largest other process). ``--flat 1000000`` adds a ``run`` at
 that many rows, to show the peak RSS does not grow with the file.
 
@@ -111,7 +111,8 @@ def measure(body: str, env: dict) -> dict:
         raise SystemExit(f"benchmark step failed:\n{err[-2000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     others = [rss for pid, (_, rss) in seen.items() if pid != process.pid]
-    result.update(cores=sum(cpu for cpu, _ in seen.values()) / wall,
+    cpu = sum(seconds for seconds, _ in seen.values())
+    result.update(cpu=cpu, cores=cpu / wall,
                   others_mb=max(others, default=0.0), load=os.getloadavg()[0])
     return result
 
@@ -143,9 +144,9 @@ def files(args, env: dict, folder: Path) -> list[str]:
     source = prepare(Path(env["BENTO_NB_HOME"]), args.rows, folder)
     lines = [f"## Files: {args.rows:,} rows ({source.stat().st_size / 1e6:,.0f} MB CSV), "
              f"medians of {args.repeat}", "",
-             "| model | command | rows/s | × pandas | CPU used (cores) | load avg "
+             "| model | command | rows/s | × pandas | CPU (s) | CPU used (cores) | load avg "
              "| peak RSS (MB) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for model in args.models.split(","):
         tag = MODELS[model]
         target = str(folder / "out.parquet")
@@ -167,11 +168,12 @@ def files(args, env: dict, folder: Path) -> list[str]:
             rss = statistics.median(r["rss_mb"] for r in runs)
             workers = statistics.median(r["others_mb"] for r in runs)
             cores = statistics.median(r["cores"] for r in runs)
+            cpu = statistics.median(r["cpu"] for r in runs)
             loads = "/".join(f"{r['load']:.1f}" for r in runs)
             shown = f"{rss:,.0f}" + (f" (+ at most {workers:,.0f} per process)" if "w2" in name
                                      else "")
             lines.append(f"| {model} | {name} | {args.rows / seconds:,.0f} | "
-                         f"{base / seconds:.2f} | {cores:.2f} | {loads} | {shown} |")
+                         f"{base / seconds:.2f} | {cpu:.1f} | {cores:.2f} | {loads} | {shown} |")
     if args.flat:
         small = prepare(Path(env["BENTO_NB_HOME"]), args.flat, folder)
         model = args.models.split(",")[0]
