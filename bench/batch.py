@@ -17,9 +17,10 @@ Each row of the table: rows/s over the process's whole wall time (start-up, bund
 reading, predicting, writing), the CPU seconds it used (user + sys of the process and
 every process it started, the workers' fork server and workers included, read from
 ``/proc`` while it runs) and those over its wall time (cores used: 2.0 is both cores
-busy, less is time spent waiting for a core others use), the load average as it ended, and its peak RSS (for ``run -w2``
-the main process and the largest other process). ``--flat 1000000`` adds a ``run`` at
-that many rows, to show the peak RSS does not grow with the file.
+busy, less is time spent waiting for a core others use), the load average as it ended,
+and its peak RSS (for ``run -w2`` the main process and the largest other process).
+``--flat 1000000`` adds a ``run`` at that many rows, to show the peak RSS does not grow
+with the file.
 
 Spark. In one ``local[2]`` session, a DataFrame of ``--spark-rows`` iris rows (cached)
 gets a prediction column from ``bento_nb.spark.udf`` and from ``mlflow.pyfunc.spark_udf``
