@@ -578,3 +578,26 @@ def test_a_large_csv_body_of_numbers_is_not_read_cell_by_cell(monkeypatch):
     body = "sl,sw,pl,pw\n" + "5.1,3.5,1.4,0.2\n6.2,3.4,5.4,2.3\n" * 1000
     payload = IRIS.parse(body.encode(), "text/csv")
     assert payload.rows == 2000 and payload.value[1].tolist() == [6.2, 3.4, 5.4, 2.3]
+
+
+def test_make_array_is_the_batch_dataframe_as_an_array():
+    """A batch of unnamed rows handed to a model as an array is exactly the numbers the
+    DataFrame of make_batch holds; named rows, and rows that need per-column dtypes, get
+    no array (the DataFrame carries what an array cannot)."""
+    import numpy as np
+
+    adapter = DataframeInput(n_columns=2, numeric=True)
+    payloads = [adapter.parse(b"[[1, 2.5]]", "application/json"),
+                adapter.parse(b"[[3, 4], [5, 6]]", "application/json"),
+                adapter.parse(b"7,8\n", "text/csv")]
+    array = adapter.make_array(payloads)
+    expected = adapter.make_batch(payloads).to_numpy()
+    assert array.dtype == expected.dtype and np.array_equal(array, expected)
+    ints = [adapter.parse(b"[[3, 4]]", "application/json")]
+    assert adapter.make_array(ints).dtype == adapter.make_batch(ints).to_numpy().dtype
+
+    named = DataframeInput(columns=["a", "b"], numeric=True)
+    assert named.make_array([named.parse(b'[{"a": 1, "b": 2}]', "application/json")]) is None
+    typed = DataframeInput()
+    typed.signature = typed.infer_signature([[1, "x"]])
+    assert typed.make_array([typed.parse(b'[[1, "y"]]', "application/json")]) is None

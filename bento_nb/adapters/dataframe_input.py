@@ -27,6 +27,7 @@ from .encoding import to_jsonable
 from .signature import Signature, infer, named_columns, positional
 
 _CSV_TYPES = ("text/csv", "application/csv")
+_INT64 = 2 ** 63  # integers a numeric column holds exactly (numpy's int64)
 # Where a signature's error names its row (see bento_nb.adapters.signature).
 _SIGNATURE_ROW = re.compile(r"in row (\d+)$")
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
@@ -151,7 +152,9 @@ class DataframeInput(InputAdapter):
         if media in _CSV_TYPES:
             return self._from_csv(body)
         if media in _JSON_TYPES:
-            return self._from_json(loads_json(body))
+            obj = loads_json(body)
+            fast = self._from_number_rows(obj)
+            return fast if fast is not None else self._from_json(obj)
         raise UnsupportedMediaType(
             f"content type {media!r} is not supported: send application/json or text/csv"
         )
@@ -283,6 +286,35 @@ class DataframeInput(InputAdapter):
             f"expected a list of rows, e.g. [{json.dumps(obj[:4])}] for one row, "
             "not a flat list of values"
         )
+
+    def _from_number_rows(self, obj: Any) -> Payload | None:
+        """The payload :meth:`_from_json` makes of a list of rows of plain numbers, for a
+        numeric adapter without a signature, with one pass over the values and no other
+        check; None for any other body (text, booleans, nulls, ragged rows, another width,
+        a value that may not be finite, ...), which :meth:`_from_json` then reads with its
+        exact messages. The hot path of a served scikit-learn model."""
+        if not self.numeric or self.signature is not None or type(obj) is not list or not obj:
+            return None
+        first = obj[0]
+        if type(first) is not list:
+            return None
+        width = self.n_columns if self.n_columns is not None else len(first)
+        if not width:
+            return None
+        total = 0.0
+        for row in obj:
+            if type(row) is not list or len(row) != width:
+                return None
+            for value in row:
+                kind = type(value)
+                if kind is float:
+                    total += value
+                elif kind is not int or not -_INT64 <= value < _INT64:
+                    return None
+        if total - total != 0.0:  # an infinity among them, or a sum that overflowed
+            return None
+        array = np.array(obj)  # float64, or int64 when every value is an integer
+        return Payload(array, len(obj), self.columns)
 
     def _from_records(self, records: list) -> Payload:
         if not all(isinstance(r, dict) for r in records):
@@ -460,6 +492,17 @@ class DataframeInput(InputAdapter):
             if data.dtype == object:
                 frame = frame.infer_objects()
         return frame
+
+    def make_array(self, payloads: Sequence[Payload]) -> np.ndarray | None:
+        """The batch as the numpy array ``make_batch(payloads).to_numpy()`` would give,
+        without building the DataFrame, for payloads without column names whose cells need
+        no per-column dtype; None for any other batch (then call :meth:`make_batch`)."""
+        if payloads[0].columns is not None or (
+                self.signature is not None and self.signature.pandas_dtypes()):
+            return None
+        arrays = [p.value for p in payloads]
+        data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        return None if data.dtype == object else data
 
     def openapi_request(self, example: Any = None) -> dict:
         """Request schema. For a known width of numbers (a scikit-learn model) every body
