@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from typing import Any, Sequence
 
@@ -27,7 +28,8 @@ from .encoding import to_jsonable
 from .signature import Signature, infer, named_columns, positional
 
 _CSV_TYPES = ("text/csv", "application/csv")
-_INT64 = 2 ** 63  # integers a numeric column holds exactly (numpy's int64)
+_NUMBER_TYPES = frozenset({int, float})  # JSON numbers (bool is not among them)
+_FLOAT64, _INT64 = np.dtype(np.float64), np.dtype(np.int64)
 # Where a signature's error names its row (see bento_nb.adapters.signature).
 _SIGNATURE_ROW = re.compile(r"in row (\d+)$")
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
@@ -289,9 +291,9 @@ class DataframeInput(InputAdapter):
 
     def _from_number_rows(self, obj: Any) -> Payload | None:
         """The payload :meth:`_from_json` makes of a list of rows of plain numbers, for a
-        numeric adapter without a signature, with one pass over the values and no other
-        check; None for any other body (text, booleans, nulls, ragged rows, another width,
-        a value that may not be finite, ...), which :meth:`_from_json` then reads with its
+        numeric adapter without a signature, with one look at each row and no other check;
+        None for any other body (text, booleans, nulls, ragged rows, another width, a
+        value that may not be finite, ...), which :meth:`_from_json` then reads with its
         exact messages. The hot path of a served scikit-learn model."""
         if not self.numeric or self.signature is not None or type(obj) is not list or not obj:
             return None
@@ -301,19 +303,21 @@ class DataframeInput(InputAdapter):
         width = self.n_columns if self.n_columns is not None else len(first)
         if not width:
             return None
-        total = 0.0
         for row in obj:
-            if type(row) is not list or len(row) != width:
+            if type(row) is not list or len(row) != width or not _NUMBER_TYPES.issuperset(
+                    map(type, row)):
                 return None
-            for value in row:
-                kind = type(value)
-                if kind is float:
-                    total += value
-                elif kind is not int or not -_INT64 <= value < _INT64:
-                    return None
-        if total - total != 0.0:  # an infinity among them, or a sum that overflowed
+        try:
+            array = np.array(obj)  # what _from_rows makes of the same rows
+        except (OverflowError, ValueError, TypeError):
             return None
-        array = np.array(obj)  # float64, or int64 when every value is an integer
+        if array.dtype == _FLOAT64:
+            # JSON has no infinity, but 1e400 reads as one: any among them makes the sum
+            # not finite (as does a sum that overflows; _from_json then decides)
+            if not math.isfinite(sum(map(sum, obj))):
+                return None
+        elif array.dtype != _INT64:  # integers beyond 64 bits: _from_json words the error
+            return None
         return Payload(array, len(obj), self.columns)
 
     def _from_records(self, records: list) -> Payload:
