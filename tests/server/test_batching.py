@@ -351,6 +351,9 @@ def test_poisoned_request_among_30_concurrent(serve_model):
             assert r.json() == [value]
 
 
+_WARM_CALLS = 5  # requests through the model thread before the lone ones
+
+
 class StallOnceModel:
     """Fast, but its call stalls for ``stall`` seconds while ``stalling`` is set (another
     process took the CPU): one slow call of a fast model."""
@@ -395,5 +398,3 @@ def test_a_lone_request_still_runs_inline_after_one_stalled_call():
         (True, f"[{10 + i}]".encode()) for i in range(20)]
     assert sum(inline for inline, _outcome in answers) >= 18, answers
 
-
-_WARM_CALLS = 5
