@@ -17,6 +17,7 @@ from bento_nb.adapters import (
     StringInput,
     adapter_from_config,
     dumps_json,
+    loads_json,
     split_results,
 )
 from bento_nb.errors import BadInput, ModelError, UnsupportedMediaType
@@ -758,3 +759,52 @@ def test_bento_nb_run_reads_numeric_headers_and_index_columns_as_headers(iris_bu
 def test_a_numeric_series_refuses_other_bodies_naming_the_row(body, message):
     with pytest.raises(BadInput, match=message):
         DataframeInput(typ="series", numeric=True).parse(body.encode(), JSON)
+
+
+def test_make_array_is_the_batch_dataframe_as_an_array():
+    """A batch of unnamed rows handed to a model as an array is exactly the numbers the
+    DataFrame of make_batch holds; named rows, and rows that need per-column dtypes, get
+    no array (the DataFrame carries what an array cannot)."""
+    import numpy as np
+
+    adapter = DataframeInput(n_columns=2, numeric=True)
+    payloads = [adapter.parse(b"[[1, 2.5]]", "application/json"),
+                adapter.parse(b"[[3, 4], [5, 6]]", "application/json"),
+                adapter.parse(b"7,8\n", "text/csv")]
+    array = adapter.make_array(payloads)
+    expected = adapter.make_batch(payloads).to_numpy()
+    assert array.dtype == expected.dtype and np.array_equal(array, expected)
+    ints = [adapter.parse(b"[[3, 4]]", "application/json")]
+    assert adapter.make_array(ints).dtype == adapter.make_batch(ints).to_numpy().dtype
+
+    named = DataframeInput(columns=["a", "b"], numeric=True)
+    assert named.make_array([named.parse(b'[{"a": 1, "b": 2}]', "application/json")]) is None
+    typed = DataframeInput()
+    typed.signature = typed.infer_signature([[1, "x"]])
+    assert typed.make_array([typed.parse(b'[[1, "y"]]', "application/json")]) is None
+
+
+_CELLS = st.one_of(st.integers(min_value=-2 ** 70, max_value=2 ** 70),
+                   st.floats(allow_nan=False), st.booleans(), st.none(), st.just("1"),
+                   st.sampled_from([2 ** 63 - 1, -2 ** 63, 2 ** 63, -2 ** 63 - 1, 1e308, -0.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.lists(_CELLS, min_size=2, max_size=3), min_size=1, max_size=3),
+       width=st.sampled_from([None, 3]))
+def test_rows_of_numbers_read_fast_as_the_general_reader_reads_them(rows, width):
+    """A list of rows a numeric adapter reads by its one-pass reader gives the payload the
+    general reader gives (values, dtype, names), and every body it passes on gets the
+    general reader's answer or 400 message: one result for one body, whichever path."""
+    def outcome(read):
+        try:
+            payload = read()
+        except BadInput as e:
+            return "400", e.message
+        return payload.value.dtype.str, payload.value.tolist(), payload.columns, payload.rows
+
+    body = json.dumps(rows).replace("Infinity", "1e400").encode()  # JSON has no Infinity
+    for adapter in (DataframeInput(n_columns=width, numeric=True),
+                    DataframeInput(columns=["a", "b", "c"], numeric=True)):
+        assert repr(outcome(lambda: adapter.parse(body, "application/json"))) == repr(
+            outcome(lambda: adapter._from_json(loads_json(body))))

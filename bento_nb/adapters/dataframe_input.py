@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from typing import Any, Sequence
 
@@ -27,6 +28,8 @@ from .encoding import to_jsonable
 from .signature import Signature, infer, named_columns, positional
 
 _CSV_TYPES = ("text/csv", "application/csv")
+_NUMBER_TYPES = frozenset({int, float})  # JSON numbers (bool is not among them)
+_FLOAT64, _INT64 = np.dtype(np.float64), np.dtype(np.int64)
 # Where a signature's error names its row (see bento_nb.adapters.signature).
 _SIGNATURE_ROW = re.compile(r"in row (\d+)$")
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
@@ -200,7 +203,9 @@ class DataframeInput(InputAdapter):
         if media in _CSV_TYPES:
             return self._from_csv(body)
         if media in _JSON_TYPES:
-            return self._from_json(loads_json(body))
+            obj = loads_json(body)
+            fast = self._from_number_rows(obj)
+            return fast if fast is not None else self._from_json(obj)
         raise UnsupportedMediaType(
             f"content type {media!r} is not supported: send application/json or text/csv"
         )
@@ -436,6 +441,38 @@ class DataframeInput(InputAdapter):
         if self.dtype is not None:
             self._typed_series(array)
         return Payload(array, array.shape[0], None)
+
+    def _from_number_rows(self, obj: Any) -> Payload | None:
+        """The payload :meth:`_from_json` makes of a list of rows of plain numbers, for a
+        numeric adapter without a signature, with one look at each row and no other check;
+        None for any other body (text, booleans, nulls, ragged rows, another width, a
+        value that may not be finite, ...), which :meth:`_from_json` then reads with its
+        exact messages. The hot path of a served scikit-learn model."""
+        if not self.numeric or self.signature is not None or type(obj) is not list or not obj \
+                or self.orient is not None or self.typ != "frame" or self.dtype is not None:
+            return None
+        first = obj[0]
+        if type(first) is not list:
+            return None
+        width = self.n_columns if self.n_columns is not None else len(first)
+        if not width:
+            return None
+        for row in obj:
+            if type(row) is not list or len(row) != width or not _NUMBER_TYPES.issuperset(
+                    map(type, row)):
+                return None
+        try:
+            array = np.array(obj)  # what _from_rows makes of the same rows
+        except (OverflowError, ValueError, TypeError):
+            return None
+        if array.dtype == _FLOAT64:
+            # JSON has no infinity, but 1e400 reads as one: any among them makes the sum
+            # not finite (as does a sum that overflows; _from_json then decides)
+            if not math.isfinite(sum(map(sum, obj))):
+                return None
+        elif array.dtype != _INT64:  # integers beyond 64 bits: _from_json words the error
+            return None
+        return Payload(array, len(obj), self.columns)
 
     def _from_records(self, records: list) -> Payload:
         if not all(isinstance(r, dict) for r in records):
@@ -705,6 +742,17 @@ class DataframeInput(InputAdapter):
         if self.dtype is not None:
             frame = frame.astype(self._dtypes(list(frame.columns)))
         return frame
+
+    def make_array(self, payloads: Sequence[Payload]) -> np.ndarray | None:
+        """The batch as the numpy array ``make_batch(payloads).to_numpy()`` would give,
+        without building the DataFrame, for payloads without column names whose cells need
+        no per-column dtype; None for any other batch (then call :meth:`make_batch`)."""
+        if payloads[0].columns is not None or self.typ != "frame" or self.dtype is not None or (
+                self.signature is not None and self.signature.pandas_dtypes()):
+            return None
+        arrays = [p.value for p in payloads]
+        data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        return None if data.dtype == object else data
 
     def openapi_request(self, example: Any = None) -> dict:
         """Request schema. For a known width of numbers (a scikit-learn model) every body

@@ -210,6 +210,10 @@ class InferenceAPI:
         self.batch = batch
         self.route = route
         self.doc = doc
+        # Set by a service whose function takes unnamed rows as a numpy array as well as
+        # a DataFrame (a packed model fitted on arrays): then such a batch is passed as
+        # the array, never built into a DataFrame (see DataframeInput.make_array).
+        self.takes_array: Callable[[], bool] | None = None
 
     @property
     def input(self) -> InputAdapter:
@@ -245,7 +249,13 @@ class InferenceAPI:
         columns = payloads[0].columns
         if any(p.columns != columns for p in payloads):
             return self._run_by_columns(payloads)
-        result = self._call(self.input.make_batch(payloads))
+        argument = None
+        if self.takes_array is not None and self.takes_array():
+            make_array = getattr(self.input, "make_array", None)
+            argument = make_array(payloads) if make_array is not None else None
+        if argument is None:
+            argument = self.input.make_batch(payloads)
+        result = self._call(argument)
         prepare = self.output.prepare
         if self._per_row:
             return [prepare(r) for r in split_results(result, [p.rows for p in payloads])]
@@ -574,7 +584,13 @@ class ModelService(BentoService):
                        else adapter_from_config(self._input))
             apis[api_name] = InferenceAPI(api_name, partial(self._call_model, api_name),
                                           adapter, self._batch, api_name)
+            apis[api_name].takes_array = self._model_takes_array
         return apis
+
+    def _model_takes_array(self) -> bool:
+        """The packed model is a scikit-learn estimator fitted on arrays: unnamed rows
+        reach it as the array (a DataFrame would only be turned back into one)."""
+        return _fitted_without_names(self.artifacts._objects.get("model"))
 
     def _call_model(self, method: str, argument: Any) -> Any:
         model = self.artifacts.model

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -348,3 +349,52 @@ def test_poisoned_request_among_30_concurrent(serve_model):
     for value, r in answers:
         if value != -1:
             assert r.json() == [value]
+
+
+_WARM_CALLS = 5  # requests through the model thread before the lone ones
+
+
+class StallOnceModel:
+    """Fast, but its call stalls for ``stall`` seconds while ``stalling`` is set (another
+    process took the CPU): one slow call of a fast model."""
+
+    def __init__(self, stall: float = 0.03):
+        self.stall = stall
+        self.stalling = False
+
+    def predict(self, df):
+        if self.stalling:
+            time.sleep(self.stall)
+        return df.iloc[:, 0].to_numpy()
+
+
+def test_a_lone_request_still_runs_inline_after_one_stalled_call():
+    """Sequential requests to a fast model are answered on the event loop (no thread
+    hand-off); one call stretched by other work on the machine sends at most the next
+    request to the model thread, not the following dozens."""
+    model = StallOnceModel()
+
+    async def scenario(dispatcher, api):
+        async def lone(value):
+            """What the server does with a lone request: (inline?, outcome)."""
+            payload = api.input.parse(f"[[{value}]]".encode(), "application/json")
+            outcome = dispatcher.run_inline(payload)
+            if outcome is not None:
+                return True, outcome
+            return False, await dispatcher.submit(payload)
+
+        for i in range(_WARM_CALLS):  # warm: the fit knows the model is fast
+            ok, body = await dispatcher.submit(
+                api.input.parse(f"[[{i}]]".encode(), "application/json"))
+            assert ok and body == f"[{i}]".encode()
+        assert await lone(7) == (True, (True, b"[7]"))
+        model.stalling = True
+        assert await lone(8) == (True, (True, b"[8]"))  # inline, but 30 ms
+        model.stalling = False
+        return [await lone(10 + i) for i in range(20)]
+
+    answers = _run_dispatcher(model, scenario)
+    assert [outcome for _inline, outcome in answers] == [
+        (True, f"[{10 + i}]".encode()) for i in range(20)]
+    assert sum(inline for inline, _outcome in answers) >= 18, answers
+
