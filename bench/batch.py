@@ -14,9 +14,13 @@ turns ``--repeat`` times (medians reported):
   run -w2     the same with ``--workers 2``
 
 Each row of the table: rows/s over the process's whole wall time (start-up, bundle load,
-reading, predicting, writing), and its peak RSS (for ``run -w2`` the main process and the
-largest worker). ``--flat 1000000`` adds a ``run`` at that many rows, to show the peak RSS
-does not grow with the file.
+reading, predicting, writing), the CPU seconds it used (user + sys of the process and
+every process it started, the workers' fork server and workers included, read from
+``/proc`` while it runs) and those over its wall time (cores used: 2.0 is both cores
+busy, less is time spent waiting for a core others use), the load average as it ended,
+and its peak RSS (for ``run -w2`` the main process and the largest other process).
+``--flat 1000000`` adds a ``run`` at that many rows, to show the peak RSS does not grow
+with the file.
 
 Spark. In one ``local[2]`` session, a DataFrame of ``--spark-rows`` iris rows (cached)
 gets a prediction column from ``bento_nb.spark.udf`` and from ``mlflow.pyfunc.spark_udf``
@@ -44,9 +48,7 @@ import json, resource, sys, time
 start = time.perf_counter()
 {body}
 usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({{"seconds": time.perf_counter() - start, "rss_mb": usage / 1024,
-                  "children_mb": children / 1024}}))
+print(json.dumps({{"seconds": time.perf_counter() - start, "rss_mb": usage / 1024}}))
 """
 
 PANDAS = """
@@ -90,18 +92,62 @@ def prepare(home: Path, rows: int, folder: Path) -> Path:
 
 
 def measure(body: str, env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURED.format(body=body)],
-                         capture_output=True, text=True, env=env, timeout=3600)
-    if out.returncode != 0:
-        raise SystemExit(f"benchmark step failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Run ``body`` in a fresh process; its timing and peak RSS, and from ``/proc`` (sampled
+    every 0.2 s) the CPU seconds of it and every process it started, and the largest peak
+    RSS among those others (workers that are not its children, a fork server's, too)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", MEASURED.format(body=body)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen: dict[int, tuple[float, float]] = {}  # pid: (CPU seconds, peak RSS MB)
+    while process.poll() is None:
+        alive = {process.pid} | {pid for pid in seen if os.path.exists(f"/proc/{pid}")}
+        for pid in alive | _children(alive):
+            sample = _sample(pid)
+            if sample is not None:
+                seen[pid] = (sample[0], max(sample[1], seen.get(pid, (0.0, 0.0))[1]))
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    out, err = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark step failed:\n{err[-2000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    others = [rss for pid, (_, rss) in seen.items() if pid != process.pid]
+    cpu = sum(seconds for seconds, _ in seen.values())
+    result.update(cpu=cpu, cores=cpu / wall,
+                  others_mb=max(others, default=0.0), load=os.getloadavg()[0])
+    return result
+
+
+def _sample(pid: int) -> tuple[float, float, int] | None:
+    """(CPU seconds, peak RSS MB, parent pid) of a process, from /proc; None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status") as f:
+            peak = next((line.split()[1] for line in f if line.startswith("VmHWM")), "0")
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, int(peak) / 1024, int(fields[1])
+
+
+def _children(parents: set[int]) -> set[int]:
+    found = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            sample = _sample(int(name))
+            if sample is not None and sample[2] in parents:
+                found.add(int(name))
+    return found
 
 
 def files(args, env: dict, folder: Path) -> list[str]:
     source = prepare(Path(env["BENTO_NB_HOME"]), args.rows, folder)
     lines = [f"## Files: {args.rows:,} rows ({source.stat().st_size / 1e6:,.0f} MB CSV), "
              f"medians of {args.repeat}", "",
-             "| model | command | rows/s | × pandas | peak RSS (MB) |", "|---|---|---:|---:|---:|"]
+             "| model | command | rows/s | × pandas | CPU (s) | CPU used (cores) | load avg "
+             "| peak RSS (MB) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for model in args.models.split(","):
         tag = MODELS[model]
         target = str(folder / "out.parquet")
@@ -121,17 +167,22 @@ def files(args, env: dict, folder: Path) -> list[str]:
         for name, runs in results.items():
             seconds = statistics.median(r["seconds"] for r in runs)
             rss = statistics.median(r["rss_mb"] for r in runs)
-            workers = statistics.median(r["children_mb"] for r in runs)
-            shown = f"{rss:,.0f}" + (f" (+ workers {workers:,.0f} each)" if "w2" in name else "")
+            workers = statistics.median(r["others_mb"] for r in runs)
+            cores = statistics.median(r["cores"] for r in runs)
+            cpu = statistics.median(r["cpu"] for r in runs)
+            loads = "/".join(f"{r['load']:.1f}" for r in runs)
+            shown = f"{rss:,.0f}" + (f" (+ at most {workers:,.0f} per process)" if "w2" in name
+                                     else "")
             lines.append(f"| {model} | {name} | {args.rows / seconds:,.0f} | "
-                         f"{base / seconds:.2f} | {shown} |")
+                         f"{base / seconds:.2f} | {cpu:.1f} | {cores:.2f} | {loads} | {shown} |")
     if args.flat:
         small = prepare(Path(env["BENTO_NB_HOME"]), args.flat, folder)
-        run = measure(RUN.format(argv=["run", MODELS["svc"], "predict", "--input-file",
+        model = args.models.split(",")[0]
+        run = measure(RUN.format(argv=["run", MODELS[model], "predict", "--input-file",
                                        str(small), "--output", str(folder / "small.parquet")]),
                       env)
-        lines += ["", f"Peak RSS of `run` (svc) at {args.flat:,} rows: {run['rss_mb']:,.0f} MB "
-                      f"(the table above: {args.rows:,} rows)."]
+        lines += ["", f"Peak RSS of `run` ({model}) at {args.flat:,} rows: {run['rss_mb']:,.0f} "
+                      f"MB (the table above: {args.rows:,} rows)."]
     return lines
 
 

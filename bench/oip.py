@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import pickle
-import re
 import shutil
 import subprocess
 import sys
@@ -46,7 +45,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import _ms, cpu_seconds, free_port, train  # noqa: E402
+import serve  # noqa: E402
+from serve import cpu_seconds, free_port, train  # noqa: E402
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 NATIVE_BODY = json.dumps([ROW])
@@ -75,20 +75,7 @@ def lua_script(path: Path, body: bytes, headers: dict) -> None:
 
 
 def run_wrk(url: str, concurrency: int, duration: float, lua: Path) -> dict:
-    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency",
-           "--timeout", "10s", "-s", str(lua), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60,
-                         check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                       out)
-    failed = int(non2xx.group(1)) if non2xx else 0
-    if errors:
-        failed += sum(int(g) for g in errors.groups())
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": failed}
+    return serve.run_wrk(url, concurrency, duration, lua, path="")
 
 
 def run_in_processes(kind: str, port: int, model: str, concurrency: int, duration: float,

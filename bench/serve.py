@@ -197,9 +197,11 @@ def _ms(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
-def run_wrk(url: str, concurrency: int, duration: float, lua: Path) -> dict:
+def run_wrk(url: str, concurrency: int, duration: float, lua: Path, path: str = "/predict") -> dict:
+    """``wrk -t1`` at ``concurrency`` connections against ``url + path`` with the request
+    of the ``lua`` script: req/s, p50/p99 ms and failures (non-2xx and socket errors)."""
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s",
-           "-s", str(lua), url + "/predict"]
+           "-s", str(lua), url + path]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60,
                          check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import hooks as _hooks
 from ._version import __version__
 from .errors import BentoNbError
 
@@ -80,6 +81,11 @@ def serve(target, port: int = 5000, host: str = "127.0.0.1", **options):
     from .server import serve as _serve
 
     return _serve(target, port=port, host=host, **options)
+
+
+# svc.start_dev_server() (in bento_nb.service, which may not import the server) serves
+# through this: the same thread-hosted server as bento_nb.serve.
+_hooks.serve_in_process = serve
 
 
 def list_bundles(name: str | None = None) -> list[Bundle]:

@@ -162,10 +162,11 @@ def is_local_module(module: ModuleType) -> bool:
     return module.__name__.split(".")[0] != "bento_nb"
 
 
-def pickled_modules(path: Path) -> set[str]:
+def pickled_modules(path: Path, top_level: bool = True) -> set[str]:
     """Top-level module names a pickle file refers to (GLOBAL / STACK_GLOBAL opcodes and
-    cloudpickle's ``subimport`` calls), found by reading opcodes, never by unpickling."""
-    modules: set[str] = set()
+    cloudpickle's ``subimport`` calls), found by reading opcodes, never by unpickling;
+    ``top_level=False``: the full dotted names (``sklearn.ensemble._forest``)."""
+    modules = _ModuleNames(top_level)
     memo: dict[int, Any] = {}
     recent: list[Any] = []  # the last few pushed values, enough for STACK_GLOBAL
     after_subimport = False
@@ -176,16 +177,16 @@ def pickled_modules(path: Path) -> set[str]:
             if name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
                 value = arg
                 if after_subimport:
-                    modules.add(arg.split(".")[0])
+                    modules.add(arg)
                     after_subimport = False
             elif name == "GLOBAL":
                 module, _, attr = arg.partition(" ")
-                modules.add(module.split(".")[0])
+                modules.add(module)
                 after_subimport = attr == "subimport"
             elif name == "STACK_GLOBAL" and len(recent) >= 2:
                 module, attr = recent[-2], recent[-1]
                 if isinstance(module, str):
-                    modules.add(module.split(".")[0])
+                    modules.add(module)
                 after_subimport = attr in ("subimport", "dynamic_subimport")
             elif name == "MEMOIZE" and recent:
                 memo[len(memo)] = recent[-1]
@@ -196,10 +197,21 @@ def pickled_modules(path: Path) -> set[str]:
             elif name in ("BINGET", "LONG_BINGET", "GET"):
                 value = memo.get(int(arg))
                 if after_subimport and isinstance(value, str):
-                    modules.add(value.split(".")[0])
+                    modules.add(value)
                     after_subimport = False
             elif name in ("FRAME", "PROTO"):
                 continue
             recent.append(value)
             del recent[:-2]
-    return modules
+    return set(modules)
+
+
+class _ModuleNames(set):
+    """A set of module names that keeps each whole or its top-level part only."""
+
+    def __init__(self, top_level: bool):
+        super().__init__()
+        self._top_level = top_level
+
+    def add(self, name: str) -> None:
+        super().add(name.split(".")[0] if self._top_level else name)

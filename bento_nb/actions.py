@@ -38,6 +38,10 @@ class Target:
     key: str = ""
     label: str = ""
     note: str = ""  # something the user should be told about the choice (shown as is)
+    # one version named (``Name:version``, a folder): its server does not follow new ones
+    pinned: bool = False
+    # a split (:func:`combine`): every version served, ``bundle`` being the first
+    versions: list | None = None
 
     @property
     def tag(self) -> str | None:
@@ -45,6 +49,8 @@ class Target:
 
     def servable(self) -> Any:
         """What :func:`bento_nb.server.serve` takes for this target."""
+        if self.versions is not None:
+            return list(self.versions)
         return self.bundle if self.bundle is not None else self.obj
 
     def service(self, cache: dict | None = None) -> Any:
@@ -111,13 +117,27 @@ def _bundle_target(bundle: Bundle, pinned: bool) -> Target:
     # "Iris" / "Iris:latest": the server of that name moves on to newer versions;
     # "Iris:<version>" is its own server.
     return Target(bundle=bundle, key=f"bundle:{bundle.tag if pinned else bundle.name}",
-                  label=bundle.tag)
+                  label=bundle.tag, pinned=pinned)
+
+
+def combine(targets: list[Target]) -> Target:
+    """Several saved versions served by one server, sharing its requests (a split:
+    ``%bento serve Iris:v1 Iris:v2 --split 90,10``)."""
+    unsaved = [t.label for t in targets if t.bundle is None]
+    if unsaved:
+        raise UsageError(f"a split serves saved bundle versions; {', '.join(unsaved)} "
+                         "is not packed (pack it first)")
+    bundles = [t.bundle for t in targets]
+    tags = [b.tag for b in bundles]
+    return Target(bundle=bundles[0], key="split:" + ",".join(tags), label=" + ".join(tags),
+                  pinned=True, versions=bundles)
 
 
 def _word_target(text: str, in_notebook: bool) -> Target:
     if looks_like_path(text):
         bundle = find_bundle(text)
-        return Target(bundle=bundle, key=f"path:{bundle.path}", label=bundle.tag)
+        return Target(bundle=bundle, key=f"path:{bundle.path}", label=bundle.tag,
+                      pinned=True)
     try:
         bundle = find_bundle(text)
     except BundleNotFound:
@@ -168,12 +188,27 @@ def name_from_variable(var: str) -> str:
 
 
 def serve(target: Target, config: ServerConfig) -> Any:
-    """Serve ``target`` in a background thread of this process; returns the handle."""
+    """Serve ``target`` in a background thread of this process; returns the handle.
+    Unless ``config.follow`` says otherwise, the server follows new versions when the
+    target is not pinned (a name, the last packed bundle, a live object: see
+    :mod:`bento_nb.server.versions`)."""
+    import dataclasses
+
     from .server import serve as start
 
+    if config.follow is None:
+        config = dataclasses.replace(config, follow=not target.pinned)
+    elif config.follow and target.versions is not None:
+        raise UsageError("a split serves the versions it was given: it cannot also follow "
+                         "new versions (--watch)")
+    elif config.follow and target.pinned:
+        raise UsageError(f"{target.label} is one version (pinned): --watch follows a name; "
+                         "give it without its version")
     servable = target.servable()
     if target.bundle is None and not _is_service(servable):
         servable = target.service()  # named after the variable it came from
+        if config.follow:
+            return start(servable, config=config, follow_objects=(target.obj,))
     return start(servable, config=config)
 
 

@@ -7,7 +7,8 @@
         [--output PATH|-] [--output-format F] [--batch-size N] [--workers N]
         [--on-error fail|skip|null] [--keep-columns]
     bento-nb export TAG FILE.tar.gz|.tgz|.bento / import FILE
-    bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] ...
+    bento-nb serve TAG [--port 5000] [--host 127.0.0.1] [--workers N] [--watch] ...
+    bento-nb serve NAME:V1 NAME:V2 --split 90,10   A/B: several versions in one server
     bento-nb containerize TAG -t IMAGE[:TAG] [--base-image ...] [--context-only DIR]
     bento-nb k8s TAG --image IMAGE [--replicas N] [--port 5000] [-o DIR]
         [--kserve [--kserve-mode serverless|raw] [--canary-image IMAGE --canary-percent N]
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
 
     p = sub.add_parser("serve", help="serve a bundle over HTTP")
-    p.add_argument("tag", help="tag (Name[:version]) or bundle folder (./path)")
+    p.add_argument("tag", nargs="+", metavar="TAG",
+                   help="tag (Name[:version]) or bundle folder (./path); several versions of "
+                        "one bundle with --split")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     add_options(p, ServerConfig)
     cli_compat.add_microbatch_aliases(p)
@@ -250,7 +253,8 @@ def _get(args) -> int:
 
 
 def _summary(bundle) -> list[str]:
-    """What a reader looks for first: each API's signature and where the bundle came from."""
+    """What a reader looks for first: each API's signature, where the bundle came from and
+    the images built from it (with the command that runs each)."""
     from .adapters.signature import Signature
 
     lines = []
@@ -276,6 +280,11 @@ def _summary(bundle) -> list[str]:
                      f"packages, sha256 {origin['packages_sha256'][:16]}")
     if not origin:
         lines.append("provenance: not recorded")
+    from .containerize.images import built_from
+
+    for image in built_from(bundle.name, bundle.version):
+        lines.append(f"image {image['image']} (built {image.get('built_at', '?')}): "
+                     f"{image.get('run', '')}")
     return lines
 
 

@@ -218,6 +218,15 @@ class ServerError(BentoNbError):
     exit_code = 7
 
 
+class StaleServer(BentoNbError):
+    """A registry record that cannot be acted on: nothing on its port proves it wrote the
+    record (stale, or the port taken by another program), or its server cannot be reached
+    from here. Nothing was done to it."""
+
+    http_status = 409
+    exit_code = 7
+
+
 class DockerUnavailable(BentoNbError):
     """No Docker daemon can be reached. ``context`` is the build context left on disk and
     ``command`` the exact ``docker build`` command that builds it later (None if unknown)."""

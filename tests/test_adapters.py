@@ -332,7 +332,8 @@ def json_schema(adapter):
     return adapter.openapi_request()["content"]["application/json"]["schema"]
 
 
-@pytest.mark.parametrize("adapter", [IRIS, NAMED, DataframeInput(), DataframeInput(n_columns=2)])
+@pytest.mark.parametrize("adapter", [IRIS, NAMED, DataframeInput(), DataframeInput(n_columns=2),
+                                     DataframeInput(typ="series", numeric=True)])
 def test_request_schema_is_valid_openapi(adapter):
     from openapi_spec_validator import validate
 
@@ -578,3 +579,182 @@ def test_a_large_csv_body_of_numbers_is_not_read_cell_by_cell(monkeypatch):
     body = "sl,sw,pl,pw\n" + "5.1,3.5,1.4,0.2\n6.2,3.4,5.4,2.3\n" * 1000
     payload = IRIS.parse(body.encode(), "text/csv")
     assert payload.rows == 2000 and payload.value[1].tolist() == [6.2, 3.4, 5.4, 2.3]
+
+
+# -- BentoML 0.x's options: orient, typ, columns, dtype / input_dtypes --------------------------
+
+MIXED = pd.DataFrame({"age": [31, 45, 27], "city": ["Oslo", "Lima", "Pune"],
+                      "score": [0.5, 1.25, 2.0]})
+
+
+@pytest.mark.parametrize("orient", ["columns", "index", "records", "split", "values"])
+@pytest.mark.parametrize("adapter", [DataframeInput(), DataframeInput(columns=["age", "city", "score"])],
+                         ids=["unknown", "named"])
+def test_each_pandas_to_json_orient_round_trips(adapter, orient):
+    df = frame(adapter, MIXED.to_json(orient=orient))
+    assert df.values.tolist() == MIXED.values.tolist()
+    if orient != "values" or adapter.columns:
+        assert list(df.columns) == list(MIXED.columns)
+    # one text column leaves the others numbers
+    assert [df.iloc[:, i].dtype.kind for i in (0, 2)] == ["i", "f"], df.dtypes
+    # in-process (the API called from Python, %bento predict): the same
+    value = json.loads(MIXED.to_json(orient=orient))
+    assert adapter.make_batch([adapter.from_python(value)]).values.tolist() == MIXED.values.tolist()
+
+
+@pytest.mark.parametrize("orient", ["columns", "index", "records", "split", "values"])
+def test_a_frame_without_names_round_trips_each_orient_to_a_positional_model(orient):
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8]]
+    df = frame(IRIS, pd.DataFrame(rows).to_json(orient=orient))
+    assert df.values.tolist() == rows
+
+
+@pytest.mark.parametrize("orient", ["columns", "index"])
+def test_orient_decides_a_dict_of_dicts(orient):
+    square = pd.DataFrame([[1, 2], [3, 4]], columns=["0", "1"])  # both readings have 2x2
+    df = frame(DataframeInput(orient=orient), square.to_json(orient=orient))
+    assert df.values.tolist() == [[1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize("orient", ["index", "records", "split", "values"])
+def test_a_series_round_trips_each_to_json_orient(orient):
+    series = pd.Series([1.5, 2.5, 3.75])
+    adapter = DataframeInput(typ="series")
+    result = adapter.make_batch([adapter.parse(series.to_json(orient=orient).encode(), JSON)])
+    assert isinstance(result, pd.Series) and result.tolist() == [1.5, 2.5, 3.75]
+    from_csv = adapter.make_batch([adapter.parse(series.to_csv().encode(), "text/csv")])
+    assert from_csv.tolist() == [1.5, 2.5, 3.75]
+    import jsonschema
+
+    jsonschema.Draft7Validator(json_schema(adapter)).validate(json.loads(series.to_json(orient=orient)))
+
+
+def test_dtype_and_input_dtypes_are_applied():
+    by_name = DataframeInput(columns=["age", "city", "score"],
+                             dtype={"age": "float32", "city": "category", "score": "float64"})
+    df = frame(by_name, MIXED.to_json(orient="records"))
+    assert df.dtypes.astype(str).tolist() == ["float32", "category", "float64"]
+    by_position = DataframeInput(input_dtypes=["float64", "str", "int64"])
+    df = frame(by_position, '[[1, "a", 2], [3, "b", 4]]')
+    assert df.dtypes.astype(str).tolist()[::2] == ["float64", "int64"]
+    assert by_position.n_columns == 3
+    with pytest.raises(BadInput, match="column 'age' cannot be read as float32"):
+        by_name.parse(b'[{"age": "old", "city": "Oslo", "score": 1}]', JSON)
+    assert adapter_from_config(by_name.config()).config() == by_name.config()
+
+
+def test_mixed_table_keeps_per_column_dtypes_from_json_and_csv():
+    for body, content_type in [(MIXED.values.tolist(), JSON), (MIXED.to_csv(index=False), "text/csv")]:
+        text = body if isinstance(body, str) else json.dumps(body)
+        df = frame(DataframeInput(), text, content_type)
+        assert df.iloc[:, 0].dtype.kind == "i" and df.iloc[:, 2].dtype.kind == "f", df.dtypes
+        assert df.iloc[:, 1].tolist() == ["Oslo", "Lima", "Pune"]
+
+
+@pytest.mark.parametrize("adapter", [IRIS, DataframeInput(), NAMED], ids=["positional", "unknown", "named"])
+def test_csv_of_pandas_labels_or_with_an_index_column_is_a_header(adapter, monkeypatch):
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]
+    columns = list(adapter.columns) if adapter.columns else None
+    source = pd.DataFrame(rows, columns=columns)
+    for text in (source.to_csv(index=False), source.to_csv()):
+        df = frame(adapter, text, "text/csv")
+        assert df.values.tolist() == rows, text
+        big = (text + text.split("\n", 1)[1] * 200).encode()  # the C parser's path too
+        assert len(big) > 4096
+        assert adapter.parse(big, "text/csv").value.tolist()[:2] == rows
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"orient": "table"}, "orient must be one of"),
+    ({"typ": "panel"}, "typ must be"),
+    ({"typ": "series", "orient": "columns"}, "orient must be one of"),
+    ({"dtype": {"a": "floaty"}}, "not a dtype pandas knows"),
+    ({"columns": ["a"], "dtype": {"b": "int"}}, "not in columns"),
+    ({"columns": ["a", "b"], "dtype": ["int"]}, "1 dtype"),
+    ({"dtype": "int", "input_dtypes": "int"}, "not both"),
+    ({"typ": "series", "dtype": {"a": "int"}}, "one dtype"),
+    ({"typ": "series", "columns": ["a"]}, "one column"),
+])
+def test_bad_options_are_a_one_line_error_at_definition(options, message):
+    with pytest.raises(ValueError, match=message) as info:
+        DataframeInput(**options)
+    assert "\n" not in str(info.value)
+
+
+def _post(url, body: bytes, content_type: str):
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+class _Dtypes:
+    """A service whose API answers each row with its columns' dtypes (defined lazily: the
+    service module imports the store)."""
+
+    @staticmethod
+    def service():
+        import bento_nb
+        from bento_nb import BentoService, api
+
+        class FrameDtypes(BentoService):
+            @api(input=DataframeInput(orient="records", columns=["age", "city", "score"],
+                                      dtype={"score": "float32"}), batch=True)
+            def records(self, df):
+                kinds = ",".join(f"{c}:{df[c].dtype}" for c in df.columns)
+                return [kinds] * len(df)
+
+            @api(input=DataframeInput(), batch=True)
+            def table(self, df):
+                return [[str(df[c].dtype) for c in df.columns] + df.iloc[i].tolist()
+                        for i in range(len(df))]
+
+        return bento_nb.load(FrameDtypes().save())
+
+
+def test_over_http_orients_dtypes_and_csv_headers_reach_the_api(serve_model):
+    handle = serve_model(_Dtypes.service())
+    answer = _post(f"{handle.url}/records", MIXED.to_json(orient="records").encode(), JSON)
+    assert answer == ["age:int64,city:str,score:float32"] * 3 or \
+        answer == ["age:int64,city:object,score:float32"] * 3, answer
+    for orient in ("columns", "index", "split"):
+        again = _post(f"{handle.url}/records", MIXED.to_json(orient=orient).encode(), JSON)
+        assert again == answer, orient
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]
+    for text in (pd.DataFrame(rows).to_csv(index=False), pd.DataFrame(rows).to_csv()):
+        table = _post(f"{handle.url}/table", text.encode(), "text/csv")
+        assert [r[4:] for r in table] == rows, (text, table)
+        assert table[0][:4] == ["float64"] * 4
+    mixed = _post(f"{handle.url}/table", MIXED.to_csv().encode(), "text/csv")
+    assert [r[:1] + r[2:3] for r in mixed] == [["int64", "float64"]] * 3
+    assert [r[3:] for r in mixed] == MIXED.values.tolist()
+
+
+def test_bento_nb_run_reads_numeric_headers_and_index_columns_as_headers(iris_bundle, iris_clf,
+                                                                         iris, tmp_path):
+    import subprocess
+    import sys
+
+    X, _ = iris
+    rows = X[:7]
+    expected = iris_clf.predict(rows).tolist()
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)   # 0,1,2,3 header
+    pd.DataFrame(rows).to_csv(tmp_path / "index.csv")                 # ,0,1,2,3 + index
+    pd.DataFrame(rows, columns=["sl", "sw", "pl", "pw"]).to_csv(tmp_path / "named.csv")
+    for name in ("labels.csv", "index.csv", "named.csv"):
+        out = subprocess.run([sys.executable, "-m", "bento_nb", "run", "IrisClassifier",
+                              "predict", "--input-file", str(tmp_path / name)],
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert out.returncode == 0, (name, out.stderr)
+        assert json.loads(out.stdout) == expected, name
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[true, 1]", "row 1 holds true"), ('[1, "x"]', "row 2 holds the text 'x'"),
+    ("[[1], [2]]", "one value per row"), ("[]", "empty input"), ("1", "values of a Series"),
+    ("[1, NaN]", "NaN"),
+])
+def test_a_numeric_series_refuses_other_bodies_naming_the_row(body, message):
+    with pytest.raises(BadInput, match=message):
+        DataframeInput(typ="series", numeric=True).parse(body.encode(), JSON)

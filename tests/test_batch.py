@@ -174,6 +174,57 @@ def test_two_workers_keep_the_input_order(iris_bundle, rows, expected, tmp_path)
     assert pd.read_parquet(target)["prediction"].tolist() == expected * 5
 
 
+class _WorkerProbe:
+    """A forest that answers, for each row, how the worker process running it started: its
+    parent process, whether that parent had scikit-learn's compiled tree code loaded, the
+    CPU the worker had used when it first predicted, and its BLAS/OpenMP thread limit."""
+
+    def __init__(self, forest):
+        self.forest = forest
+        self.first = None
+
+    def predict(self, X):
+        import os
+        import time
+
+        from threadpoolctl import threadpool_info
+
+        if self.first is None:
+            self.first = time.process_time()
+        with open(f"/proc/{os.getppid()}/maps") as maps:
+            preloaded = "sklearn/tree/_tree" in maps.read()
+        threads = max(pool["num_threads"] for pool in threadpool_info())
+        self.forest.predict(X)
+        return [{"parent": os.getppid(), "preloaded": preloaded, "cpu": self.first,
+                 "threads": threads}] * len(X)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_fork_from_a_server_that_imported_the_bundle_libraries(iris, tmp_path):
+    """Workers start from a fork server that imported scikit-learn while the main process
+    loaded the bundle, not each importing it again (seconds of CPU per worker), and a
+    thread pool of the model gets its share of the cores."""
+    import os
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = iris
+    bento_nb.pack(_WorkerProbe(RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)),
+                  name="Probe")
+    source = write_csv(tmp_path / "in.csv", X)
+    run = subprocess.Popen([sys.executable, "-m", "bento_nb", "run", "Probe", "predict",
+                            "--input-file", str(source), "--workers", "2",
+                            "--batch-size", "10"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    answers = json.loads(out)
+    assert len(answers) == len(X)
+    assert all(a["parent"] != run.pid and a["preloaded"] for a in answers), answers[0]
+    assert max(a["cpu"] for a in answers) < 1.0, answers  # spawned, importing: ~1.9 s
+    assert {a["threads"] for a in answers} == {max(1, len(os.sched_getaffinity(0)) // 2)}
+
+
 # -- bad rows -------------------------------------------------------------------------------
 
 

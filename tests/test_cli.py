@@ -227,6 +227,19 @@ def test_get_print_location_output_and_quiet(iris_bundle):
     assert quiet.startswith("name: IrisClassifier")
 
 
+def test_get_names_the_images_built_from_the_bundle_with_their_run_command(iris_bundle):
+    from bento_nb.containerize import images
+    from bento_nb.containerize.builder import BuildResult
+
+    images.record(iris_bundle.name, iris_bundle.version, BuildResult(
+        image="iris-cli:1", image_id="sha256:" + "c" * 64, context=iris_bundle.path,
+        seconds=1.0, cached_steps=0))
+    out = cli("get", iris_bundle.tag)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("# image iris-cli:1"))
+    assert line.endswith(": docker run --rm -p 127.0.0.1:5000:5000 iris-cli:1 --workers=2")
+
+
 def test_delete_name_deletes_every_version_after_asking(iris_clf):
     first, second = _two_versions(iris_clf)
     other = bento_nb.pack(iris_clf, name="Other")

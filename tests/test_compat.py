@@ -348,12 +348,27 @@ def test_save_to_dir_takes_a_version(tmp_path):
     assert bento_nb.list_bundles() == []
 
 
-def test_web_static_content_is_refused_by_name():
+def test_web_static_content_travels_with_save_to_dir(tmp_path, monkeypatch):
+    """0.x's ``@web_static_content('./ui')``: the folder is in the saved folder and the
+    loaded service serves it (see tests/server/test_static.py for the server side)."""
     import bento_nb
-    from bento_nb.errors import PackError
+    from bento_nb import BentoService, api
+    from bento_nb.adapters import JsonInput
 
-    with pytest.raises(PackError, match="web_static_content"):
-        bento_nb.web_static_content("./ui")
+    (tmp_path / "ui").mkdir()
+    (tmp_path / "ui" / "index.html").write_text("<h1>hi</h1>")
+    monkeypatch.chdir(tmp_path)
+
+    @bento_nb.web_static_content("./ui")
+    class Ui(BentoService):
+        @api(input=JsonInput())
+        def predict(self, value):
+            return value
+
+    path = Ui().save_to_dir(tmp_path / "saved")
+    (tmp_path / "ui" / "index.html").unlink()
+    loaded = bento_nb.load_from_dir(path)
+    assert (loaded.web_static_folder() / "index.html").read_text() == "<h1>hi</h1>"
 
 
 # -- import paths ------------------------------------------------------------------------
@@ -370,6 +385,10 @@ def test_old_names_that_have_no_bento_nb_counterpart_say_so():
 
 
 def test_start_dev_server_serves_the_service_until_stopped(port):
+    import os
+
+    from bento_nb.server import running_servers
+
     svc = _service_with_env()
     url = svc.start_dev_server(port=port)
     try:
@@ -377,6 +396,11 @@ def test_start_dev_server_serves_the_service_until_stopped(port):
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read()) == {"a": 1}
+        # in this process (the kernel's, in a notebook): a server thread, as bento_nb.serve
+        with urllib.request.urlopen(f"{url}/metadata", timeout=10) as response:
+            assert json.loads(response.read())["pid"] == os.getpid()
+        assert [h.port for h in running_servers()] == [port]
+        assert bento_nb_store_is_empty()  # served as it is: nothing saved
         from bento_nb.errors import UsageError
 
         with pytest.raises(UsageError, match="stop_dev_server"):
@@ -385,7 +409,25 @@ def test_start_dev_server_serves_the_service_until_stopped(port):
         svc.stop_dev_server()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/healthz", timeout=2)
+    assert running_servers() == []
     svc.stop_dev_server()  # twice: nothing to do
+
+
+def bento_nb_store_is_empty() -> bool:
+    import bento_nb
+
+    return bento_nb.list_bundles() == []
+
+
+def test_start_dev_server_refuses_options_it_would_ignore(port):
+    from bento_nb.errors import UsageError
+
+    svc = _service_with_env()
+    for options, message in [({"enable_ngrok": True}, "enable_ngrok"), ({"debug": True}, "debug"),
+                             ({"colour": "red"}, "unknown option")]:
+        with pytest.raises(UsageError, match=message):
+            svc.start_dev_server(port=port, **options)
+    assert svc._dev_server is None
 
 
 def test_pack_metadata_is_shown_in_the_servers_metadata(serve_model, iris_clf):

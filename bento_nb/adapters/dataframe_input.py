@@ -32,6 +32,9 @@ _SIGNATURE_ROW = re.compile(r"in row (\d+)$")
 # CSV cells that are values, never column names: pandas' missing-value markers and booleans.
 _NOT_NAMES = frozenset({"", "na", "n/a", "#n/a", "#na", "<na>", "nan", "-nan", "null", "none",
                         "true", "false"})
+# pandas' ``to_json(orient=...)`` forms (0.x's ``orient``), by what ``typ`` they recover.
+ORIENTS = ("split", "records", "index", "columns", "values")
+_SERIES_ORIENTS = ("split", "records", "index", "values")
 
 
 class DataframeInput(InputAdapter):
@@ -41,14 +44,31 @@ class DataframeInput(InputAdapter):
     pandas' split form ``{"columns": [...], "data": [[...]]}``, ``{"instances": ...}`` or a
     single record ``{"a": 1}``; ``text/csv`` bodies with or without a header row.
 
+    Every form pandas' ``DataFrame.to_json(orient=...)`` writes is read: ``values`` and
+    ``records`` (the lists above), ``split``, ``columns`` (``{column: {index: value}}``) and
+    ``index`` (``{index: {column: value}}``). ``orient`` (BentoML 0.x's option) tells the
+    last two apart; unset, a dict of dicts is ``index`` when its inner keys are the
+    adapter's names (or rows of its width, or its outer keys pandas' labels ``"0"``,
+    ``"1"``, ... and the inner ones names), else ``columns``; other bodies are read by
+    their form whatever ``orient`` says. ``typ="series"`` reads a Series' forms (a list of
+    values, ``{label: value}``, split, or a one-column CSV) and hands the API a
+    ``pandas.Series``. ``dtype`` (or its 0.x name ``input_dtypes``): one dtype for every
+    column, a list by position or a dict by column name, applied to the DataFrame; a cell
+    it cannot convert is a 400 naming the column. Cells of several types keep each
+    column's own dtype (a text column leaves the numbers numbers).
+
     A CSV's first row is its header only when it spells the adapter's column names (in any
-    order) or when every cell is a name: not empty, not a number, not a missing-value or
-    boolean marker (``NA``, ``NaN``, ``null``, ``None``, ``TRUE``, ...). Anything else is a
-    data row, so a row is never dropped as a header by mistake: a first row with an empty or
-    ``NA`` cell is data and, like a JSON ``null``, refused (400) when ``numeric``. A header
-    with a numeric-looking name (``id,2021``) is therefore read as data too (refused by a
-    numeric adapter); send such names in the JSON split form or make them the adapter's
-    ``columns``.
+    order), when every cell is a name: not empty, not a number, not a missing-value or
+    boolean marker (``NA``, ``NaN``, ``null``, ``None``, ``TRUE``, ...), when it is
+    pandas' positional labels ``0,1,...,n-1`` (n ≥ 2; ``to_csv(index=False)`` of a frame
+    without names: the columns are then taken in order), or when its first cell is empty
+    and the rest is such a header (``to_csv()``'s index column, which is dropped).
+    Anything else is a data row, so a row is never dropped as a header by mistake: a
+    first row with an empty or ``NA`` cell is data and, like a JSON ``null``, refused (400)
+    when ``numeric``. A header with another numeric-looking name (``id,2021``) is
+    therefore read as data too (refused by a numeric adapter); send such names in the JSON
+    split form or make them the adapter's ``columns``. (A data row that is exactly
+    ``0,1,...,n-1`` first in a body is read as a header.)
 
     With a named :attr:`signature` (from the bundle's example) a first row of names is a
     header only if it spells at least one of the signature's names, so a headerless row of
@@ -68,15 +88,38 @@ class DataframeInput(InputAdapter):
     # Set from the bundle's example (see bento_nb.adapters.signature): then it, not
     # ``columns``, decides which names a request must have; every column's type is checked.
     signature: Signature | None = None
+    # BentoML 0.x's options; class defaults too, for adapters pickled before they existed
+    orient: str | None = None
+    typ: str = "frame"
+    dtype: Any = None
 
     def __init__(self, columns: Sequence[str] | None = None, n_columns: int | None = None,
-                 numeric: bool | None = None):
+                 numeric: bool | None = None, *, orient: str | None = None, typ: str = "frame",
+                 dtype: Any = None, input_dtypes: Any = None):
+        if typ not in ("frame", "series"):
+            raise ValueError(f"typ must be 'frame' or 'series', not {typ!r}")
+        allowed = ORIENTS if typ == "frame" else _SERIES_ORIENTS
+        if orient is not None and orient not in allowed:
+            raise ValueError(f"orient must be one of {', '.join(allowed)} (typ={typ!r}), "
+                             f"not {orient!r}")
+        if typ == "series" and (columns is not None or n_columns is not None):
+            raise ValueError("a Series has one column: typ='series' takes no columns or n_columns")
+        if dtype is not None and input_dtypes is not None:
+            raise ValueError("give dtype or input_dtypes (its 0.x name), not both")
         self.columns = tuple(columns) if columns is not None else None
+        self.orient = orient
+        self.typ = typ
+        self.dtype = _normalized_dtype(dtype if dtype is not None else input_dtypes,
+                                       self.columns, typ)
+        if n_columns is None and isinstance(self.dtype, list) and self.columns is None:
+            n_columns = len(self.dtype)  # one dtype per column, by position
         self.n_columns = len(self.columns) if self.columns is not None else n_columns
         self.numeric = numeric
         self.signature = None
 
     def configure(self, model: Any) -> None:
+        if self.typ == "series":
+            return  # one value per row: a model's width says nothing about it
         names = getattr(model, "feature_names_in_", None)
         count = getattr(model, "n_features_in_", None)
         if names is None and not isinstance(count, (int, np.integer)):
@@ -142,6 +185,12 @@ class DataframeInput(InputAdapter):
             out["n_columns"] = self.n_columns
         if self.numeric is not None:
             out["numeric"] = self.numeric
+        if self.orient is not None:
+            out["orient"] = self.orient
+        if self.typ != "frame":
+            out["typ"] = self.typ
+        if self.dtype is not None:
+            out["dtype"] = self.dtype
         return out
 
     # parsing
@@ -159,6 +208,14 @@ class DataframeInput(InputAdapter):
     def from_python(self, value: Any) -> Payload:
         import pandas as pd
 
+        if self.typ == "series":
+            if isinstance(value, pd.DataFrame):
+                if value.shape[1] != 1:
+                    raise BadInput(f"a Series takes one column, got {value.shape[1]}")
+                value = value.iloc[:, 0]
+            if isinstance(value, (pd.Series, np.ndarray)):
+                return self._finish_series(value.to_numpy() if isinstance(value, pd.Series)
+                                           else value.reshape(-1))
         if isinstance(value, pd.DataFrame):
             return self._from_frame(value)
         if isinstance(value, np.ndarray):
@@ -208,6 +265,11 @@ class DataframeInput(InputAdapter):
         CSV header does in a request. Text cells holding numbers (read cell by cell, see
         :func:`~bento_nb.adapters.csv_reading.read_block`) are numbers."""
         frame = self.check_columns(frame)
+        if self.typ == "series":
+            column = frame.iloc[:, 0]
+            if self.numeric and column.dtype == object:
+                column = column.infer_objects()
+            return self._finish_series(column.to_numpy(), first_row=first_row)
         labels = None if _is_range(frame.columns) else tuple(str(c) for c in frame.columns)
         if self.numeric and any(dtype == object for dtype in frame.dtypes):
             frame = frame.infer_objects()
@@ -223,6 +285,10 @@ class DataframeInput(InputAdapter):
         names), or a BadInput about the whole table: names missing, another width, none."""
         if frame.shape[1] == 0:
             raise BadInput("empty input: expected at least one column")
+        if self.typ == "series":
+            if frame.shape[1] != 1:
+                raise BadInput(f"a Series takes one column, got {frame.shape[1]}")
+            return frame
         if self._by_signature:
             return frame  # the signature checks the names and puts them in its order
         if self.columns is not None and not _is_range(frame.columns):
@@ -239,27 +305,47 @@ class DataframeInput(InputAdapter):
 
     def csv_header(self, cells: Sequence[str]) -> tuple | None:
         """The first row of a CSV as its header, or None when it is data: a header when it
-        spells this adapter's column names (in any order) or when every cell is a name
-        (not empty, not a number, not a missing-value or boolean marker)."""
+        spells this adapter's column names (in any order), when every cell is a name (not
+        empty, not a number, not a missing-value or boolean marker), when it is pandas'
+        positional labels ``0,1,...,n-1`` (n ≥ 2: ``to_csv()`` of a frame without names),
+        or when its first cell is empty and the others are such a header (the index column
+        ``to_csv()`` writes; :func:`csv_names` then drops it)."""
         first = [c.strip() for c in cells]
+        header = self._header_cells(first, single_label=False)
+        if header is None and len(first) > 1 and first[0] == "":
+            rest = self._header_cells(first[1:], single_label=True)
+            if rest is not None:
+                return ("", *rest)
+        return header
+
+    def _header_cells(self, first: list[str], single_label: bool) -> tuple | None:
         known = self.signature.names if self._by_signature else self.columns
+        if known is not None and len(first) == len(known) and set(first) == set(known):
+            return tuple(first)
+        if first == [str(i) for i in range(len(first))] and (len(first) > 1 or single_label):
+            return tuple(first)
         names_only = all(c.lower() not in _NOT_NAMES and not _is_number(c) for c in first)
         if self._by_signature and not set(first) & set(known):
             names_only = False  # text data for string columns, not a header of other names
-        if (known is not None and len(first) == len(known)
-                and set(first) == set(known)) or names_only:
-            return tuple(first)
-        return None
+        return tuple(first) if names_only else None
 
     def _from_json(self, obj: Any) -> Payload:
+        if isinstance(obj, dict) and "instances" in obj and len(obj) == 1:
+            return self._from_json(obj["instances"])
+        if self.typ == "series":
+            return self._series_from_json(obj)
         if isinstance(obj, dict):
-            if "instances" in obj and len(obj) == 1:
-                return self._from_json(obj["instances"])
             if set(obj) == {"columns", "data"} or set(obj) == {"columns", "data", "index"}:
                 columns, data = obj["columns"], obj["data"]
-                if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+                if not isinstance(columns, list) or not all(
+                        isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool))
+                        for c in columns):
                     raise BadInput('"columns" must be a list of strings')
-                return self._from_rows(data, tuple(columns))
+                if columns and columns == list(range(len(columns))):
+                    return self._from_rows(data, None)  # pandas' labels 0..n-1: positions
+                return self._from_rows(data, tuple(str(c) for c in columns))
+            if obj and all(isinstance(v, dict) for v in obj.values()):
+                return self._from_nested(obj)
             if obj and all(isinstance(v, list) for v in obj.values()):
                 names = tuple(obj)
                 lengths = {len(v) for v in obj.values()}
@@ -283,6 +369,73 @@ class DataframeInput(InputAdapter):
             f"expected a list of rows, e.g. [{json.dumps(obj[:4])}] for one row, "
             "not a flat list of values"
         )
+
+    def _from_nested(self, obj: dict) -> Payload:
+        """pandas' ``columns`` form ``{column: {index: value}}`` or ``index`` form ``{index:
+        {column: value}}``: ``orient`` says which; unset, the form whose outer keys are
+        not the expected names but whose inner keys are is ``index``, any other
+        ``columns`` (pandas' default for a DataFrame)."""
+        orient = self.orient
+        if orient not in ("index", "columns"):
+            known = self.signature.names if self._by_signature else self.columns
+            orient = "columns"
+            width = self.n_columns
+            if known is not None and not set(obj) <= set(known) and all(
+                    set(inner) <= set(known) for inner in obj.values()):
+                orient = "index"
+            elif known is None and width is not None and len(obj) != width and all(
+                    len(inner) == width for inner in obj.values()):
+                orient = "index"  # rows of the expected width, by index label
+            elif known is None and _labels(obj) and not _labels(next(iter(obj.values()))):
+                orient = "index"  # outer keys 0..n-1 (a default index), inner keys names
+        if orient == "index":  # rows by index label: each one a record
+            return self._from_records(list(obj.values()))
+        names = tuple(obj)
+        labels = list(next(iter(obj.values())))
+        for name, column in obj.items():
+            if column.keys() != set(labels):
+                raise BadInput(f"column {name!r} has other index labels than column "
+                               f"{names[0]!r}: every column needs one value per row")
+        if not labels:
+            raise BadInput("empty input: expected at least one row")
+        return self._from_rows([[obj[n][label] for n in names] for label in labels], names)
+
+    def _series_from_json(self, obj: Any) -> Payload:
+        """A Series as ``to_json`` writes one: ``values``/``records`` (a list of values),
+        ``index`` (``{label: value}``) or ``split`` (``{"name", "index", "data"}``)."""
+        if isinstance(obj, dict):
+            if isinstance(obj.get("data"), list) and set(obj) <= {"name", "index", "data"}:
+                obj = obj["data"]
+            else:
+                obj = list(obj.values())
+        if not isinstance(obj, list):
+            raise BadInput("expected the values of a Series: a list such as [1.5, 2.5], "
+                           '{"0": 1.5, "1": 2.5} or {"index": [...], "data": [...]}')
+        if not obj:
+            raise BadInput("empty input: expected at least one value")
+        if any(isinstance(v, (list, dict)) for v in obj):
+            raise BadInput("a Series takes one value per row, not lists or records")
+        array = np.array(obj, dtype=object if self.numeric is False else None)
+        if array.dtype.kind in "US" or (self.numeric and any(v is True or v is False for v in obj)):
+            array = np.array(obj, dtype=object)  # each value keeps its own type
+        return self._finish_series(array)
+
+    def _finish_series(self, array: np.ndarray, first_row: int = 1) -> Payload:
+        if array.ndim != 1:
+            raise BadInput("a Series takes one column")
+        if array.shape[0] == 0:
+            raise BadInput("empty input: expected at least one value")
+        if self.numeric:
+            if array.dtype.kind not in "iuf":
+                row, _, value = _first_non_number(array.reshape(-1, 1))
+                raise BadInput(f"expected numbers; row {row + first_row} holds {_describe(value)}")
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                row = int(np.nonzero(~np.isfinite(array))[0][0])
+                raise BadInput(f"NaN and infinite values are not allowed; row {row + first_row} "
+                               f"holds {array[row]}")
+        if self.dtype is not None:
+            self._typed_series(array)
+        return Payload(array, array.shape[0], None)
 
     def _from_records(self, records: list) -> Payload:
         if not all(isinstance(r, dict) for r in records):
@@ -337,6 +490,10 @@ class DataframeInput(InputAdapter):
                              else object)
         except (ValueError, TypeError):
             raise BadInput("rows have different lengths or nested values") from None
+        if array.dtype.kind in "US" and not typed:
+            # numpy made every cell text because one is: each keeps its own type, so one
+            # text column leaves the others numbers (see make_batch)
+            array = np.array(rows, dtype=object)
         if numbers and not typed and (array.dtype.kind not in "iuf" or any(
                 v is True or v is False for row in rows for v in row)):
             # Refused below: keep the values as sent (numpy made booleans numbers, or every
@@ -377,13 +534,29 @@ class DataframeInput(InputAdapter):
         for i, r in enumerate(records):
             if len(r) != width:
                 raise BadInput(f"CSV row {i + 1} has {len(r)} values, expected {width}")
+        header, index = csv_names(header, self.known_names)
+        if index:
+            records = [r[1:] for r in records]
         if self.signature is not None:  # text cells, parsed per column by the signature
-            return self._from_rows(records, header, text=True)
+            return self._series_of(self._from_rows(records, header, text=True))
         rows = [[_csv_value(c) for c in r] for r in records]
         if header is not None and self.columns is None and self.n_columns is not None \
                 and self.numeric:
             header = None  # a positional model: the header only named the columns
-        return self._from_rows(rows, header)
+        return self._series_of(self._from_rows(rows, header))
+
+    @property
+    def known_names(self) -> tuple | None:
+        """The names a header must spell to be this adapter's: the signature's or ``columns``."""
+        return self.signature.names if self._by_signature else self.columns
+
+    def _series_of(self, payload: Payload) -> Payload:
+        """A table payload as a Series' (``typ="series"``): its one column."""
+        if self.typ != "series":
+            return payload
+        if payload.value.shape[1] != 1:
+            raise BadInput(f"a Series takes one column, got {payload.value.shape[1]}")
+        return self._finish_series(payload.value[:, 0])
 
     def _from_csv_numbers(self, body: bytes) -> Payload | None:
         """The payload :meth:`_from_csv` makes of a table of plain numbers, by pyarrow's
@@ -402,7 +575,9 @@ class DataframeInput(InputAdapter):
             b"\xef\xbb\xbf"), len(cells))
         if array is None:
             return None
-        names = header
+        names, index = csv_names(header, self.known_names)
+        if index:
+            array = array[:, 1:]
         if names is not None and self.columns is not None and names != self.columns:
             if set(names) != set(self.columns):
                 return None
@@ -411,7 +586,7 @@ class DataframeInput(InputAdapter):
             names = self.columns
         elif self.n_columns is not None:
             names = None  # a positional model: the header only named the columns
-        return self._finish(array, names)
+        return self._series_of(self._finish(array, names))
 
     def _finish(self, array: np.ndarray, names: tuple | None, text: bool = False,
                 first_row: int = 1) -> Payload:
@@ -436,7 +611,70 @@ class DataframeInput(InputAdapter):
                 row, column = (int(i[0]) for i in np.nonzero(~np.isfinite(array)))
                 raise BadInput(f"NaN and infinite values are not allowed; row {row + first_row}, "
                                f"{_column_label(column, names)} holds {array[row, column]}")
+        if self.dtype is not None:  # each request's own error; converted once per batch
+            import pandas as pd
+
+            self._typed(pd.DataFrame(array, columns=list(names) if names else None))
         return Payload(array, array.shape[0], names)
+
+    def _dtypes(self, labels: Sequence) -> dict:
+        """``dtype=`` as a mapping of the frame's column labels to dtypes: one for every
+        column, a list by position, or a dict by name (digits: by position when the frame
+        has no names). A column it names that the frame lacks is a BadInput."""
+        if isinstance(self.dtype, str):
+            return {label: self.dtype for label in labels}
+        if isinstance(self.dtype, list):
+            if len(labels) != len(self.dtype):
+                raise BadInput(f"expected {len(self.dtype)} columns (one per dtype), "
+                               f"got {len(labels)}")
+            return dict(zip(labels, self.dtype))
+        by_name = {str(label): label for label in labels}
+        mapping = {}
+        for key, dtype in self.dtype.items():
+            if key in by_name:
+                mapping[by_name[key]] = dtype
+            elif key.isdigit() and int(key) < len(labels) and not any(
+                    isinstance(label, str) for label in labels):
+                mapping[labels[int(key)]] = dtype
+            else:
+                raise BadInput(f"missing column {key!r} (dtype gives its type): the input has "
+                               f"{[str(label) for label in labels]}")
+        return mapping
+
+    def _typed(self, frame):
+        """``frame`` with the columns ``dtype=`` names converted, or a BadInput naming
+        the first column that cannot be."""
+        mapping = self._dtypes(list(frame.columns))
+        try:
+            return frame.astype(mapping)
+        except (ValueError, TypeError, OverflowError):
+            pass
+        for label, dtype in mapping.items():
+            try:
+                frame[label].astype(dtype)
+            except (ValueError, TypeError, OverflowError) as e:
+                detail = " ".join(str(e).split())[:120]
+                raise BadInput(f"column {label!r} cannot be read as {dtype}: {detail}") from None
+        raise BadInput(f"the input cannot be read with dtype {self.dtype}")
+
+    def _typed_series(self, values: np.ndarray):
+        import pandas as pd
+
+        try:
+            return pd.Series(values).astype(self.dtype)
+        except (ValueError, TypeError, OverflowError) as e:
+            detail = " ".join(str(e).split())[:120]
+            raise BadInput(f"the values cannot be read as {self.dtype}: {detail}") from None
+
+    def _openapi_series(self, example: Any) -> dict:
+        """Request schema of a ``typ="series"`` adapter: a Series' JSON forms, or CSV."""
+        item = {"type": "number"} if self.numeric else {}
+        if example is None:
+            example = [0.5, 1.5, 2.5]
+        csv_text = "".join(f"{v}\n" for v in example) if isinstance(example, list) else ""
+        return {"required": True, "content": {
+            "application/json": {"schema": _series_schema(item), "example": example},
+            "text/csv": {"schema": {"type": "string"}, "example": csv_text}}}
 
     # batching
 
@@ -452,13 +690,20 @@ class DataframeInput(InputAdapter):
                              "group them by Payload.columns first")
         arrays = [p.value for p in payloads]
         data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        if self.typ == "series":
+            series = pd.Series(data, copy=False)
+            if data.dtype == object:
+                series = series.infer_objects()
+            return series.astype(self.dtype) if self.dtype is not None else series
         frame = pd.DataFrame(data, columns=list(columns) if columns else None, copy=False)
         if self.signature is not None:  # once per batch: int64, bool columns
             dtypes = self.signature.pandas_dtypes()
             if dtypes:
                 frame = frame.astype(dtypes)
-            if data.dtype == object:
-                frame = frame.infer_objects()
+        if data.dtype == object:  # cells of several types: each column its own dtype
+            frame = frame.infer_objects()
+        if self.dtype is not None:
+            frame = frame.astype(self._dtypes(list(frame.columns)))
         return frame
 
     def openapi_request(self, example: Any = None) -> dict:
@@ -466,11 +711,14 @@ class DataframeInput(InputAdapter):
         it admits is accepted, but numbers too large for a float, and every body it refuses
         is refused, but what JSON Schema cannot pin down: a positional model takes records
         with any n names, the same in every record, so the schema admits one record with any
-        names or many named x0, x1, ...; a single record, a dict of columns, the split form
-        with ``index`` and nested ``instances`` are accepted but not described. With a
+        names or many named x0, x1, ...; a single record, a dict of columns, pandas'
+        ``columns`` and ``index`` forms, the split form with ``index``, a Series' forms
+        (``typ="series"``) and nested ``instances`` are accepted but not described. With a
         signature, records name each column's type exactly; a row's items are any of the
         signature's types (OpenAPI 3.0 has no schema per position), its description lists
         them in order."""
+        if self.typ == "series":
+            return self._openapi_series(example)
         signature = self.signature
         expected_names = signature.names if self._by_signature else self.columns
         expected_width = len(signature.inputs) if signature is not None else self.n_columns
@@ -536,6 +784,32 @@ class DataframeInput(InputAdapter):
         }
 
 
+def _series_schema(item: dict) -> dict:
+    values = {"type": "array", "items": item, "minItems": 1, "description": "the values"}
+    return {"anyOf": [
+        values,
+        {"type": "object", "minProperties": 1, "additionalProperties": item,
+         "description": "pandas' index form: {label: value}"},
+        {"type": "object", "required": ["data"], "description": "pandas' split form",
+         "properties": {"name": {}, "index": {"type": "array"}, "data": values}},
+    ]}
+
+
+def csv_names(header: tuple | None, known: tuple | None = None) -> tuple[tuple | None, bool]:
+    """The column names a CSV header (from :meth:`DataframeInput.csv_header`) gives, and
+    whether its first column is ``to_csv()``'s index (an empty first name), to be dropped.
+    pandas' positional labels ``0..n-1`` give no names (the columns are taken in order),
+    unless they are the adapter's own names (``known``)."""
+    if header is None:
+        return None, False
+    index = len(header) > 1 and header[0] == ""
+    names = header[1:] if index else header
+    if names == tuple(str(i) for i in range(len(names))) and (
+            known is None or set(names) != set(known)):
+        names = None
+    return names, index
+
+
 def _csv_example(body: Any) -> str:
     """A table body (rows, records or the split form) as CSV text; a header row when the
     body names its columns."""
@@ -598,3 +872,48 @@ def _is_range(index) -> bool:
     import pandas as pd
 
     return isinstance(index, pd.RangeIndex)
+
+
+def _labels(keys) -> bool:
+    """Whether ``keys`` are pandas' default labels "0", "1", ... (a RangeIndex in JSON)."""
+    return list(keys) == [str(i) for i in range(len(keys))]
+
+
+def _normalized_dtype(dtype: Any, columns: tuple | None, typ: str) -> Any:
+    """``dtype=`` as the manifest records it: None, one dtype for every column, a list by
+    position or a dict by column name, each dtype a string pandas reads; a ValueError
+    (at the service's definition) for anything else."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, (dict, list, tuple)) and typ == "series":
+        raise ValueError("a Series has one dtype: give dtype='float64', not a dict or a list")
+    if isinstance(dtype, dict):
+        if not dtype:
+            raise ValueError("dtype is an empty dict: name at least one column, or leave it out")
+        out = {str(k): _dtype_name(v, k) for k, v in dtype.items()}
+        if columns is not None:
+            unknown = [k for k in out if k not in columns]
+            if unknown:
+                raise ValueError(f"dtype names column(s) {unknown} that are not in columns "
+                                 f"{list(columns)}")
+        return out
+    if isinstance(dtype, (list, tuple)):
+        if not dtype:
+            raise ValueError("dtype is an empty list: give one dtype per column")
+        out = [_dtype_name(v, i) for i, v in enumerate(dtype)]
+        if columns is not None and len(out) != len(columns):
+            raise ValueError(f"dtype lists {len(out)} dtype(s) for {len(columns)} columns")
+        return out
+    return _dtype_name(dtype, None)
+
+
+def _dtype_name(value: Any, column: Any) -> str:
+    from pandas.api.types import pandas_dtype
+
+    try:
+        resolved = pandas_dtype(value)
+    except (TypeError, ValueError):
+        where = f" for column {column!r}" if column is not None else ""
+        raise ValueError(f"dtype {value!r}{where} is not a dtype pandas knows "
+                         "(e.g. 'float64', 'int64', 'str', 'bool', 'category')") from None
+    return value if isinstance(value, str) else str(resolved)

@@ -11,7 +11,8 @@ Without a reachable daemon, :func:`build` leaves the context on disk and raises
 is and the exact ``docker build`` command that builds it later.
 
 Modules: ``reference`` (image names), ``wheel`` (a wheel of the running bento_nb),
-``context`` (the build context), ``builder`` (Docker SDK build, streamed log), ``k8s``.
+``context`` (the build context), ``builder`` (Docker SDK build, streamed log), ``images``
+(the images built from each bundle, with their ``docker run`` command), ``k8s``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Callable
 from ..errors import DockerUnavailable
 from ..options import option
 from ..store import Bundle, find_bundle
+from . import images
 from .builder import BuildResult, build_image, connect
 from .context import (build_command, is_context, locked, run_hint,
                       write_context)
@@ -85,9 +87,11 @@ def build(tag: str | os.PathLike | Bundle, image: str | None = None,
         if progress is not None:
             progress(f"building {image} from {context}")
         try:
-            return build_image(client, context, image, progress, no_cache=no_cache)
+            result = build_image(client, context, image, progress, no_cache=no_cache)
         finally:
             client.close()
+        images.record(bundle.name, bundle.version, result)  # shown by the panel and widgets
+        return result
 
 
 @dataclass

@@ -7,7 +7,9 @@ under ``<base_url>/bento/``::
     GET    api/bundles/<name>             that name's versions
     GET    api/bundles/<name>/<version>   one bundle (``latest`` allowed)
     DELETE api/bundles/<name>/<version>   remove it (XSRF or token needed, like every write)
-    GET    api/servers                    running bento_nb servers (the registry) + health
+    GET    api/servers                    running bento_nb servers (the registry) + health,
+                                          owner (notebook or process), live stats
+    DELETE api/servers/<pid>-<port>       stop that server (drains; see handlers.ServerHandler)
     POST   api/containerize               {"tag", "image"?, "base_image"?} -> 202 {"id", ...}
     GET    api/jobs, api/jobs/<id>        containerize jobs: status, log (``?since=N``)
     *      proxy/<port>/<path>            forwards to a *registered* bento_nb server on loopback

@@ -26,6 +26,9 @@ class BentoExtension(Configurable):
     health_timeout = Float(
         1.0, help="Seconds api/servers waits for each server's identity check."
     ).tag(config=True)
+    stop_timeout = Float(
+        30.0, help="Seconds DELETE api/servers/<id> waits for a server to drain and stop."
+    ).tag(config=True)
     max_jobs = Int(
         50, help="Finished containerize jobs remembered by api/jobs; older ones are dropped."
     ).tag(config=True)
@@ -51,7 +54,7 @@ def load(serverapp) -> None:
 def route_specs(base_url: str, settings, runner) -> list[tuple]:
     """The (pattern, handler, kwargs) list for ``web_app.add_handlers``."""
     from .handlers import (BundleHandler, BundlesHandler, ContainerizeHandler, JobHandler,
-                           JobsHandler, NotFoundHandler, ServersHandler)
+                           JobsHandler, NotFoundHandler, ServerHandler, ServersHandler)
     from .proxy import ProxyHandler
 
     root = normalize_base_url(base_url) + "bento/"
@@ -61,6 +64,7 @@ def route_specs(base_url: str, settings, runner) -> list[tuple]:
         (root + rf"api/bundles(?:/{name})?/?", BundlesHandler, context),
         (root + rf"api/bundles/{name}/{name}/?", BundleHandler, context),
         (root + r"api/servers/?", ServersHandler, context),
+        (root + rf"api/servers/{name}/?", ServerHandler, context),
         (root + r"api/containerize/?", ContainerizeHandler, context),
         (root + r"api/jobs/?", JobsHandler, context),
         (root + rf"api/jobs/{name}/?", JobHandler, context),

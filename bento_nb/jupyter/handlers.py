@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from .._processes import pid_alive
+from ..containerize.images import built_from
 from ..containerize.reference import validate_image
-from ..errors import BadInput, BundleNotFound, InvalidName, NotFound
+from ..errors import (BadGateway, BadInput, BentoNbError, BundleNotFound, Forbidden,
+                      GatewayTimeout, InvalidName, NotFound, StaleServer)
+from ..server.control import HEADER as CONTROL_HEADER
+from ..server.control import STATS_PATH, STOP_PATH
 from ..store import ListEntry, Store, Tag, validate_name
 from .base import AUTH_RESOURCE, JSONErrors, bento_errors
 from .discovery import proxy_path
@@ -43,8 +50,15 @@ class BentoAPIHandler(JSONErrors, APIHandler):
         "unverified" (something answers on the port but cannot prove it wrote the record),
         "unreachable" or "not on loopback"; ``proxy_url`` is None unless "running". Its
         ``url`` is the record's own address when that is an ``http(s)://`` loopback URL,
-        else None; the record's secret is never included."""
-        from ..server.registry import read_records
+        else None; the record's secret and control token are never included.
+
+        Also, for the panel: ``id`` (``<pid>-<port>``, for ``DELETE api/servers/<id>``),
+        ``owner`` (``{"kind": "kernel", "kernel_id", "notebook"}`` with the notebook path
+        from this Jupyter server's sessions, None for a kernel it does not run; or
+        ``{"kind": "process", "pid", "command"}``), ``stats`` (the live figures of a
+        running server, see :mod:`bento_nb.server.control`; else None) and
+        ``bundle_deleted`` (it serves a tag no longer in the store)."""
+        from ..server.registry import public, read_records
         from .identity import NotVerified, loopback_target, loopback_url, verify
 
         records, bad = read_records()
@@ -52,11 +66,18 @@ class BentoAPIHandler(JSONErrors, APIHandler):
         records = [r for r in records if tag is None or r.get("tag") == tag]
         base_url = self.settings["base_url"]
         client = AsyncHTTPClient()
+        notebooks = await self._kernel_notebooks() if any(
+            r.get("kernel_id") for r in records) else {}
+        store = Store()
 
         async def describe(record: dict) -> dict:
-            server = {k: v for k, v in record.items() if k != "secret"}
+            server = public(record)
+            server["id"] = server_id(record)
             server["url"] = loopback_url(record.get("url"))
             server["proxy_url"] = None
+            server["owner"] = _owner(record, notebooks)
+            server["stats"] = None
+            server["bundle_deleted"] = _bundle_deleted(store, record.get("tag"))
             target = loopback_target(record.get("host"))
             if target is None:
                 server["status"] = "not on loopback"
@@ -69,10 +90,22 @@ class BentoAPIHandler(JSONErrors, APIHandler):
             else:
                 server["status"] = "running"
                 server["proxy_url"] = proxy_path(base_url, record["port"])
+                server["stats"] = await _control(client, record, target, STATS_PATH, "GET",
+                                                 self.bento_settings.health_timeout)
             return server
 
         servers = await asyncio.gather(*(describe(r) for r in records))
         return list(servers), [b.to_json() for b in bad]
+
+    async def _kernel_notebooks(self) -> dict[str, str]:
+        """kernel id -> the path of the notebook (or console) its session is for."""
+        try:
+            sessions = await self.session_manager.list_sessions()
+        except Exception:  # noqa: BLE001 - no session manager: owners shown by kernel id
+            self.log.debug("bento_nb: cannot list sessions", exc_info=True)
+            return {}
+        return {s["kernel"]["id"]: s.get("path") for s in sessions
+                if isinstance(s.get("kernel"), dict) and s["kernel"].get("id")}
 
     def _log_bad_records(self, bad: list) -> None:
         seen: set = self.bento_settings.__dict__.setdefault("_reported_records", set())
@@ -83,17 +116,82 @@ class BentoAPIHandler(JSONErrors, APIHandler):
                                  "server of yours wrote it)", record.path, record.error)
 
 
+def server_id(record: dict) -> str:
+    """A server's id in ``api/servers``: ``<pid>-<port>``, the name of its registry file."""
+    return f"{record['pid']}-{record['port']}"
+
+
+_SERVER_ID = re.compile(r"([1-9][0-9]{0,9})-([1-9][0-9]{0,4})")
+
+
+def _owner(record: dict, notebooks: dict[str, str]) -> dict:
+    kernel_id = record.get("kernel_id")
+    if kernel_id:
+        return {"kind": "kernel", "kernel_id": kernel_id, "notebook": notebooks.get(kernel_id)}
+    return {"kind": "process", "pid": record["pid"], "command": record.get("command")}
+
+
+def _bundle_deleted(store: Store, tag: str | None) -> bool:
+    """Whether the bundle ``tag`` names is gone from the store (False for a live object)."""
+    if not tag:
+        return False
+    try:
+        store.resolve(Tag.parse(tag))
+    except BundleNotFound:
+        return True
+    except BentoNbError:  # a tag we cannot read or a link: not ours to call deleted
+        return False
+    return False
+
+
+async def _control(client: AsyncHTTPClient, record: dict, host: str, path: str, method: str,
+                   timeout: float) -> dict | None:
+    """Call a control route of a verified server (:mod:`bento_nb.server.control`); its JSON
+    answer when 2xx, else None (an older server without the route, say)."""
+    token = record.get("control")
+    if not token:
+        return None
+    request = HTTPRequest(f"http://{host}:{record['port']}{path}", method=method,
+                          body=b"" if method == "POST" else None,
+                          headers={CONTROL_HEADER: token}, follow_redirects=False,
+                          connect_timeout=timeout, request_timeout=timeout)
+    try:
+        response = await client.fetch(request, raise_error=False)
+        if 200 <= response.code < 300:
+            answer = json.loads(response.body)
+            return answer if isinstance(answer, dict) else None
+    except (OSError, ValueError, HTTPClientError):
+        pass
+    return None
+
+
 def _tag(name: str, version: str) -> Tag:
     validate_name(name)
     return Tag(name, None if version == "latest" else validate_name(version, "version"))
 
 
-def _bundle_entry(entry: ListEntry) -> dict:
-    """One entry of ``api/bundles``: the bundle's info, or its name, version and error."""
+def _bundle_entry(entry: ListEntry, latest: bool = False) -> dict:
+    """One entry of ``api/bundles``: the bundle's info, or its name, version and error;
+    ``latest``: whether ``<name>:latest`` means this version; ``images``: the Docker images
+    built from it, newest first (:mod:`bento_nb.containerize.images`)."""
     if entry.bundle is not None:
-        return entry.bundle.info()
-    return {"tag": f"{entry.name}:{entry.version}", "name": entry.name,
-            "version": entry.version, "path": str(entry.path), "error": entry.error}
+        out = entry.bundle.info()
+    else:
+        out = {"tag": f"{entry.name}:{entry.version}", "name": entry.name,
+               "version": entry.version, "path": str(entry.path), "error": entry.error}
+    out["latest"] = latest
+    out["images"] = built_from(entry.name, entry.version) if entry.version != "*" else []
+    return out
+
+
+def _bundle_entries(entries: list[ListEntry]) -> list[dict]:
+    """:func:`_bundle_entry` of each, the newest version of each name marked ``latest``
+    (the one ``Name:latest`` resolves to: the last version in sort order)."""
+    newest: dict[str, str] = {}
+    for entry in entries:
+        if entry.version != "*":
+            newest[entry.name] = max(newest.get(entry.name, entry.version), entry.version)
+    return [_bundle_entry(e, newest.get(e.name) == e.version) for e in entries]
 
 
 class BundlesHandler(BentoAPIHandler):
@@ -109,18 +207,23 @@ class BundlesHandler(BentoAPIHandler):
         if name is not None and not entries:
             raise BundleNotFound(f"no bundle named {name!r} in {store.root}; "
                                  "see GET api/bundles")
-        self.finish({"bundles": [_bundle_entry(e) for e in entries]})
+        self.finish({"bundles": _bundle_entries(entries)})
 
 
 class BundleHandler(BentoAPIHandler):
     """``GET|DELETE api/bundles/<name>/<version>`` (``latest`` means the newest)."""
 
+    # GET: the entry of api/bundles (latest, images) + its manifest and its servers
+
     @web.authenticated
     @authorized
     @bento_errors
     async def get(self, name: str, version: str) -> None:
-        bundle = Store().get(_tag(name, version))
+        store = Store()
+        bundle = store.get(_tag(name, version))
         info = bundle.info()
+        info["images"] = built_from(bundle.name, bundle.version)
+        info["latest"] = store.resolve(Tag(bundle.name, None)) == bundle.path
         info["manifest"] = bundle.manifest
         info["servers"], _bad = await self.running_servers(tag=bundle.tag)
         self.finish(info)
@@ -149,6 +252,77 @@ class ServersHandler(BentoAPIHandler):
     async def get(self) -> None:
         servers, bad = await self.running_servers()
         self.finish({"servers": servers, "bad_records": bad})
+
+
+class ServerHandler(BentoAPIHandler):
+    """``DELETE api/servers/<pid>-<port>``: stop that server (the panel's Stop), answering
+    ``{"stopped": id, "tag"}`` once it has drained and its record is gone.
+
+    How: the record (user-only, so only this user's servers are listed at all) holds a
+    per-server control token. After the same identity check as the proxy (the process on
+    the port proves the record's secret), the token goes to the server's ``POST
+    /.bento/stop`` (:mod:`bento_nb.server.control`), which drains and stops it: an
+    in-kernel server stops its handle (its widget shows "stopped", the kernel lives on), a
+    ``bento-nb serve`` process exits 0. No signal is sent from here: a kernel's pid must
+    never be killed to stop one of its servers, and a pid alone may have been reused.
+
+    Refusals: 400 for an id that is not ``<pid>-<port>``; 404 when no running server has
+    that id (stopped already, or its process is gone); 403 for a record file of another
+    user; 409 (``StaleServer``) when the record cannot be acted on: nothing on its port
+    proves it wrote the record (a stale record, the port taken by another program), it does
+    not listen on loopback, or it was written by a bento_nb without Stop; 504 when it has not
+    stopped within ``BentoExtension.stop_timeout`` seconds."""
+
+    @web.authenticated
+    @authorized
+    @bento_errors
+    async def delete(self, ident: str) -> None:
+        from ..server.registry import read_records, record_path
+        from .identity import NotVerified, loopback_target, verify
+
+        found = _SERVER_ID.fullmatch(ident)
+        if found is None:
+            raise BadInput(f"{ident[:40]!r} is not a server id; ids are <pid>-<port>, "
+                           "as GET api/servers lists them")
+        pid, port = int(found.group(1)), int(found.group(2))
+        records, bad = read_records()
+        record = next((r for r in records if r["pid"] == pid and r["port"] == port), None)
+        if record is None:
+            path = str(record_path(pid, port))
+            problem = next((b.error for b in bad if b.path == path), None)
+            if problem is not None and "another user" in problem:
+                raise Forbidden(f"server {ident} is not yours: its record is {problem}")
+            if problem is not None:
+                raise StaleServer(f"server {ident}: its registry file {path} is not a usable "
+                                  f"record ({problem}); remove it if no server of yours wrote it")
+            raise NotFound(f"no running server {ident} (stopped already, or its process is "
+                           "gone); see GET api/servers")
+        if not record.get("control"):
+            raise StaleServer(f"server {ident} was started by a bento_nb without remote stop; "
+                              "stop it where it runs (%bento stop, Ctrl-C)")
+        target = loopback_target(record.get("host"))
+        if target is None:
+            raise StaleServer(f"server {ident} does not listen on loopback "
+                              f"({record.get('host')}); stop it where it runs")
+        client = AsyncHTTPClient()
+        timeout = self.bento_settings.health_timeout
+        try:
+            await verify(client, record, target, self.bento_settings, timeout)
+        except NotVerified as e:
+            raise StaleServer(f"server {ident}: its record looks stale, nothing was stopped "
+                              f"(port {port}: {e})") from None
+        answer = await _control(client, record, target, STOP_PATH, "POST", max(timeout, 5.0))
+        if answer is None:
+            raise BadGateway(f"server {ident} did not accept the stop request")
+        self.log.info("bento_nb: stopping server %s (%s)", ident, record.get("tag"))
+        deadline = time.monotonic() + self.bento_settings.stop_timeout
+        path = record_path(pid, port)
+        while path.exists() and pid_alive(pid):
+            if time.monotonic() > deadline:
+                raise GatewayTimeout(f"server {ident} is still draining after "
+                                     f"{self.bento_settings.stop_timeout:g} s")
+            await asyncio.sleep(0.05)
+        self.finish({"stopped": ident, "tag": record.get("tag")})
 
 
 class ContainerizeHandler(BentoAPIHandler):

@@ -47,8 +47,13 @@ HELP = """\
                [--max-latency-ms N] [--api-token TOKEN] [--max-queue N]
                [--max-body-bytes N] [--drain-timeout S] [--body-timeout S]
                [--header-timeout S] [--max-connections N] [--request-timeout S]
-                                         TARGET: tag, ./folder, variable, or (none)
-                                         the last packed
+               [--watch]                 TARGET: tag, ./folder, variable, or (none)
+                                         the last packed; a name, the last packed or a
+                                         variable follows new versions (hot swap),
+                                         NAME:VERSION is pinned
+  %bento serve NAME:V1 NAME:V2 --split 90,10
+                                         A/B: requests shared by weight (sticky per
+                                         X-Bento-Route-Key header)
   %bento predict TARGET DATA [--api NAME]
                                          DATA: JSON literal or variable name
   %bento list                            bundles in the store
@@ -88,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(cells may hold secrets)")
 
     p = sub.add_parser("serve", prog="%bento serve", help="serve in the kernel")
-    p.add_argument("target", nargs="?", help="tag, ./folder, variable, or (none) the last packed")
+    p.add_argument("target", nargs="*", help="tag, ./folder, variable, or (none) the last "
+                                             "packed; several versions with --split")
     add_options(p, ServerConfig, defaults={"port": None})
 
     sub.add_parser("predict", prog="%bento predict", help="TARGET DATA [--api NAME]")
@@ -220,6 +226,7 @@ class BentoMagics(Magics):
                           provenance=not args.no_provenance)
         current().last_packed = bundle.tag
         current().remember_pack(args.var, obj, bundle.tag)
+        current().announce_pack(args.var, bundle)  # the server of VAR swaps it in
         widget = BundleWidget(bundle, on_serve=self._serve_tag)
         current().last_widget = widget
         display(widget)
@@ -228,9 +235,12 @@ class BentoMagics(Magics):
     # serve
 
     def _cmd_serve(self, args):
+        from ..actions import combine
         from ..server.config import ServerConfig
 
-        target = self._resolve(args.target)
+        words = args.target or [None]
+        targets = [self._resolve(word) for word in words]
+        target = targets[0] if len(targets) == 1 else combine(targets)
         if target.note:
             print(target.note)
         options = given(args, ServerConfig)

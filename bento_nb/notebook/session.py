@@ -60,6 +60,14 @@ class NotebookSession:
         with self._lock:
             self._packed[var] = (ref, id(obj), tag)
 
+    def announce_pack(self, var: str, bundle: Any) -> None:
+        """``%bento pack VAR`` saved ``bundle``: the server of ``VAR`` (``%bento serve
+        VAR`` of the live object) follows it from now on, swapping it in (see
+        :mod:`bento_nb.server.versions`)."""
+        entry = self.entry_for(f"var:{var}")
+        if entry is not None:
+            entry.handle.announce(bundle)
+
     def packed_tag(self, var: str, obj: Any) -> str | None:
         """The tag ``var`` was packed as, while ``var`` still holds that very object."""
         with self._lock:

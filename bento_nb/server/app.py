@@ -1,13 +1,19 @@
 """HTTP routes of the prediction server: one raw ASGI app, routed by a dict lookup.
 
     POST /<api route>   parse + validate the body with the API's adapter, then batch
-    GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN)
+    GET  /              Swagger UI, from the swagger-ui-bundle package (no CDN); with
+                        ``@web_static_content``, that folder's index.html
+    GET  /docs          Swagger UI (always)
     GET  /docs.json     OpenAPI 3 document
+    GET  /<file>        with ``@web_static_content``: the folder's files (:mod:`.static`),
+                        after every route above
     GET  /healthz       liveness            GET /readyz    readiness (503 while starting,
                                                            stopping, or an API's model
                                                            thread is gone or stuck)
     GET  /metrics       Prometheus text     GET /metadata  service, APIs, options, pid
     GET  /.bento/identity?nonce=N   proof of the registry record's secret (Jupyter proxy)
+    POST /.bento/stop, GET /.bento/stats   the Jupyter panel's Stop and live figures, with
+                        the record's control token (:mod:`.control`)
     /v2/...             the Open Inference Protocol (KServe v2), see :mod:`.oip`: its
                         infer takes the API call path (:meth:`App.oip_request`)
 
@@ -52,12 +58,15 @@ from ..errors import (
     render,
     Unauthorized,
 )
+from . import control
 from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 from .oip import INFER_ROUTE_LABEL, OpenInference, render_oip_error
 from .openapi import build_openapi
+from .static import StaticFiles
+from .versions import ServedVersion, VersionSet
 
 _JSON = b"application/json"
 _log = logging.getLogger("bento_nb.server")
@@ -67,13 +76,15 @@ _OFFLOAD_BYTES = 256 * 1024
 
 
 class ServerState:
-    """Everything the routes of one server share (passed in, never global)."""
+    """Everything the routes of one server share (passed in, never global).
 
-    def __init__(self, service: Any, config: ServerConfig, dispatchers: dict[str, Dispatcher],
-                 metrics: Metrics):
-        self.service = service
+    ``versions``: the bundle versions served (:mod:`.versions`); ``service``, ``openapi``,
+    ``metadata`` and ``oip`` describe the first of them (:meth:`describe`, again after a
+    hot swap)."""
+
+    def __init__(self, versions: VersionSet, config: ServerConfig, metrics: Metrics):
+        self.versions = versions
         self.config = config
-        self.dispatchers = dispatchers
         self.metrics = metrics
         self.draining = False
         self.ready = False
@@ -81,9 +92,27 @@ class ServerState:
         self.last_request = 0.0  # perf_counter() of the last API request seen
         self.pid = os.getpid()
         self.identity_secret: str | None = None  # of this server's registry record
+        self.control_token: str | None = None  # of the same record (see .control)
+        self.request_stop: Any = None  # () -> None: how POST /.bento/stop stops this server
         token = config.api_token
         self.expected_auth = f"Bearer {token}".encode() if token else None
-        self.openapi = json.dumps(build_openapi(service, bool(token)), indent=1).encode()
+        self.describe()
+
+    @property
+    def dispatchers(self) -> dict[str, Dispatcher]:
+        """Every served version's dispatchers (see :meth:`.VersionSet.dispatchers`)."""
+        return self.versions.dispatchers()
+
+    @property
+    def oip(self) -> OpenInference:
+        return self.versions.primary.oip
+
+    def describe(self) -> None:
+        """``service``, /docs.json and /metadata from the first served version."""
+        service = self.service = self.versions.primary.service
+        config = self.config
+        self.openapi = json.dumps(build_openapi(service, bool(config.api_token)),
+                                  indent=1).encode()
         self.metadata = {
             "name": service.name,
             "version": getattr(service, "version", None),
@@ -93,8 +122,10 @@ class ServerState:
             "artifacts": getattr(service, "artifact_metadata", None) or {},
             "bento_nb_version": __version__,
             "config": config.public,
+            "versions": [{"version": m.version, "tag": getattr(m.service, "tag", None),
+                          "weight": w}
+                         for m, w in zip(self.versions.members, self.versions.weights)],
         }
-        self.oip = OpenInference(self)
 
 
 def swagger_ui_dir() -> Path:
@@ -168,10 +199,16 @@ def _raw_headers(headers: Any) -> list:
 
 
 class ApiRoute:
-    """What the hot path needs of one API, looked up once per server, not per request."""
+    """What the hot path needs of one API of one served version, looked up once per
+    server (and per hot swap), not per request."""
 
-    def __init__(self, state: ServerState, api: Any, dispatcher: Dispatcher):
+    def __init__(self, state: ServerState, api: Any, dispatcher: Dispatcher,
+                 member: ServedVersion):
         self.state = state
+        self.member = member
+        self.version = member.version  # the version label in /metrics
+        self.version_header = member.header  # X-Bento-Version
+        self.oip = member.oip
         self.name = api.name
         self.route_label = f"/{api.route}"  # the route label in /metrics
         self.parse = api.input.parse
@@ -180,7 +217,15 @@ class ApiRoute:
         self.max_linger = max(4 * self.max_body, 64 * 1024 * 1024)
         self.too_large = (f"request body is larger than the limit of {self.max_body} bytes; "
                           "send fewer rows per request")
-        self.render_error = _error_headers  # the error body (OIP infer: the protocol's)
+        self.render_error = self._render_error  # the error body (OIP infer: the protocol's)
+
+    def _render_error(self, error: BentoNbError) -> tuple[int, list, bytes]:
+        status, headers, body = _error_headers(error)
+        return status, [*headers, self.version_header], body
+
+    def _render_oip_error(self, error: BentoNbError) -> tuple[int, list, bytes]:
+        status, headers, body = _oip_error_headers(error)
+        return status, [*headers, self.version_header], body
 
 
 class App:
@@ -189,7 +234,13 @@ class App:
     def __init__(self, state: ServerState):
         self.state = state
         self.metrics = state.metrics
-        self.api_routes = {f"/{api.route}": ApiRoute(state, api, state.dispatchers[api.name])
+        versions = state.versions
+        for member in versions.members:
+            self.attach(member)
+            if versions.split:  # GET /v2/models/{name}: every version served
+                member.oip.list_versions([m.version for m in versions.members])
+        # path -> .versions.Choice: its ``only`` is the route while one version is served
+        self.api_routes = {f"/{api.route}": versions.choice(f"/{api.route}", f"/{api.route}")
                            for api in state.service.apis.values()}
         self.get_routes = {
             "/": ("/", self.swagger_page),
@@ -199,15 +250,13 @@ class App:
             "/metrics": ("/metrics", self.metrics_page),
             "/metadata": ("/metadata", self.metadata),
             "/.bento/identity": ("/.bento/identity", self.identity),
+            "/docs": ("/docs", self.swagger_page),
         }
+        # @web_static_content: its index.html is /, its files come after every route
+        self.web_static = StaticFiles.of(state.service)
+        if self.web_static is not None and self.web_static.has_index:
+            self.get_routes["/"] = ("/", self.web_static_file)
         self.protected = {"/metrics", "/metadata"}
-        # POST /v2/models/{name}[/versions/{v}]/infer: the API call path of the default
-        # output's API (its body limit), counted under INFER_ROUTE_LABEL, OIP error bodies.
-        oip = state.oip
-        self.oip_route = ApiRoute(state, state.service.apis[oip.default_output],
-                                  state.dispatchers[oip.default_output])
-        self.oip_route.route_label = INFER_ROUTE_LABEL
-        self.oip_route.render_error = _oip_error_headers
         self._static_dir = swagger_ui_dir()
         self._static = {p.name for p in self._static_dir.iterdir() if p.is_file()}
         self._static_cache: dict[str, bytes] = {}
@@ -215,6 +264,23 @@ class App:
         # True when the request asking is the only one the server has (set by the
         # connection layer, which sees requests whose bodies are still arriving too).
         self.alone = lambda: state.in_flight == 1
+
+    def attach(self, member: ServedVersion) -> None:
+        """Build the routes of a served version (on start, and for a hot swap before it
+        is swapped in): its native API routes, its OIP endpoints, and the route of its OIP
+        infer — the API call path of the default output's API (its body limit), counted
+        under INFER_ROUTE_LABEL, with the protocol's error bodies."""
+        state = self.state
+        member.oip = OpenInference(member)
+        service = member.service
+        member.routes = {f"/{api.route}": ApiRoute(state, api, member.dispatchers[api.name],
+                                                   member)
+                         for api in service.apis.values()}
+        oip_route = ApiRoute(state, service.apis[member.oip.default_output],
+                             member.dispatchers[member.oip.default_output], member)
+        oip_route.route_label = INFER_ROUTE_LABEL
+        oip_route.render_error = oip_route._render_oip_error
+        member.oip_route = oip_route
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -224,7 +290,8 @@ class App:
         route = self.api_routes.get(path)
         if route is not None:
             if method == "POST":
-                return await self.api_call(route, scope, receive, send)
+                return await self.api_call(route.only or route.pick(scope), scope, receive,
+                                           send)
             return await self.fail(send, route.route_label, time.perf_counter(),
                                    MethodNotAllowed(f"method {method} is not allowed on "
                                                     f"{path}; use POST", allow=["POST"]))
@@ -232,8 +299,12 @@ class App:
         entry = self.get_routes.get(path)
         if entry is None and path.startswith(_STATIC_PREFIX):
             entry = ("/static", self.static)
+        if entry is None and path in control.PATHS:
+            return await self.control(scope, send, started)
         if entry is None and (path == "/v2" or path.startswith("/v2/")):
             return await self.oip_request(scope, receive, send, started)
+        if entry is None and self.web_static is not None and self.web_static.find(path):
+            entry = ("/web_static_content", self.web_static_file)
         if entry is None:
             routes = ", ".join(f"POST /{api.route}" for api in self.state.service.apis.values())
             return await self.fail(send, "other", started, NotFound(
@@ -255,6 +326,16 @@ class App:
         self.metrics.observe_request(label, status, time.perf_counter() - started)
         await _send(send, status, body, headers)
 
+    async def control(self, scope: dict, send: Any, started: float) -> None:
+        """The panel's routes (:mod:`.control`); not traffic, like /healthz."""
+        path = scope["path"]
+        try:
+            status, body, headers = control.answer(self.state, scope)
+        except BentoNbError as error:
+            return await self.fail(send, path, started, error)
+        self.metrics.observe_request(path, status, time.perf_counter() - started)
+        await _send(send, status, body, headers)
+
     def check_token(self, scope: dict) -> None:
         given = b""
         for name, value in scope["headers"]:
@@ -266,11 +347,11 @@ class App:
 
     async def fail(self, send: Any, label: str, started: float, error: BentoNbError,
                    close: bool = False, extra: dict | None = None,
-                   render_error: Any = _error_headers) -> None:
+                   render_error: Any = _error_headers, version: str = "") -> None:
         status, headers, body = render_error(error)
         if extra:
             body = json.dumps({**error.to_json(), **extra}).encode()
-        self.metrics.observe_request(label, status, time.perf_counter() - started)
+        self.metrics.observe_request(label, status, time.perf_counter() - started, version)
         await _send(send, status, body, headers, close or self.state.draining)
 
     # -- the hot path -----------------------------------------------------------------
@@ -278,15 +359,20 @@ class App:
     async def api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
                        endpoint: Any = None) -> None:
         """``POST <api route>``, or with ``endpoint`` an Open Inference Protocol infer
-        (same checks, body limit and counting; the body goes to :meth:`.OpenInference.infer`)."""
+        (same checks, body limit and counting; the body goes to :meth:`.OpenInference.infer`).
+        ``route`` belongs to the version picked for this request; counted in its
+        ``in_flight`` until answered, so a hot swap lets it finish there."""
         started = time.perf_counter()
         state = self.state
+        member = route.member
         state.in_flight += 1
+        member.in_flight += 1
         state.last_request = started
         try:
             await self._api_call(route, scope, receive, send, started, endpoint)
         finally:
             state.in_flight -= 1
+            member.in_flight -= 1
 
     async def _api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
                         started: float, endpoint: Any) -> None:
@@ -305,7 +391,7 @@ class App:
             pending = PayloadTooLarge(route.too_large)
             if int(length) > route.max_linger:
                 return await self.fail(send, route.route_label, started, pending, close=True,
-                                       render_error=route.render_error)
+                                       render_error=route.render_error, version=route.version)
         elif state.draining:
             pending = route.dispatcher.overloaded("the server is shutting down; retry shortly")
         elif state.expected_auth is not None and not hmac.compare_digest(
@@ -331,7 +417,8 @@ class App:
                         pending = PayloadTooLarge(route.too_large)
                     if size > route.max_linger:
                         return await self.fail(send, route.route_label, started, pending,
-                                               close=True, render_error=route.render_error)
+                                               close=True, render_error=route.render_error,
+                                               version=route.version)
                 elif pending is None:
                     chunks.append(chunk)
                 if not message.get("more_body"):
@@ -342,7 +429,7 @@ class App:
         if pending is not None:
             close = isinstance(pending, PayloadTooLarge)
             return await self.fail(send, route.route_label, started, pending, close=close,
-                                   render_error=route.render_error)
+                                   render_error=route.render_error, version=route.version)
         if endpoint is not None:
             return await self._oip_infer(route, endpoint, scope, body, send, started)
         ctype = content_type.decode("latin-1") if content_type is not None else None
@@ -354,16 +441,21 @@ class App:
             outcome = route.dispatcher.run_inline(payload) if self.alone() else None
             future = route.dispatcher.submit(payload) if outcome is None else None
         except BentoNbError as error:
-            return await self.fail(send, route.route_label, started, error)
+            return await self.fail(send, route.route_label, started, error,
+                                   render_error=route.render_error, version=route.version)
         except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
             _log.exception("parsing a request for %s failed", route.name)
             return await self.fail(send, route.route_label, started, ServerError(
-                f"internal error while reading the request: {type(e).__name__}: {e}"))
+                f"internal error while reading the request: {type(e).__name__}: {e}"),
+                render_error=route.render_error, version=route.version)
         ok, result = outcome if future is None else await future
         if not ok:
-            return await self.fail(send, route.route_label, started, result)
-        self.metrics.observe_request(route.route_label, 200, time.perf_counter() - started)
-        headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(result))]
+            return await self.fail(send, route.route_label, started, result,
+                                   render_error=route.render_error, version=route.version)
+        self.metrics.observe_request(route.route_label, 200, time.perf_counter() - started,
+                                     route.version)
+        headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(result)),
+                   route.version_header]
         if state.draining:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -384,18 +476,20 @@ class App:
                 replied.set_result((status, out, data))
 
         try:
-            state.oip.infer(endpoint, body, headers, reply)
+            route.oip.infer(endpoint, body, headers, reply)
         except BentoNbError as error:
             return await self.fail(send, route.route_label, started, error,
-                                   render_error=route.render_error)
+                                   render_error=route.render_error, version=route.version)
         except Exception as e:  # noqa: BLE001 - a bug: answer 500, keep serving
             _log.exception("an OIP infer request failed")
             return await self.fail(send, route.route_label, started, ServerError(
                 f"internal error while reading the request: {type(e).__name__}: {e}"),
-                render_error=route.render_error)
+                render_error=route.render_error, version=route.version)
         status, out, data = await replied
-        self.metrics.observe_request(route.route_label, status, time.perf_counter() - started)
-        await _send(send, status, data, _raw_headers(out), state.draining)
+        self.metrics.observe_request(route.route_label, status, time.perf_counter() - started,
+                                     route.version)
+        await _send(send, status, data, [*_raw_headers(out), route.version_header],
+                    state.draining)
 
     async def oip_request(self, scope: dict, receive: Any, send: Any, started: float) -> None:
         """Every request under ``/v2`` (:mod:`.oip`): ``POST .../infer`` takes the API call
@@ -406,8 +500,19 @@ class App:
         path = raw.decode("latin-1") if raw else scope["path"]
         method = scope["method"]
         endpoint = state.oip.match(path)
+        # the version this request reaches: the one its path names, else the split's pick
+        versions = state.versions
+        member = versions.primary
+        if endpoint is not None and versions.split:
+            if endpoint.version is None:
+                member = versions.pick(scope)
+            elif (member := versions.find(endpoint.version)) is None:
+                served = ", ".join(repr(m.version) for m in versions.members)
+                return await self.fail(send, endpoint.route_label, started, NotFound(
+                    f"unknown version {endpoint.version!r} of model {endpoint.model!r}: "
+                    f"this server serves versions {served}"), render_error=_oip_error_headers)
         if endpoint is not None and endpoint.kind == "infer" and method == "POST":
-            return await self.api_call(self.oip_route, scope, receive, send, endpoint)
+            return await self.api_call(member.oip_route, scope, receive, send, endpoint)
         label = "/v2" if endpoint is None else endpoint.route_label
         try:
             if endpoint is None:
@@ -415,8 +520,8 @@ class App:
                                "Protocol routes are listed in /docs.json")
             if endpoint.protected and state.expected_auth is not None:
                 self.check_token(scope)
-            state.oip.check(endpoint, method)
-            status, headers, body = state.oip.get(endpoint)
+            member.oip.check(endpoint, method)
+            status, headers, body = member.oip.get(endpoint)
         except BentoNbError as error:
             return await self.fail(send, label, started, error, render_error=_oip_error_headers)
         except Exception as e:  # noqa: BLE001 - a bug: a JSON 500, the details logged
@@ -504,6 +609,9 @@ class App:
         title = html.escape(f"{self.state.service.name} - bento_nb")
         return 200, _SWAGGER_PAGE.format(title=title).encode(), [
             (b"content-type", b"text/html; charset=utf-8")]
+
+    def web_static_file(self, scope: dict) -> tuple:
+        return self.web_static.get(scope["path"])
 
     def static(self, scope: dict) -> tuple:
         """Swagger UI's files: only the names in its folder (no path is ever joined from

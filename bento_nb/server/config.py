@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from .. import config as _env
 from ..errors import UsageError
 from ..options import option
+from .versions import check_weights, parse_split
 
 DEFAULT_MAX_BATCH_SIZE = 100
 DEFAULT_MAX_LATENCY_MS = 100.0
@@ -44,6 +45,12 @@ class ServerConfig:
                          longest is closed to make room, and when all are busy new ones
                          wait in the kernel's backlog. Lowered to what the open-file limit
                          leaves.
+    ``follow``           swap in each newer version of the served bundle's name once it
+                         loaded and answered its example (:mod:`.versions`); None: the
+                         front end decides (on for ``serve("Iris")`` and ``%bento serve``
+                         of a name or live object, off for ``bento-nb serve`` without
+                         ``--watch``, never for a pinned ``Name:version``).
+    ``weights``          the shares of the versions of a split (``--split 90,10``).
     ``request_timeout``  seconds a request may wait for the model (queue + model call): past
                          it the answer is 504 ``DeadlineExceeded`` and /readyz turns 503 while
                          one model call runs longer. A request that would not be answered
@@ -81,6 +88,15 @@ class ServerConfig:
     request_timeout: float = option(DEFAULT_REQUEST_TIMEOUT, "--request-timeout",
                                     "a request not answered by the model within it gets 504, "
                                     "one that would not be gets 503 at once", metavar="S")
+    follow: bool | None = option(None, "--watch",
+                                 "follow new versions of the bundle's name: each one packed "
+                                 "is loaded, warmed with its example and swapped in without "
+                                 "a failed request", type=bool)
+    weights: tuple | None = option(None, "--split",
+                                   "share requests among the versions given, e.g. --split "
+                                   "90,10 for TAG:v1 TAG:v2 (the same X-Bento-Route-Key "
+                                   "header always reaches the same version)",
+                                   type=parse_split, metavar="W1,W2")
 
     def __post_init__(self) -> None:
         if self.max_batch_size is None:
@@ -126,6 +142,10 @@ class ServerConfig:
         self.max_queue = int(self.max_queue)
         self.max_body_bytes = int(self.max_body_bytes)
         self.api_token = self.api_token or None
+        if self.weights is not None:  # one per version: checked where the versions are known
+            self.weights = check_weights(self.weights)
+        if self.follow is not None:
+            self.follow = bool(self.follow)
 
     @property
     def public(self) -> dict:

@@ -3,13 +3,17 @@
 Each server owns its own :class:`prometheus_client.CollectorRegistry`, so several servers in
 one process never mix their numbers. Exposed series::
 
-    bento_nb_requests_total{route, code}            every HTTP request answered
-    bento_nb_errors_total{route, code}              the 4xx/5xx among them
-    bento_nb_request_duration_seconds{route}        histogram of request latency
-    bento_nb_batch_size{api}                        histogram of requests per model call
-    bento_nb_batch_duration_seconds{api}            histogram of model call time
-    bento_nb_in_flight_requests                     requests being answered now
-    bento_nb_queue_depth{api}                       requests waiting for the model
+    bento_nb_requests_total{route, code, version}       every HTTP request answered
+    bento_nb_errors_total{route, code, version}         the 4xx/5xx among them
+    bento_nb_request_duration_seconds{route, version}   histogram of request latency
+    bento_nb_batch_size{api, version}                   histogram of requests per model call
+    bento_nb_batch_duration_seconds{api, version}       histogram of model call time
+    bento_nb_in_flight_requests                         requests being answered now
+    bento_nb_queue_depth{api, version}                  requests waiting for the model
+
+``version`` is the bundle version that answered (``X-Bento-Version``; ``live`` for a model
+object never packed), so the versions of a split (``--split 90,10``) or the two sides of a
+hot swap are told apart; it is empty on the routes no version answers (health, docs, 404).
 
 The figures are plain counters and bucket arrays, updated without locks on the IOLoop thread
 (requests) or under one lock on the model threads (batches), and turned into Prometheus
@@ -24,7 +28,8 @@ workers only). Other workers' numbers are at most a second old.
 
 ``Metrics.summary()`` is what ``ServerHandle.stats()`` returns and the notebook widget shows
 (requests, errors, requests per second averaged over the last ``RATE_WINDOW_SECONDS``, mean
-batch size, p50/p99 latency of recent requests). It counts **API traffic only**: the
+batch size, p50/p99 latency of recent requests, and under ``versions`` the requests,
+errors and p50/p99 of each version). It counts **API traffic only**: the
 requests to the routes given as ``traffic_routes`` (the ``POST /<api>`` routes). Health
 checks, scrapes, docs, metadata, identity probes and 404s stay out of it — the Jupyter
 panel's checks must not make an idle server look busy — while the Prometheus families above
@@ -69,15 +74,20 @@ def _add_histograms(into: dict, more: dict) -> None:
         entry[1] += total
 
 
+def _key(parts: tuple) -> str:
+    return "\t".join(parts)
+
+
 def _histogram_family(name: str, doc: str, label: str, bounds: tuple,
                       histograms: dict) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, doc, labels=[label])
+    """``histograms`` keyed ``"<label value>\\t<version>"`` (see :func:`_key`)."""
+    family = HistogramMetricFamily(name, doc, labels=[label, "version"])
     for key, (counts, total) in sorted(histograms.items()):
         cumulative, buckets = 0, []
         for bound, count in zip((*bounds, float("inf")), counts):
             cumulative += count
             buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
-        family.add_metric([key], buckets, sum_value=total)
+        family.add_metric(key.split("\t", 1), buckets, sum_value=total)
     return family
 
 
@@ -90,19 +100,19 @@ class _Collector:
     def collect(self):
         snap = self.metrics.merged()
         requests = CounterMetricFamily("bento_nb_requests", "HTTP requests answered",
-                                       labels=["route", "code"])
+                                       labels=["route", "code", "version"])
         errors = CounterMetricFamily("bento_nb_errors", "HTTP requests answered with 4xx/5xx",
-                                     labels=["route", "code"])
-        for route, code, count in sorted(snap["counts"]):
-            requests.add_metric([route, str(code)], count)
+                                     labels=["route", "code", "version"])
+        for route, code, version, count in sorted(snap["counts"]):
+            requests.add_metric([route, str(code), version], count)
             if code >= 400:
-                errors.add_metric([route, str(code)], count)
+                errors.add_metric([route, str(code), version], count)
         in_flight = GaugeMetricFamily("bento_nb_in_flight_requests", "Requests being answered",
                                       value=snap["in_flight"])
         queue = GaugeMetricFamily("bento_nb_queue_depth", "Requests waiting for the model",
-                                  labels=["api"])
-        for api, depth in sorted(snap["queue"].items()):
-            queue.add_metric([api], depth)
+                                  labels=["api", "version"])
+        for key, depth in sorted(snap["queue"].items()):
+            queue.add_metric(key.split("\t", 1), depth)
         return [
             requests, errors,
             _histogram_family("bento_nb_request_duration_seconds",
@@ -119,7 +129,8 @@ class _Collector:
 class Metrics:
     """Counters of one server. ``observe_request`` runs on the IOLoop thread,
     ``observe_batch`` on model threads; both are cheap. ``shared_dir``: see the module
-    docstring (workers of one ``bento-nb serve``)."""
+    docstring (workers of one ``bento-nb serve``). ``queue_depths()`` returns
+    ``{"<api>\\t<version>": depth}``."""
 
     def __init__(self, in_flight: Callable[[], int] | None = None,
                  queue_depths: Callable[[], dict] | None = None,
@@ -131,10 +142,12 @@ class Metrics:
         self._in_flight = in_flight
         self._queue_depths = queue_depths
         self.shared_dir = Path(shared_dir) if shared_dir is not None else None
-        self._counts: dict[tuple[str, int], int] = {}
-        self._latency: dict[str, list] = {}
-        self._batch_size: dict[str, list] = {}
-        self._batch_time: dict[str, list] = {}
+        self._counts: dict[tuple[str, int, str], int] = {}
+        # histograms keyed (route or api, version); "\t"-joined in snapshots
+        self._latency: dict[tuple[str, str], list] = {}
+        self._batch_size: dict[tuple[str, str], list] = {}
+        self._batch_time: dict[tuple[str, str], list] = {}
+        self._versions: dict[str, _VersionFigures] = {}
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -150,16 +163,22 @@ class Metrics:
 
     # -- recording --------------------------------------------------------------------
 
-    def observe_request(self, route: str, code: int, seconds: float) -> None:
-        key = (route, code)
+    def observe_request(self, route: str, code: int, seconds: float,
+                        version: str = "") -> None:
+        """One answered request; ``version``: the bundle version that answered it."""
+        key = (route, code, version)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
-        _observe(self._latency, route, LATENCY_BUCKETS, seconds)
+        _observe(self._latency, (route, version), LATENCY_BUCKETS, seconds)
         if self._traffic is not None and route not in self._traffic:
             return  # operational (health, scrape, docs): in /metrics, not in summary()
         self.requests += 1
         if code >= 400:
             self.errors += 1
+        figures = self._versions.get(version)
+        if figures is None:
+            figures = self._versions[version] = _VersionFigures()
+        figures.observe(code, seconds)
         self._recent[self._recent_n % _RECENT] = seconds
         self._recent_n += 1
         second = int(time.monotonic())
@@ -169,10 +188,10 @@ class Metrics:
             self._per_second[slot] = 0
         self._per_second[slot] += 1
 
-    def observe_batch(self, api: str, size: int, seconds: float) -> None:
+    def observe_batch(self, api: str, size: int, seconds: float, version: str = "") -> None:
         with self._lock:
-            _observe(self._batch_size, api, BATCH_BUCKETS, size)
-            _observe(self._batch_time, api, LATENCY_BUCKETS, seconds)
+            _observe(self._batch_size, (api, version), BATCH_BUCKETS, size)
+            _observe(self._batch_time, (api, version), LATENCY_BUCKETS, seconds)
             self.batches += 1
             self.batched += size
 
@@ -181,12 +200,13 @@ class Metrics:
     def snapshot(self) -> dict:
         """This process's figures as plain JSON-able data (call on the IOLoop thread)."""
         with self._lock:
-            batch_size = {k: [list(c), t] for k, (c, t) in self._batch_size.items()}
-            batch_time = {k: [list(c), t] for k, (c, t) in self._batch_time.items()}
+            batch_size = {_key(k): [list(c), t] for k, (c, t) in self._batch_size.items()}
+            batch_time = {_key(k): [list(c), t] for k, (c, t) in self._batch_time.items()}
         return {
             "pid": os.getpid(),
-            "counts": [[route, code, n] for (route, code), n in self._counts.items()],
-            "latency": {k: [list(c), t] for k, (c, t) in self._latency.items()},
+            "counts": [[route, code, version, n]
+                       for (route, code, version), n in self._counts.items()],
+            "latency": {_key(k): [list(c), t] for k, (c, t) in self._latency.items()},
             "batch_size": batch_size,
             "batch_time": batch_time,
             "in_flight": self._in_flight() if self._in_flight is not None else 0,
@@ -210,7 +230,7 @@ class Metrics:
         own = self.snapshot()
         if self.shared_dir is None:
             return own
-        counts = {(route, code): n for route, code, n in own["counts"]}
+        counts = {(route, code, version): n for route, code, version, n in own["counts"]}
         for path in self.shared_dir.glob("*.json"):
             try:
                 other = json.loads(path.read_text(encoding="utf-8"))
@@ -218,16 +238,28 @@ class Metrics:
                 continue
             if other.get("pid") == own["pid"]:
                 continue
-            for route, code, n in other["counts"]:
-                counts[(route, code)] = counts.get((route, code), 0) + n
+            for route, code, version, n in other["counts"]:
+                key = (route, code, version)
+                counts[key] = counts.get(key, 0) + n
             for key in ("latency", "batch_size", "batch_time"):
                 _add_histograms(own[key], other[key])
             if pid_alive(other["pid"]):  # gauges: live workers only
                 own["in_flight"] += other["in_flight"]
                 for api, depth in other["queue"].items():
                     own["queue"][api] = own["queue"].get(api, 0) + depth
-        own["counts"] = [[route, code, n] for (route, code), n in counts.items()]
+        own["counts"] = [[route, code, version, n]
+                         for (route, code, version), n in counts.items()]
         return own
+
+    def traffic_totals(self) -> tuple[int, int]:
+        """``(requests, errors)`` of API traffic (as :meth:`summary` counts it) over every
+        worker: this one's live counts plus the others' latest snapshots (:meth:`merged`)."""
+        requests = errors = 0
+        for route, code, _version, n in self.merged()["counts"]:
+            if self._traffic is None or route in self._traffic:
+                requests += n
+                errors += n if code >= 400 else 0
+        return requests, errors
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -246,7 +278,35 @@ class Metrics:
             "mean_batch_size": round(self.batched / self.batches, 2) if self.batches else 0.0,
             "p50_ms": round(_percentile(recent, 0.50) * 1000, 2),
             "p99_ms": round(_percentile(recent, 0.99) * 1000, 2),
+            "versions": {version: figures.summary()
+                         for version, figures in list(self._versions.items())},
         }
+
+
+class _VersionFigures:
+    """Requests, errors and recent latencies of one version (API traffic only)."""
+
+    __slots__ = ("errors", "n", "recent", "requests")
+    SIZE = 512
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.recent = [0.0] * self.SIZE
+        self.n = 0
+
+    def observe(self, code: int, seconds: float) -> None:
+        self.requests += 1
+        if code >= 400:
+            self.errors += 1
+        self.recent[self.n % self.SIZE] = seconds
+        self.n += 1
+
+    def summary(self) -> dict:
+        recent = sorted(self.recent[:min(self.n, self.SIZE)])
+        return {"requests": self.requests, "errors": self.errors,
+                "p50_ms": round(_percentile(recent, 0.50) * 1000, 2),
+                "p99_ms": round(_percentile(recent, 0.99) * 1000, 2)}
 
 
 def _percentile(ordered: list[float], q: float) -> float:

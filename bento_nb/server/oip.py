@@ -525,6 +525,12 @@ class OpenInference:
 
     match = staticmethod(match)
 
+    def list_versions(self, versions: list[str]) -> None:
+        """The versions ``GET /v2/models/{name}`` lists: every one a split serves."""
+        metadata = json.loads(self._metadata)
+        metadata["versions"] = list(versions)
+        self._metadata = json.dumps(metadata).encode()
+
     # -- GET ------------------------------------------------------------------------
 
     def check(self, endpoint: Endpoint, method: str) -> None:

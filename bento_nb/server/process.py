@@ -35,35 +35,64 @@ from .runner import ModelServer, bind, new_event_loop, warn_if_public
 _MAX_RESTARTS = 20
 
 
-def run_cli(tag: str, config: ServerConfig, workers: int = 1) -> int:
+def run_cli(tag: str | list[str], config: ServerConfig, workers: int = 1) -> int:
     """Serve bundle ``tag`` (a tag or a bundle folder) with ``config`` until interrupted;
-    returns the exit code."""
+    returns the exit code. Several tags: versions of one bundle shared by
+    ``config.weights`` (``--split``). ``config.follow`` (``--watch``): swap in each newer
+    version of the name as it is packed; every worker follows on its own (each polls the
+    store and swaps when its copy of the new version answered its example)."""
     from ..service import load
+    from ..store import Tag, looks_like_path
+    from .versions import check_members, check_weights
 
     if workers is None or int(workers) < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
+    tags = [tag] if isinstance(tag, str) else list(tag)
+    weights = check_weights(config.weights, len(tags))
+    if weights is not None and len(tags) == 1:
+        raise UsageError("--split shares requests among several versions: give two or more "
+                         "tags, e.g. bento-nb serve Iris:v1 Iris:v2 --split 90,10")
+    follow = bool(config.follow)
+    if follow and len(tags) > 1:
+        raise UsageError("--watch follows one name; a split serves the versions it was given")
+    if follow and (looks_like_path(tags[0]) or Tag.parse(tags[0]).version is not None):
+        raise UsageError(f"--watch follows a bundle name: give {tags[0].split(':')[0]!r}, "
+                         f"not {tags[0]!r} (a version or a folder is one version)")
     limit_model_threads(int(workers))
-    service = load(tag)
+    services = [load(t) for t in tags]
+    if len(services) > 1:
+        check_members(services)
+    service = services[0]
     sockets, bound, _ = bind(config)
     warn_if_public(config)
     url = url_for(config.host, bound)
     secret = registry.new_secret()  # shared by the workers: they answer for one record
+    control = registry.new_secret()
     record = {"pid": os.getpid(), "host": config.host, "port": bound, "url": url,
               "tag": service.tag, "name": service.name, "apis": list(service.apis),
               "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "secret": secret}
+              "secret": secret, "control": control, **registry.owner()}
     where = "" if is_loopback(config.host) else f"; listening on {config.host or '*'}:{bound}"
-    print(f"bento-nb: serving {service.tag or service.name} at {url} "
+    what = service.tag or service.name
+    if len(services) > 1:
+        total = sum(weights)
+        what = " + ".join(f"{s.tag} ({100 * w / total:g}%)" for s, w in zip(services, weights))
+    elif follow:
+        what += f" (following new versions of {service.name})"
+    print(f"bento-nb: serving {what} at {url} "
           f"(docs {url}/, {workers} worker{'s' if workers > 1 else ''}{where}; Ctrl-C to stop)",
           flush=True)
     registry.write_record(record)
     gc.collect()
     gc.freeze()  # see _SWITCH_INTERVAL's note: no collection walks the model and libraries
     try:
+        served = services if len(services) > 1 else service
         if workers == 1:
-            _run_worker(service, config, sockets, identity_secret=secret)
+            _run_worker(served, config, sockets, identity_secret=secret,
+                        control_token=control, follow=follow, record=record)
         else:
-            _supervise(service, config, sockets, secret, int(workers))
+            _supervise(served, config, sockets, secret, int(workers),
+                       control_token=control, follow=follow, record=record)
     finally:
         registry.remove_record(record["pid"], bound)
     print("bento-nb: stopped", flush=True)
@@ -98,14 +127,31 @@ def limit_model_threads(workers: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
+def _report(message: str) -> None:
+    """A hot swap or a refused version, as a log line of ``bento-nb serve --watch``."""
+    print(f"bento-nb: [pid {os.getpid()}] {message}", file=sys.stderr, flush=True)
+
+
 def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket],
-                metrics_dir: str | None = None, identity_secret: str | None = None) -> None:
-    """Serve on the main thread until SIGINT/SIGTERM, then drain and return."""
+                metrics_dir: str | None = None, identity_secret: str | None = None,
+                control_token: str | None = None, record_pid: int | None = None,
+                follow: bool = False, record: dict | None = None) -> None:
+    """Serve on the main thread until SIGINT/SIGTERM, then drain and return. ``POST
+    /.bento/stop`` (the Jupyter panel) sends SIGTERM to ``record_pid``, the process of the
+    registry record (this one, or the ``--workers`` supervisor): the same drain as Ctrl-C.
+    ``record``: the server's registry record, rewritten with the new tag after a hot
+    swap (by one worker only)."""
     sys.setswitchinterval(_SWITCH_INTERVAL)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     server = ModelServer(service, config, metrics_dir=metrics_dir,
-                         identity_secret=identity_secret)
+                         identity_secret=identity_secret, control_token=control_token,
+                         follow=follow, report=_report)
+    stop_pid = record_pid or os.getpid()
+    server.on_stop_request = lambda: os.kill(stop_pid, signal.SIGTERM)
+    if record is not None:
+        server.on_swap.append(lambda: registry.write_record(
+            {**record, "tag": server.current_service().tag}))
     server.start(sockets)
     stopping: list = []
 
@@ -128,7 +174,10 @@ def _run_worker(service: Any, config: ServerConfig, sockets: list[socket.socket]
 
 
 def _supervise(service: Any, config: ServerConfig, sockets: list[socket.socket],
-               identity_secret: str | None = None, workers: int = 2) -> None:
+               identity_secret: str | None = None, workers: int = 2,
+               control_token: str | None = None, follow: bool = False,
+               record: dict | None = None) -> None:
+    supervisor = os.getpid()
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
     restarts = 0
@@ -146,7 +195,9 @@ def _supervise(service: Any, config: ServerConfig, sockets: list[socket.socket],
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _run_worker(service, config, sockets, metrics_dir, identity_secret)
+                _run_worker(service, config, sockets, metrics_dir, identity_secret,
+                            control_token, record_pid=supervisor, follow=follow,
+                            record=record if index == 0 else None)  # one writer
             except BaseException:  # noqa: BLE001 - report, then leave without cleanup
                 import traceback
 

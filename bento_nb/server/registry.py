@@ -6,7 +6,9 @@ handles (``bento_nb.server.running_servers()``). On disk, each running server wr
 
     {"pid": 4242, "host": "127.0.0.1", "port": 5000, "url": "http://127.0.0.1:5000",
      "tag": "IrisClassifier:20240101-...", "name": "IrisClassifier", "apis": ["predict"],
-     "started_at": "2024-01-01T12:00:00+00:00", "secret": "<random, per server>"}
+     "started_at": "2024-01-01T12:00:00+00:00", "secret": "<random, per server>",
+     "control": "<random, per server>", "kernel_id": "5f0c...",   # or "command": "bento-nb serve ..."
+    }
 
 removed on stop. The folder is ``0700`` and each file ``0600``: only this user reads them.
 :func:`read_records` is the one reader: it deletes files of dead processes, and skips and
@@ -18,6 +20,12 @@ the server that wrote the record, not whatever took the port (or the pid) after 
 a random nonce to ``GET /.bento/identity?nonce=...`` and expects
 :func:`identity_proof` ``(secret, nonce)`` back. The secret itself never crosses the wire
 and is never shown (:func:`list_servers`, ``/metadata`` and ``api/servers`` leave it out).
+
+The ``control`` token is what the Jupyter extension sends (only after the identity check) to
+``POST /.bento/stop`` and ``GET /.bento/stats`` of the server (:mod:`.control`): whoever can
+read the record, i.e. this user, may stop the server and read its figures. ``kernel_id`` (a
+server started inside a Jupyter kernel) or ``command`` (any other process) say who owns the
+server; :func:`owner` gives them for this process.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
+import shlex
 import stat
 import sys
 import threading
@@ -91,6 +101,50 @@ _UID = os.getuid() if hasattr(os, "getuid") else None  # None: no POSIX owners a
 def new_secret() -> str:
     """A fresh per-server secret for its record (256 random bits)."""
     return secrets.token_urlsafe(32)
+
+
+PRIVATE_FIELDS = ("secret", "control")  # never shown, never sent except as described above
+
+
+def public(record: dict) -> dict:
+    """``record`` without its :data:`PRIVATE_FIELDS`."""
+    return {k: v for k, v in record.items() if k not in PRIVATE_FIELDS}
+
+
+_KERNEL_FILE = re.compile(r"kernel-([0-9A-Za-z-]{1,64})\.json")
+_COMMAND_MAX = 500
+
+
+def owner() -> dict:
+    """Who runs servers in this process, for its records: ``{"kernel_id": ...}`` inside a
+    Jupyter kernel (from the kernel's connection file name, the id the Jupyter server's
+    sessions know it by), else ``{"command": "bento-nb serve ..."}`` (this process's
+    command line, shortened to 500 characters)."""
+    if "ipykernel" in sys.modules:
+        try:
+            from ipykernel.connect import get_connection_file
+
+            found = _KERNEL_FILE.fullmatch(os.path.basename(get_connection_file()))
+        except Exception:  # noqa: BLE001 - ipykernel imported but no kernel app running
+            found = None
+        if found:
+            return {"kernel_id": found.group(1)}
+    argv = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else sys.executable,
+            *sys.argv[1:]]
+    if argv[0] == "__main__.py":  # python -m bento_nb
+        argv[0] = "python -m bento_nb"
+    command = shlex.join(argv[1:])
+    return {"command": (argv[0] + " " + command).strip()[:_COMMAND_MAX]}
+
+
+def control_matches(expected: str | None, given: str | bytes | None) -> bool:
+    """Whether ``given`` is the control token ``expected`` (constant time; never true when
+    either is missing)."""
+    if not expected or not given:
+        return False
+    if isinstance(given, str):
+        given = given.encode("utf-8", "replace")
+    return hmac.compare_digest(expected.encode(), given)
 
 
 def identity_proof(secret: str, nonce: str) -> str:
@@ -157,6 +211,7 @@ _FIELDS: dict[str, tuple] = {
     "pid": (int,), "port": (int,), "host": (str, type(None)), "url": (str, type(None)),
     "tag": (str, type(None)), "name": (str, type(None)), "apis": (list,),
     "started_at": (str, type(None)), "secret": (str, type(None)),
+    "control": (str, type(None)), "kernel_id": (str, type(None)), "command": (str, type(None)),
 }
 _REQUIRED = ("pid", "port")
 
@@ -224,10 +279,10 @@ def read_records() -> tuple[list[dict], list[BadRecord]]:
 
 
 def list_servers() -> list[dict]:
-    """Records of running servers on this machine, sorted by port, without their secret.
-    Files whose process is gone are removed; files that are not records are skipped
-    (:func:`read_records` says why)."""
-    return [{k: v for k, v in r.items() if k != "secret"} for r in read_records()[0]]
+    """Records of running servers on this machine, sorted by port, without their secret and
+    control token. Files whose process is gone are removed; files that are not records are
+    skipped (:func:`read_records` says why)."""
+    return [public(r) for r in read_records()[0]]
 
 
 def _unlink(path: Path) -> None:

@@ -27,6 +27,8 @@ import datetime as _dt
 import inspect
 import os
 import platform
+import shutil
+import stat
 import sys
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,6 +43,32 @@ from ..adapters.signature import Signature
 from ..errors import BentoNbError, BundleCorrupted, BundleNotFound, ModelError, PackError
 from ..store import Bundle, Store, Tag, find_bundle, looks_like_path, validate_name
 from .artifacts import Artifact, ArtifactCollection, PickleArtifact
+
+# Callbacks told of every bundle this process packs: (the object packed, its Bundle). A
+# server that follows new versions subscribes (bento_nb.server.versions); this layer knows
+# nothing of servers.
+_pack_listeners: list[Callable[[Any, Bundle], None]] = []
+
+
+def add_pack_listener(listener: Callable[[Any, Bundle], None]) -> Callable[[], None]:
+    """Call ``listener(obj, bundle)`` after each pack in this process (``obj``: the model
+    or service packed); returns the function that unsubscribes it."""
+    _pack_listeners.append(listener)
+
+    def remove() -> None:
+        if listener in _pack_listeners:
+            _pack_listeners.remove(listener)
+    return remove
+
+
+def _announce(obj: Any, bundle: Bundle) -> None:
+    import logging
+
+    for listener in _pack_listeners[:]:  # a copy: a listener may unsubscribe
+        try:
+            listener(obj, bundle)
+        except Exception:  # a listener's bug must not fail the pack
+            logging.getLogger("bento_nb").exception("a pack listener failed")
 
 SERVICE_FILE = "service.pkl"
 _EXAMPLE_MAX_BYTES = 16 * 1024
@@ -130,11 +158,25 @@ def env(infer_pip_packages: bool | None = None, pip_packages: Iterable[str] | No
     return decorate
 
 
-def web_static_content(path: str) -> Callable:
-    """BentoML 0.13's ``@web_static_content('./ui')`` is refused (PackError naming it):
-    bento_nb's server serves its own pages at ``/`` and no user files."""
-    raise PackError("web_static_content is not supported: the bento_nb server serves its "
-                    "Try-it page at / and no user files; serve your UI separately")
+def web_static_content(path: str | os.PathLike) -> Callable:
+    """``@web_static_content("./static")`` (BentoML 0.13): the files of a folder (an
+    ``index.html`` and what it loads), copied into the bundle (each listed in the manifest
+    with its sha256) and served by the prediction server under ``/`` (``/`` itself is the
+    folder's ``index.html``; Swagger UI moves to ``/docs``). A relative path is from the
+    current folder (the notebook's) when the class is defined; a missing folder is a
+    PackError then, a symbolic link or a special file in it one when the service is saved."""
+    folder = Path(path).expanduser()
+    if not folder.is_absolute():
+        folder = Path.cwd() / folder
+    if not folder.is_dir() or folder.is_symlink():
+        raise PackError(f"web_static_content: {str(path)!r} is not a folder (from "
+                        f"{Path.cwd()}); give the folder of your index.html")
+
+    def decorate(cls: type) -> type:
+        cls._bento_web_static = str(folder)
+        return cls
+
+    return decorate
 
 
 def artifacts_decorator(specs: Sequence[Artifact]) -> Callable:
@@ -254,6 +296,7 @@ class BentoService:
 
     _bento_artifacts: list[Artifact] = []
     _bento_env: Env = Env()
+    _bento_web_static: str | None = None  # @web_static_content: the folder's path
 
     def __init__(self) -> None:
         self.artifacts = ArtifactCollection(copy.deepcopy(type(self)._bento_artifacts))
@@ -261,7 +304,7 @@ class BentoService:
         self.bundle: Bundle | None = None
         self.labels: dict[str, str] = {}
         self._artifact_metadata: dict[str, dict] = {}  # svc.pack(..., metadata={...})
-        self._dev_server = None  # start_dev_server(): (process, folder, url, log)
+        self._dev_server = None  # start_dev_server(): the server's handle
         # {"api": name, "body": request body}: the documented example (pack(example=...))
         self.example: dict | None = None
 
@@ -282,6 +325,15 @@ class BentoService:
     @property
     def apis(self) -> dict[str, InferenceAPI]:
         return dict(self._apis)
+
+    def web_static_folder(self) -> Path | None:
+        """The folder served under ``/`` (``@web_static_content``): the bundle's copy for
+        a saved or loaded service, else the folder the decorator named; None without one."""
+        if self.bundle is not None:
+            record = self.bundle.manifest.get("web_static_content")
+            return self.bundle.path / record if record else None
+        folder = type(self)._bento_web_static
+        return Path(folder) if folder else None
 
     @property
     def artifact_metadata(self) -> dict[str, dict]:
@@ -341,6 +393,7 @@ class BentoService:
         bundle = store.save(self.name, partial(self._write_bundle, labels=labels, extra=extra,
                                                origin=origin))
         self.bundle = bundle
+        _announce(self, bundle)
         return bundle
 
     def _checked_example(self, value: Any) -> dict:
@@ -349,7 +402,7 @@ class BentoService:
         columns and types become the signature of every API taking the same input, and the
         example is checked against it as any request will be."""
         api = self._apis.get("predict") or next(iter(self._apis.values()))
-        table = isinstance(api.input, DataframeInput)
+        table = isinstance(api.input, DataframeInput) and api.input.typ == "frame"
         previous = api.input.signature if table else None
         try:
             body = api.input.example_body(value)
@@ -390,6 +443,7 @@ class BentoService:
             if record["name"] in self._artifact_metadata:
                 record["metadata"] = self._artifact_metadata[record["name"]]
         env_record = _write_env(cls._bento_env, folder)
+        static = _write_web_static(cls._bento_web_static, folder)
 
         source = _service_source(cls)
         if source:
@@ -420,6 +474,8 @@ class BentoService:
             manifest["example"] = self.example
         if env_record:
             manifest["env"] = env_record
+        if static is not None:
+            manifest["web_static_content"] = static
         if origin is not None:
             manifest["provenance"] = origin
         (folder / "README.md").write_text(templates.render_readme(manifest), encoding="utf-8")
@@ -436,14 +492,15 @@ class BentoService:
         return save_to_dir(self, path, version)
 
     def start_dev_server(self, port: int | None = None, enable_ngrok: bool = False,
-                         debug: bool = False, **options: Any):
-        """Serve this service (as it is now, without saving it) on ``127.0.0.1:port``
-        (default 5000): saved to a temporary folder and served by a ``bento-nb serve``
-        child process, as BentoML 0.x; returns its URL once it is ready.
-        ``stop_dev_server()`` (or the end of this process) stops it."""
+                         debug: bool = False, **options: Any) -> str:
+        """Serve this service as it is now (without saving it) on ``127.0.0.1:port``
+        (default 5000) from a thread of this process (the kernel's, in a notebook): the
+        server of ``bento_nb.serve``, listed by ``%bento servers``. Returns its URL once it
+        accepts connections; ``stop_dev_server()`` stops it. ``options``: the server
+        options of ``bento_nb.serve`` (``max_batch_size=``, ...)."""
         from .compat import start_dev_server
 
-        return start_dev_server(self, port, enable_ngrok, **options)
+        return start_dev_server(self, port, enable_ngrok, debug, **options)
 
     def stop_dev_server(self) -> None:
         """Stop the server ``start_dev_server`` started (nothing if there is none)."""
@@ -615,8 +672,11 @@ def pack(model: Any, name: str = "Model", apis: Sequence[str] | str | None = Non
         from ..frameworks.detect import input_schema
 
         svc._input_schema = input_schema(svc.artifacts.model, example)
-    return svc.save_bundle(labels=labels, store=store, extra_requirements=requirements or (),
-                           example=example, provenance=provenance)
+    bundle = svc.save_bundle(labels=labels, store=store,
+                             extra_requirements=requirements or (), example=example,
+                             provenance=provenance)
+    _announce(model, bundle)
+    return bundle
 
 
 def service_from_model(model: Any, name: str = "Model", apis: Sequence[str] | str | None = None,
@@ -748,6 +808,37 @@ def _checked_metadata(name: str, metadata: Any) -> dict:
         return json.loads(json.dumps(metadata))
     except (TypeError, ValueError) as e:
         raise PackError(f"pack({name!r}, ..., metadata=...) must be JSON-able: {e}") from None
+
+
+_WEB_STATIC = "web_static_content"  # its folder in the bundle, as BentoML 0.x named it
+
+
+def _write_web_static(source: str | None, folder: Path) -> str | None:
+    """Copy the ``@web_static_content`` folder into the bundle; its name there, or None.
+    Plain files and folders only: a link (which could lead out of the folder) or a
+    special file is a PackError naming it."""
+    if source is None:
+        return None
+    root = Path(source)
+    if not root.is_dir() or root.is_symlink():
+        raise PackError(f"web_static_content: the folder {source} is gone (or became a link)")
+    target = folder / _WEB_STATIC
+    target.mkdir()
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        for name in [*dirnames, *filenames]:
+            info = os.lstat(here / name)
+            rel = (here / name).relative_to(root).as_posix()
+            if stat.S_ISLNK(info.st_mode):
+                raise PackError(f"web_static_content: {rel} is a symbolic link; bundles hold "
+                                "plain files: copy the file into the folder")
+            if stat.S_ISDIR(info.st_mode):
+                (target / rel).mkdir()
+            elif stat.S_ISREG(info.st_mode):
+                shutil.copyfile(here / name, target / rel, follow_symlinks=False)
+            else:
+                raise PackError(f"web_static_content: {rel} is not a plain file")
+    return _WEB_STATIC
 
 
 def _write_env(environment: Env, folder: Path) -> dict:

@@ -2,31 +2,25 @@
 
     svc.save_to_dir("/tmp/iris")                   # a bundle folder, not in the store
     svc2 = bento_nb.load_from_dir("/tmp/iris")     # bento_nb.service.load_from_dir
-    svc.start_dev_server(port=5000)               # `bento-nb serve` of a saved copy
+    svc.start_dev_server(port=5000)               # a server thread in this process
     svc.stop_dev_server()
 
-The dev server runs the bundle as it would be deployed (saved, then loaded by a
-``bento-nb serve`` child process), so what it answers is what the saved bundle answers;
-it stops with ``stop_dev_server()`` or when this process exits.
+The dev server serves the live service, as BentoML 0.x's did from a notebook, with the
+thread-hosted server of ``bento_nb.serve`` (reached through :mod:`bento_nb.hooks`: this
+layer may not import the server); it stops with ``stop_dev_server()``, like any server of
+this process when the process ends.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from ..errors import ServerError, UsageError
 from ..store import Store, validate_name
-
-_READY_TIMEOUT_S = 120.0
 
 
 def save_to_dir(svc: Any, path: str | os.PathLike, version: str | None = None) -> str:
@@ -69,58 +63,32 @@ def save(svc: Any, base_path: str | os.PathLike | None = None, version: str | No
 
 
 def start_dev_server(svc: Any, port: int | None = None, enable_ngrok: bool = False,
-                     **options: Any) -> str:
-    """Save ``svc`` to a temporary folder and serve it with ``bento-nb serve`` on
-    127.0.0.1:``port``; returns its URL once it answers /healthz."""
+                     debug: bool = False, **options: Any) -> str:
+    """Serve ``svc`` as it is now (not saved) on 127.0.0.1:``port`` (default 5000) from a
+    thread of this process, the server ``bento_nb.serve`` starts; returns its URL once it
+    accepts connections. ``options``: ``bento_nb.serve``'s server options."""
+    from .. import hooks
+
     if enable_ngrok:
         raise UsageError("enable_ngrok is not supported: bento_nb serves on 127.0.0.1 only")
+    if debug:
+        raise UsageError("debug is not supported: the dev server logs through Python's "
+                         "logging ('bento_nb.server'); set its level instead")
     if getattr(svc, "_dev_server", None) is not None:
         raise UsageError("a dev server is already running for this service: "
                          "call svc.stop_dev_server() first")
-    port = 5000 if port is None else int(port)
-    folder = tempfile.mkdtemp(prefix="bento_nb-dev-")
-    try:
-        save_to_dir(svc, folder)
-        command = [sys.executable, "-m", "bento_nb", "serve", folder, "--port", str(port)]
-        for key, value in options.items():
-            command += [f"--{key.replace('_', '-')}", str(value)]
-        log = tempfile.TemporaryFile()  # the server's stderr, read if it fails to start
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    url = f"http://127.0.0.1:{port}"
-    svc._dev_server = (process, folder, url, log)
-    atexit.register(stop_dev_server, svc)
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            error = log.read().decode(errors="replace").strip().splitlines()
-            stop_dev_server(svc)
-            raise ServerError(f"the dev server did not start: "
-                              f"{error[-1] if error else f'exit code {process.returncode}'}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                return url
-        except OSError:
-            time.sleep(0.1)
-    stop_dev_server(svc)
-    raise ServerError(f"the dev server did not answer on {url} within {_READY_TIMEOUT_S:.0f} s")
+    if hooks.serve_in_process is None:  # only if bento_nb's root was never imported
+        raise ServerError("no server to start: import bento_nb first")
+    handle = hooks.serve_in_process(svc, port=5000 if port is None else int(port),
+                                    host="127.0.0.1", **options)
+    svc._dev_server = handle
+    return handle.url
 
 
-def stop_dev_server(svc: Any) -> None:
-    running = getattr(svc, "_dev_server", None)
-    if running is None:
+def stop_dev_server(svc: Any, timeout: float = 30) -> None:
+    """Stop the server :func:`start_dev_server` started for ``svc``; nothing if none."""
+    handle = getattr(svc, "_dev_server", None)
+    if handle is None:
         return
-    process, folder, _, log = running
     svc._dev_server = None
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    log.close()
-    shutil.rmtree(folder, ignore_errors=True)
+    handle.stop(timeout=timeout)

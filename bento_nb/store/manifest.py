@@ -137,6 +137,9 @@ def check_manifest(manifest: Any, where: str) -> dict:
     check_record(service, "service")
     if service.get("source") is not None and bundle_path(service["source"]) is None:
         raise bad("service.source", "must be a relative path inside the bundle")
+    static = manifest.get("web_static_content")
+    if static is not None and bundle_path(static) is None:
+        raise bad("web_static_content", "must be a relative path inside the bundle")
     for key in ("artifacts", "files", "apis", "requirements"):
         if manifest.get(key) is not None and not isinstance(manifest[key], list):
             raise bad(key, "must be a list")

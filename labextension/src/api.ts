@@ -8,6 +8,30 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+/** An API's signature as the manifest records it (columns with their types). */
+export interface ISignature {
+  from?: string;
+  inputs: { name: string | null; type: string; optional?: boolean }[];
+}
+
+/** Where a bundle came from (the manifest's provenance, without the cells' source). */
+export interface IProvenance {
+  notebook?: string;
+  git?: { commit?: string; dirty?: boolean | null };
+  python?: string;
+  packages?: number;
+  packages_sha256?: string;
+}
+
+/** A Docker image built from a bundle, with the command that runs it. */
+export interface IImage {
+  image: string;
+  image_id?: string;
+  size?: number;
+  built_at?: string;
+  run: string;
+}
+
 /** One bundle of the store (`GET api/bundles`); `error` set when it cannot be read. */
 export interface IBundle {
   tag: string;
@@ -16,12 +40,35 @@ export interface IBundle {
   path: string;
   created_at?: string;
   size?: number;
-  apis?: { name: string }[];
+  apis?: { name: string; signature?: ISignature }[];
+  provenance?: IProvenance;
+  /** the version `<name>:latest` means */
+  latest?: boolean;
+  images?: IImage[];
   error?: string;
+}
+
+/** Who runs a server: a kernel (and its notebook, when this Jupyter server runs it) or a
+ * process (`bento-nb serve ...`). */
+export type IOwner =
+  | { kind: 'kernel'; kernel_id: string; notebook: string | null }
+  | { kind: 'process'; pid: number; command: string | null };
+
+/** The live figures of a running server (requests/s: a 5-second average). */
+export interface IStats {
+  requests: number;
+  errors: number;
+  requests_per_second: number;
+  rate_window_seconds?: number;
+  p50_ms: number;
+  p99_ms?: number;
+  in_flight?: number;
 }
 
 /** One running bento_nb server (`GET api/servers`). */
 export interface IServer {
+  /** `<pid>-<port>`, for `DELETE api/servers/<id>` */
+  id: string;
   pid: number;
   host: string;
   port: number;
@@ -33,6 +80,10 @@ export interface IServer {
   started_at?: string | number;
   proxy_url: string | null;
   status: string;
+  owner?: IOwner;
+  stats?: IStats | null;
+  /** its bundle is no longer in the store */
+  bundle_deleted?: boolean;
 }
 
 /** A containerize job (`GET api/jobs/<id>`). */
@@ -97,6 +148,11 @@ export async function listBundles(): Promise<IBundle[]> {
 
 export async function listServers(): Promise<IServer[]> {
   return (await requestAPI<{ servers: IServer[] }>('servers')).servers;
+}
+
+/** Stop a server (it drains first); resolves once it has stopped. */
+export async function stopServer(id: string): Promise<void> {
+  await requestAPI(`servers/${encodeURIComponent(id)}`, { method: 'DELETE' });
 }
 
 export async function deleteBundle(name: string, version: string): Promise<void> {

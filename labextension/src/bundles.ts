@@ -1,12 +1,15 @@
 /**
  * The "Bundles" section of the Bento panel: the store's bundles grouped by name, newest
- * version first, each with Containerize (asks for an image name, then hands the job to the
- * jobs section) and Delete (asks first, says which running servers serve it).
+ * version first (the one `<name>:latest` means marked "latest"), each with its signature
+ * (columns and types), where it came from (notebook, git commit, Python), the Docker images
+ * built from it with the command that runs each, Containerize (asks for an image name, then
+ * hands the job to the jobs section) and Delete (asks first, says which running servers
+ * serve it).
  */
 import { Dialog, InputDialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { IBundle, IServer, deleteBundle } from './api';
+import { IBundle, IImage, IProvenance, IServer, ISignature, deleteBundle } from './api';
 import { button, formatBytes, formatDate, h } from './dom';
 
 /** What the bundles section asks of the panel around it. */
@@ -99,15 +102,41 @@ export class BundlesSection {
         'Delete this version from the store'
       )
     );
+    const signatures = (bundle.apis ?? [])
+      .filter(api => api.signature?.inputs?.length)
+      .map(api =>
+        h(
+          'div',
+          { class: 'jp-BentoPanel-row jp-BentoPanel-meta jp-BentoPanel-signature' },
+          `/${api.name} takes ${describeSignature(api.signature as ISignature)}`
+        )
+      );
     return h(
       'div',
-      { class: 'jp-BentoPanel-item jp-BentoPanel-version', 'data-tag': bundle.tag },
+      {
+        class: 'jp-BentoPanel-item jp-BentoPanel-version',
+        'data-tag': bundle.tag,
+        'data-latest': bundle.latest ? 'true' : 'false'
+      },
       h(
         'div',
         { class: 'jp-BentoPanel-row' },
-        h('span', { class: 'jp-BentoPanel-version-id', title: bundle.tag }, bundle.version)
+        h('span', { class: 'jp-BentoPanel-version-id', title: bundle.tag }, bundle.version),
+        bundle.latest
+          ? h(
+              'span',
+              {
+                class: 'jp-BentoPanel-flag jp-BentoPanel-latest',
+                title: `${bundle.name}:latest and ${bundle.name} mean this version`
+              },
+              'latest'
+            )
+          : null
       ),
       details,
+      ...signatures,
+      bundle.error ? null : provenanceNode(bundle.provenance),
+      bundle.images?.length ? imagesNode(bundle.images) : null,
       actions
     );
   }
@@ -163,4 +192,57 @@ export class BundlesSection {
   }
 
   private _servers: IServer[] = [];
+}
+
+/** `age (integer), city (string)`, or `4 columns: number` for positional ones. */
+function describeSignature(signature: ISignature): string {
+  const inputs = signature.inputs;
+  const types = new Set(inputs.map(c => c.type));
+  if (inputs.every(c => c.name === null || c.name === undefined) && types.size === 1) {
+    return `${inputs.length} columns: ${inputs[0].type}`;
+  }
+  return inputs
+    .map((c, i) => `${c.name ?? `column ${i + 1}`} (${c.type}${c.optional ? ', optional' : ''})`)
+    .join(', ');
+}
+
+/** Notebook, git commit (dirty or clean) and Python of a bundle, one line. */
+function provenanceNode(origin: IProvenance | undefined): HTMLElement {
+  const parts: string[] = [];
+  if (origin?.notebook) {
+    parts.push(`from ${origin.notebook}`);
+  }
+  if (origin?.git?.commit) {
+    const dirty = origin.git.dirty === true ? ' (uncommitted changes)' : '';
+    parts.push(`git ${origin.git.commit.slice(0, 12)}${dirty}`);
+  }
+  if (origin?.python) {
+    parts.push(origin.python);
+  }
+  const text = parts.length ? parts.join(' · ') : 'provenance not recorded';
+  return h(
+    'div',
+    { class: 'jp-BentoPanel-message jp-BentoPanel-meta jp-BentoPanel-provenance', title: text },
+    text
+  );
+}
+
+/** The images built from a bundle, newest first, each with its `docker run` command. */
+function imagesNode(images: IImage[]): HTMLElement {
+  return h(
+    'div',
+    { class: 'jp-BentoPanel-images' },
+    ...images.map(image =>
+      h(
+        'div',
+        { class: 'jp-BentoPanel-image', 'data-image': image.image },
+        h(
+          'div',
+          { class: 'jp-BentoPanel-row jp-BentoPanel-meta' },
+          `image ${image.image}` + (image.built_at ? ` · built ${formatDate(image.built_at)}` : '')
+        ),
+        h('code', { class: 'jp-BentoPanel-command', title: 'Run it' }, image.run)
+      )
+    )
+  );
 }

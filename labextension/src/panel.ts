@@ -40,7 +40,7 @@ export class BentoPanel extends Widget {
     this.title.caption = 'Bento: bundles and running servers';
 
     this._status = h('div', { class: 'jp-BentoPanel-status' });
-    this._servers = new ServersSection();
+    this._servers = new ServersSection(() => this.refresh());
     this._jobs = new JobsSection(() => void this.refresh());
     this._bundles = new BundlesSection({
       containerize: (tag, image) => this._jobs.start(tag, image),

@@ -95,6 +95,19 @@ def _write_lab_settings(settings_dir: Path) -> None:
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
 
+def _use_built_labextension(data_dir: Path) -> None:
+    """Make ``jupyter lab`` load the panel built beside the bento_nb under test
+    (``bento_nb/labextension``, what ``npm run build`` in ``labextension/`` writes) rather
+    than the copy an install put in ``share/``: the user data dir comes first in
+    JupyterLab's labextensions path. Nothing to do when it was not built there."""
+    import bento_nb
+
+    built = Path(bento_nb.__file__).parent / "labextension"
+    if (built / "package.json").is_file():
+        (data_dir / "labextensions").mkdir(parents=True, exist_ok=True)
+        (data_dir / "labextensions" / "bento-nb").symlink_to(built, target_is_directory=True)
+
+
 @pytest.fixture(scope="module")
 def jupyter_factory(tmp_path_factory):
     """Factory: ``jupyter_factory("lab")`` starts a server and waits until it answers."""
@@ -108,6 +121,7 @@ def jupyter_factory(tmp_path_factory):
                     "workspaces", "bento_home"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         _write_lab_settings(root / "settings")
+        _use_built_labextension(root / "data")
         env = dict(os.environ)
         env.update({
             "BENTO_NB_HOME": str(root / "bento_home"),

@@ -693,6 +693,10 @@ def test_containerize_job_builds_a_real_image(jupyter, iris_clf):
         assert job["result"]["image_id"].startswith("sha256:")
         assert any(line.startswith("Step ") for line in lines) or len(lines) > 5
         assert client.images.get(image).id == job["result"]["image_id"]
+        # recorded beside the bundle, as every containerize path does: the panel shows it
+        [built] = jupyter.json("bento/api/bundles/JupyterBuilt")[1]["bundles"][0]["images"]
+        assert built["image"] == image and built["image_id"] == job["result"]["image_id"]
+        assert built["run"] == f"docker run --rm -p 127.0.0.1:5000:5000 {image} --workers=2"
     finally:
         try:
             client.images.remove(image, force=True)

@@ -373,3 +373,114 @@ def test_restarted_or_crashed_kernel_widget_says_server_gone(
     page.get_by_role("menuitem", name=re.compile(r"^Restart Kernel…")).click()
     page.locator(".jp-Dialog button.jp-mod-accept").click()
     wait_gone(widget, "bento-widget-kernel-restarted.png")
+
+
+def write_notebook(lab, name: str, cells: list[str]) -> None:
+    notebook = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                    "language": "python"}},
+        "cells": [{"cell_type": "code", "source": src, "metadata": {}, "outputs": [],
+                   "execution_count": None, "id": f"cell{i}"} for i, src in enumerate(cells)],
+    }
+    status, _ = lab.json(f"api/contents/{name}", "PUT",
+                         {"type": "notebook", "format": "json", "content": notebook})
+    assert status in (200, 201)
+
+
+def test_stop_from_the_panel_stops_a_kernels_server_and_health_checks_are_not_traffic(
+        lab, browser_page, point_at, monkeypatch, iris_clf, tmp_path, port):
+    """A notebook serves with ``%bento serve``; the panel lists that server as the
+    notebook's, with its stats. While the panel polls (identity checks, stats) the widget's
+    request count stays 0. Stop in the panel stops it: the widget says "stopped", the port
+    refuses connections, the panel drops the row."""
+    point_at(lab, monkeypatch)
+    bento_nb.pack(iris_clf, name="PanelStopped")
+    write_notebook(lab, "panel-stop.ipynb",
+                   ["%load_ext bento_nb", f"%bento serve PanelStopped --port {port}"])
+    page = browser_page
+    open_lab(page, lab, "lab/workspaces/panelstop/tree/panel-stop.ipynb")
+    page.get_by_text("(ipykernel) | Idle").wait_for(timeout=90_000)
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").first.click()
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    shown = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .bento-nb-server"
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll({json.dumps(shown)})]"
+        ".some(el => el.innerText.includes('running'))", timeout=90_000)
+    widget = page.locator(shown)
+
+    page.click(PANEL_TAB)
+    panel = page.locator(PANEL)
+    server = panel.locator(f'.jp-BentoPanel-server[data-port="{port}"]')
+    server.locator('.jp-BentoPanel-pill[data-status="running"]').wait_for(timeout=30_000)
+    owner = server.locator('.jp-BentoPanel-owner[data-kind="kernel"]')
+    assert owner.inner_text() == "notebook: panel-stop.ipynb"
+    assert server.locator(".jp-BentoPanel-stats").get_attribute("data-requests") == "0"
+    assert "req/s (5 s avg)" in server.locator(".jp-BentoPanel-stats").inner_text()
+
+    # the panel polls every 5 s: after two more refreshes (each an identity check and a
+    # stats read per server), the widget's request count is still 0
+    status_line = panel.locator(".jp-BentoPanel-status")
+    for _ in range(2):
+        before = status_line.inner_text()
+        page.wait_for_function(
+            "([el, text]) => el.innerText !== text && el.innerText.startsWith('Updated')",
+            arg=[status_line.element_handle(), before], timeout=30_000)
+    requests_cell = ("el => el.querySelector('.bento-nb-stats-table')"
+                     ".rows[1].cells[0].textContent")
+    assert wait_for(lambda: widget.evaluate(requests_cell) == "0", 5, 0.2)
+    assert server.locator(".jp-BentoPanel-stats").get_attribute("data-requests") == "0"
+    save_screenshot(page, tmp_path, "bento-panel-server-owner.png", panel)
+
+    server.locator('button[data-action="stop"]').click()
+    server.wait_for(state="detached", timeout=30_000)
+    page.wait_for_function("el => el.innerText.includes('stopped')",
+                           arg=widget.element_handle(), timeout=20_000)
+    assert "running" not in widget.inner_text()
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))  # nothing listens any more
+    save_screenshot(page, tmp_path, "bento-widget-stopped-from-panel.png", widget)
+
+
+def test_panel_marks_latest_flags_deleted_bundles_and_shows_images_signature_provenance(
+        lab, browser_page, point_at, monkeypatch, iris_clf, tmp_path):
+    import pandas as pd
+
+    from bento_nb.containerize import images
+    from bento_nb.containerize.builder import BuildResult
+
+    point_at(lab, monkeypatch)
+    columns = ["sepal_len", "sepal_wid", "petal_len", "petal_wid"]
+    example = pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=columns)
+    old = bento_nb.pack(iris_clf, name="MarkedIris", example=example)
+    new = bento_nb.pack(iris_clf, name="MarkedIris", example=example)
+    images.record("MarkedIris", new.version, BuildResult(
+        image="marked-iris:2", image_id="sha256:" + "b" * 64, context=new.path,
+        seconds=1.0, cached_steps=0, size=1))
+    handle = bento_nb.serve(old.tag, port=0)
+    try:
+        Store().delete(old.tag)
+        page = browser_page
+        open_lab(page, lab, reset=True)
+        page.click(PANEL_TAB)
+        panel = page.locator(PANEL)
+        row = panel.locator(f'.jp-BentoPanel-version[data-tag="{new.tag}"]')
+        row.wait_for()
+        assert row.get_attribute("data-latest") == "true"
+        assert row.locator(".jp-BentoPanel-latest").inner_text() == "latest"
+        text = row.inner_text()
+        assert "/predict takes sepal_len (number), sepal_wid (number)" in text, text
+        assert "CPython 3." in row.locator(".jp-BentoPanel-provenance").inner_text()
+        image = row.locator('.jp-BentoPanel-image[data-image="marked-iris:2"]')
+        assert image.locator("code").inner_text() == \
+            "docker run --rm -p 127.0.0.1:5000:5000 marked-iris:2 --workers=2"
+
+        server = panel.locator(f'.jp-BentoPanel-server[data-port="{handle.port}"]')
+        server.locator('.jp-BentoPanel-pill[data-status="running"]').wait_for()
+        assert server.locator(".jp-BentoPanel-deleted").inner_text() == "bundle deleted"
+        owner = server.locator('.jp-BentoPanel-owner[data-kind="process"]').inner_text()
+        assert owner.startswith(f"process {os.getpid()}: "), owner
+        save_screenshot(page, tmp_path, "bento-panel-latest-deleted-images.png", panel)
+    finally:
+        handle.stop()

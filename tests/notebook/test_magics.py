@@ -297,3 +297,44 @@ def test_a_variable_that_is_no_model_says_so(trained_kernel):
     assert "holds a 'int' object, which is neither a model" in stderr, stderr
     stderr = trained_kernel.text(trained_kernel.magic("serve some_text"), stream="stderr")
     assert "holds the text 'some text', which is neither a model" in stderr, stderr
+
+
+def test_start_dev_server_serves_from_the_kernel_itself(trained_kernel):
+    """BentoML 0.x's ``svc.start_dev_server()`` in a notebook: a server thread of the
+    kernel (its pid answers), listed by ``%bento servers``, gone after stop_dev_server()."""
+    port = free_port()
+    trained_kernel.run(
+        "from bento_nb import BentoService, api\n"
+        "from bento_nb.adapters import JsonInput\n"
+        "class Dev(BentoService):\n"
+        "    @api(input=JsonInput())\n"
+        "    def predict(self, value):\n"
+        "        return {'got': value}\n"
+        "dev = Dev()\n"
+        f"dev_url = dev.start_dev_server(port={port})\n")
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b"[1, 2]",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read()) == {"got": [1, 2]}
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata", timeout=10) as response:
+            assert json.loads(response.read())["pid"] == trained_kernel.pid
+        assert str(port) in trained_kernel.text(trained_kernel.magic("servers"))
+    finally:
+        trained_kernel.run("dev.stop_dev_server()")
+    assert port_is_free(port)
+
+
+def test_predict_takes_pandas_to_json_forms(trained_kernel):
+    """``%bento predict`` reads a DataFrame's ``to_json()`` forms (as a JSON literal or a
+    variable) as the server does; the ``index`` form too: rows of the model's width."""
+    k = trained_kernel
+    k.magic("pack clf --name Forms")
+    k.run("import json\nimport pandas as pd\nforms = pd.DataFrame(X[[0, 50, 100]])")
+    for orient in ("columns", "index", "split", "records", "values"):
+        literal = k.text(k.run(f"print(forms.to_json(orient={orient!r}))")).strip()
+        outputs = k.magic(f"predict Forms {literal}")
+        assert k.text(outputs).strip() == "[0, 1, 2]", (orient, k.text(outputs))
+        outputs = k.run(f"body = json.loads(forms.to_json(orient={orient!r}))\n"
+                        "%bento predict clf body")
+        assert k.text(outputs).strip() == "[0, 1, 2]", (orient, k.text(outputs))

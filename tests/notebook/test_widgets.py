@@ -126,6 +126,26 @@ s = b.server_widget
     kernel.magic("stop all")
 
 
+def test_bundle_widget_shows_the_signature_and_where_the_bundle_came_from(kernel):
+    """Packed in a kernel of a notebook (the path jupyter-server gives it) with a DataFrame
+    example: the widget names the columns and their types, the notebook and the Python."""
+    result = _json(kernel, """
+import os, pandas as pd
+os.environ["JPY_SESSION_NAME"] = "/work/notebooks/signed.ipynb"
+example = pd.DataFrame(X[:2], columns=["sepal_len", "sepal_wid", "petal_len", "petal_wid"])
+from bento_nb.notebook.widgets import BundleWidget
+signed = BundleWidget(bento_nb.pack(clf, name="SignedIris", example=example))
+del os.environ["JPY_SESSION_NAME"]
+[signed.info.value, signed.plain_text()]
+""")
+    html, plain = result
+    for text in (html, plain):
+        assert "sepal_len (number), sepal_wid (number)" in text, text
+        assert "packed from /work/notebooks/signed.ipynb" in text, text
+        assert "CPython 3." in text, text
+    assert "signature /predict: sepal_len (number)" in plain
+
+
 def test_containerize_button_without_daemon_says_so(kernel, container_iris):
     result = _json(kernel, f"""
 import os

@@ -1,4 +1,5 @@
-"""A packed bundle as a widget: tag, size, APIs, requirements; Serve and Containerize.
+"""A packed bundle as a widget: tag, size, APIs with their signatures, where it came from
+(notebook, git commit, Python), requirements; Serve and Containerize.
 
     BundleWidget(bundle, on_serve=start_server)   # what ``%bento pack`` shows
 """
@@ -63,20 +64,59 @@ class BundleWidget(PlainReprMixin, W.VBox):
             f"<tr><td><code>POST /{escape(a.get('name'))}</code></td>"
             f"<td>{escape((a.get('input') or {}).get('type', ''))}</td>"
             f"<td>{'batch' if a.get('batch') else ''}</td>"
-            f"<td>{escape(a.get('doc') or '')}</td></tr>" for a in b.apis)
+            f"<td>{escape(a.get('doc') or '')}</td></tr>"
+            + (f"<tr class='bento-nb-signature'><td></td><td colspan='3'><small>takes "
+               f"{escape(signature)}</small></td></tr>" if (signature := _signature(a)) else "")
+            for a in b.apis)
         reqs = ", ".join(f"<code>{escape(r)}</code>" for r in b.requirements) or "none"
         labels = ", ".join(f"{escape(k)}={escape(v)}" for k, v in b.labels.items())
+        origin = provenance_lines(b.provenance)
         return (f"<div>bundle <b>{escape(b.tag)}</b> — {escape(human_size(b.size))}"
                 f"<br><small>{escape(b.path)}</small>"
                 f"<table>{apis}</table>"
                 f"<div>requirements: {reqs}</div>"
-                + (f"<div>labels: {labels}</div>" if labels else "") + "</div>")
+                + (f"<div>labels: {labels}</div>" if labels else "")
+                + "<div class='bento-nb-provenance'><small>"
+                + "<br>".join(escape(line) for line in origin) + "</small></div></div>")
 
     def plain_text(self) -> str:
         b = self.bundle
         apis = ", ".join(f"/{a.get('name')}" for a in b.apis)
+        signatures = "".join(f"\nsignature /{a.get('name')}: {signature}"
+                             for a in b.apis if (signature := _signature(a)))
+        origin = "".join(f"\n{line}" for line in provenance_lines(b.provenance))
         return (f"bento bundle {b.tag} ({human_size(b.size)}) at {b.path}\n"
-                f"APIs: {apis}\nrequirements: {', '.join(b.requirements) or 'none'}")
+                f"APIs: {apis}{signatures}\nrequirements: {', '.join(b.requirements) or 'none'}"
+                f"{origin}")
+
+
+def _signature(described: dict) -> str | None:
+    """``age (integer), city (string)`` for an API the manifest gives a signature, else None."""
+    from ...adapters.signature import Signature
+
+    data = described.get("signature")
+    if not data:
+        return None
+    try:
+        return Signature.from_dict(data).describe()
+    except ValueError:
+        return None
+
+
+def provenance_lines(origin: dict) -> list[str]:
+    """Where a bundle came from, one line each: notebook, git commit (and whether the
+    tree had uncommitted changes), Python; ``provenance: not recorded`` when absent."""
+    lines = []
+    if origin.get("notebook"):
+        lines.append(f"packed from {origin['notebook']}")
+    git = origin.get("git")
+    if isinstance(git, dict) and git.get("commit"):
+        dirty = {True: " (uncommitted changes)", False: " (clean)"}.get(git.get("dirty"), "")
+        lines.append(f"git {str(git['commit'])[:12]}{dirty}")
+    if origin.get("python"):
+        packages = f", {origin['packages']} packages" if origin.get("packages") else ""
+        lines.append(f"{origin['python']}{packages}")
+    return lines or ["provenance: not recorded"]
 
     def plain_html(self) -> str:
         return self.info.value

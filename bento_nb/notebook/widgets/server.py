@@ -12,6 +12,10 @@ State is two traitlets, ``status`` ("running" / "stopped") and ``stats`` (the di
 the kernel's one refresh thread (:mod:`._refresh`) calls ``refresh()`` about once a second
 while the server runs. A stopped server's widget greys its stats and disables Open docs and
 Try it.
+
+A server that follows new versions (:mod:`bento_nb.server.versions`) says which one it
+serves: "now serving <version> (swapped at HH:MM:SS)" after a hot swap, and why a version
+was not swapped in; a split shows requests, errors and p50/p99 per version side by side.
 """
 
 from __future__ import annotations
@@ -299,6 +303,7 @@ class ServerWidget(PlainReprMixin, W.VBox):
 
     def _on_stats(self, _change: Any = None) -> None:
         self.stats_html.value = _stats_html(self.stats, stopped=not self.running)
+        self.header.value = self._header_html()  # a hot swap changes the tag served
 
     def close(self) -> None:
         _refresh.unwatch(self)
@@ -340,6 +345,7 @@ class ServerWidget(PlainReprMixin, W.VBox):
         if h.moved_from:
             parts.append(f"(port {h.moved_from} was busy; moved to {h.port})")
         stats = self._read_stats()
+        parts.extend(text for text, _colour in swap_lines(stats))
         if "requests" in stats:
             parts.append(f"{stats.get('requests', 0)} requests, {stats.get('errors', 0)} errors")
         parts.append(f"(as of {time.strftime('%H:%M:%S')}; this text does not update)")
@@ -355,6 +361,42 @@ class ServerWidget(PlainReprMixin, W.VBox):
         stamp = colored(f"(as of {time.strftime('%H:%M:%S')})", MUTED)
         return (f"<div>{dot} {name} — {self.status} {stamp} — {links}{self.note.value or ''}"
                 f"{_stats_html(self._read_stats(), stopped=not self.running)}</div>")
+
+
+def swap_lines(stats: dict) -> list[tuple[str, str]]:
+    """What the widget says of hot swaps, as (text, colour): the last swap, and the last
+    version refused since."""
+    lines = []
+    swapped, refused = stats.get("swapped"), stats.get("refused")
+    if swapped:
+        lines.append((f"now serving {swapped['version']} (swapped at {swapped['at']})", OK))
+    if refused and (not swapped or refused["version"] > swapped["version"]):
+        serving = ", ".join(stats.get("serving") or {}) or "the old version"
+        text = (f"✗ version {refused['version']} was not swapped in: {refused['reason']} "
+                f"(still serving {serving})")
+        lines.append((text, ERROR))
+    return lines
+
+
+def _versions_html(stats: dict) -> str:
+    """Per-version requests, errors and p50/p99, side by side (a split)."""
+    serving = stats.get("serving") or {}
+    if len(serving) < 2:
+        return ""
+    figures = stats.get("versions") or {}
+    total = sum(serving.values()) or 1
+    head = "".join(f"<th style='padding:0 8px'>{escape(k)}</th>"
+                   for k in ("version", "share", "requests", "errors", "p50", "p99"))
+    rows = []
+    for version, weight in serving.items():
+        f = figures.get(version) or {}
+        cells = [version, f"{100 * weight / total:g}%", str(f.get("requests", 0)),
+                 str(f.get("errors", 0)), f"{f.get('p50_ms', 0):.1f} ms",
+                 f"{f.get('p99_ms', 0):.1f} ms"]
+        rows.append("<tr>" + "".join(f"<td style='padding:0 8px;text-align:center'>"
+                                     f"{escape(c)}</td>" for c in cells) + "</tr>")
+    return (f"<table class='bento-nb-versions-table'><tr>{head}</tr>{''.join(rows)}"
+            "</table>")
 
 
 def _stats_html(stats: dict, stopped: bool = False) -> str:
@@ -376,4 +418,7 @@ def _stats_html(stats: dict, stopped: bool = False) -> str:
                   for _, v in cells)
     style = f" style='color:{MUTED};opacity:0.6'" if stopped else ""
     title = "<caption style='text-align:left'>stopped: last figures</caption>" if stopped else ""
-    return f"<table class='bento-nb-stats-table'{style}>{title}<tr>{head}</tr><tr>{row}</tr></table>"
+    notes = "".join(f"<div class='bento-nb-swap' style='color:{colour}'>{escape(text)}</div>"
+                    for text, colour in swap_lines(stats))
+    return (f"{notes}<table class='bento-nb-stats-table'{style}>{title}<tr>{head}</tr>"
+            f"<tr>{row}</tr></table>{_versions_html(stats)}")
