@@ -5,6 +5,9 @@
 ``BENTO_NB_IN_CONTAINER`` set by the images bento_nb builds: the server binds 0.0.0.0 inside
                         the container's own network namespace, so it does not warn about it
                         (publishing the port is ``docker run -p``'s decision)
+``OMP_NUM_THREADS``     (and ``MKL_NUM_THREADS``) when set, the threads a ``bento-nb serve``
+                        process lets torch, xgboost, lightgbm... use per model call; unset,
+                        the server chooses (see ``bento_nb.server.process``)
 """
 
 from __future__ import annotations
@@ -26,3 +29,11 @@ def api_token() -> str | None:
 
 def in_container() -> bool:
     return os.environ.get("BENTO_NB_IN_CONTAINER") == "1"
+
+
+MODEL_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def model_threads_given() -> bool:
+    """Whether the user chose how many threads the OpenMP / MKL libraries start."""
+    return any(os.environ.get(name) for name in MODEL_THREAD_VARIABLES)

@@ -23,6 +23,35 @@ _HEALTHCHECK = (
 )
 
 
+# System libraries a framework's wheel loads but does not carry, as (Debian, Alpine)
+# package names: LightGBM's wheel links the system OpenMP runtime (libgomp.so.1), which
+# slim Python images lack (xgboost and torch bring their own).
+_SYSTEM_LIBRARIES = {"lightgbm": ("libgomp1", "libgomp")}
+
+
+def _system_libraries(manifest: dict) -> str:
+    """The Dockerfile step installing what the bundle's frameworks need from the system."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    names = set()
+    for line in manifest.get("requirements") or []:
+        try:
+            names.add(canonicalize_name(Requirement(line).name))
+        except InvalidRequirement:
+            continue
+    wanted = [packages for dist, packages in sorted(_SYSTEM_LIBRARIES.items()) if dist in names]
+    if not wanted:
+        return ""
+    debian = " ".join(sorted({d for d, _ in wanted}))
+    alpine = " ".join(sorted({a for _, a in wanted}))
+    return ("# System libraries the frameworks' wheels load (LightGBM: the OpenMP runtime)\n"
+            "RUN if command -v apt-get >/dev/null; then apt-get update -qq \\\n"
+            f"    && apt-get install -y -qq --no-install-recommends {debian} \\\n"
+            "    && rm -rf /var/lib/apt/lists/*; \\\n"
+            f"    elif command -v apk >/dev/null; then apk add --no-cache {alpine}; fi\n\n")
+
+
 def base_image_for(python_version: str) -> str:
     """``python:3.11-slim`` for a bundle packed on Python 3.11.x."""
     major_minor = ".".join(python_version.split(".")[:2])
@@ -57,7 +86,7 @@ RUN python3 -m venv /opt/venv \\
  && if command -v useradd >/dev/null; then useradd --uid 1000 --user-group --create-home bento; \\
     else adduser -D -u 1000 bento; fi
 
-{setup}# Dependencies first: changing only the model reuses these layers.
+{_system_libraries(manifest)}{setup}# Dependencies first: changing only the model reuses these layers.
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY wheels/ /tmp/wheels/

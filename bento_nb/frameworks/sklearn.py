@@ -8,6 +8,7 @@ estimator with ``predict``. Its ``n_features_in_`` / ``feature_names_in_`` tell 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..service.artifacts import PickleArtifact
@@ -23,6 +24,12 @@ class SklearnModelArtifact(PickleArtifact):
                 f"artifact {self.name!r}: expected a scikit-learn estimator with predict() "
                 f"or transform(), got {type(obj).__name__}")
         return obj
+
+    def modules(self, bundle_dir: Path, record: dict) -> set[str]:
+        """What the pickle refers to, and scikit-learn always (as 0.x's artifact did): the
+        scikit-learn API of another library (``lightgbm.LGBMRegressor``) imports it to
+        load and predict while its pickle names only that library's module."""
+        return super().modules(bundle_dir, record) | {"sklearn"}
 
 
 # Steps that take raw columns of any type: they choose what to do with each column.

@@ -53,7 +53,10 @@ class XgboostModelArtifact(NativeArtifact):
             warnings.simplefilter("ignore")
             model.save_model(str(path))
         kind = "Booster" if isinstance(obj, XgboostBooster) else type(obj).__name__
-        return [path], {"format": "xgboost", "class": kind}
+        record = {"format": "xgboost", "class": kind}
+        if kind != "Booster":  # xgboost's scikit-learn wrappers import sklearn to load
+            record["modules"] = ["xgboost", "sklearn"]
+        return [path], record
 
     def read(self, folder: Path, record: dict) -> Any:
         xgb = require("xgboost", type(self).__name__)

@@ -262,3 +262,25 @@ def test_run_hints_publish_on_loopback_and_show_a_curl_line(iris_clf, tmp_path):
         "http://127.0.0.1:5000/predict") and "5.1" in curl
     readme = (write_context(bundle.tag, tmp_path / "ctx", image="hinted:1") / "README.md").read_text()
     assert run in readme and curl in readme
+
+
+def test_a_lightgbm_image_installs_the_openmp_runtime_its_wheel_loads(tmp_path):
+    """LightGBM's wheel links the system libgomp.so.1, absent from slim images: the build's
+    load step failed with ``OSError: libgomp.so.1``. Other bundles get no apt step."""
+    lgb = pytest.importorskip("lightgbm")
+    import numpy as np
+
+    X = np.random.default_rng(0).random((100, 4))
+    booster = lgb.train({"verbose": -1}, lgb.Dataset(X, X.sum(axis=1)), num_boost_round=3)
+    context = write_context(bento_nb.pack(booster, name="Gbm").tag, tmp_path / "lgb")
+    steps = _instructions((context / "Dockerfile").read_text())
+    system = _index(steps, "RUN if command -v apt-get")
+    assert "apt-get install -y -qq --no-install-recommends libgomp1" in steps[system]
+    assert "apk add --no-cache libgomp" in steps[system]
+    assert system < _index(steps, "RUN pip install -r") and system < _index(steps, "USER ")
+
+    from sklearn.svm import SVC
+
+    plain = write_context(bento_nb.pack(SVC().fit(X, X[:, 0] > 0.5), name="Svc").tag,
+                          tmp_path / "svc")
+    assert "apt-get" not in (plain / "Dockerfile").read_text()

@@ -55,6 +55,23 @@ expected = model.predict(X[:64])
     assert_pins(packed, "catboost")
 
 
+def test_lightgbm_sklearn_wrapper_bundle_pins_scikit_learn():
+    """``LGBMRegressor`` is pickled (SklearnModelArtifact) and names only lightgbm in its
+    pickle, but it needs scikit-learn to load and predict: an image without it fails."""
+    lgb = pytest.importorskip("lightgbm")
+    import numpy as np
+    from importlib import metadata
+
+    import bento_nb
+
+    rng = np.random.default_rng(0)
+    X = rng.random((100, 4))
+    model = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(X, X.sum(axis=1))
+    bundle = bento_nb.pack(model, name="LgbmWrapper")
+    assert f"scikit-learn=={metadata.version('scikit-learn')}" in bundle.requirements
+    assert f"lightgbm=={metadata.version('lightgbm')}" in bundle.requirements
+
+
 def _service(artifact):
     from bento_nb import BentoService, artifacts
 

@@ -15,7 +15,7 @@ from .conftest import WIDGET_VIEW, error_outputs
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EXPECTED = {"quickstart.ipynb", "bentoservice.ipynb", "batching.ipynb", "containerize.ipynb",
-            "batch.ipynb"}
+            "batch.ipynb", "frameworks.ipynb"}
 
 
 def execute(name: str, cwd: Path) -> tuple[list, NotebookClient]:
@@ -146,3 +146,28 @@ def test_batch(tmp_path):
     import shutil
     if importlib.util.find_spec("pyspark") and shutil.which("java"):
         assert "Spark UDF equals forest.predict: True" in spark, spark
+
+
+def test_frameworks(tmp_path):
+    for module in ("xgboost", "torch", "PIL"):  # the `frameworks` and `image` extras
+        pytest.importorskip(module)
+    cells, client = execute("frameworks.ipynb", tmp_path)
+    assert_clean_run(cells, client)
+    packed = text(cell_with(cells, "%bento pack booster"))
+    assert re.search(r"requirements: .*\bxgboost==", packed), packed
+    record = text(cell_with(cells, 'bundle.manifest["model"]'))
+    assert "'framework': 'xgboost'" in record and "'format': 'xgboost'" in record
+    assert text(cell_with(cells, "%bento predict IrisXGB")).strip().endswith("[0, 2]")
+    assert "requirements: torch==" in text(cell_with(cells, "%bento pack mlp"))
+    assert text(cell_with(cells, "logits = %bento predict")).strip().endswith("classes: [0, 2]")
+    trained = text(cell_with(cells, "cnn = torch.nn.Sequential"))
+    assert float(trained.rsplit(":", 1)[1]) >= 0.95, trained
+    serve = cell_with(cells, "%bento serve saved")
+    assert any(WIDGET_VIEW in o.get("data", {}) for o in serve.outputs)
+    # Try it sent the PNG drawn in the notebook (a vertical bar): the server said 1
+    assert text(cell_with(cells, "widget.try_button.click()")).strip() == "(200, 1)"
+    predicted = text(cell_with(cells, "%bento predict BarOrientation png"))
+    assert "answered by http://127.0.0.1:" in predicted and predicted.strip().endswith("1")
+    refused = text(cell_with(cells, 'data=b"not an image"'))
+    assert refused.startswith("400 image: the body is not an image"), refused
+    assert "stopped 3 server(s)" in text(cell_with(cells, "%bento stop all"))

@@ -3,6 +3,8 @@
     widget = ServerWidget(handle)      # what ``%bento serve`` shows
     widget.try_input.value = "[[5.1, 3.5, 1.4, 0.2]]"
     widget.try_button.click()          # buttons work from code as from the browser
+    widget.upload(png_bytes, "digit.png")   # an image / file API: what "Choose file" picks
+    widget.try_button.click()
     widget.stop_button.click()
 
 State is two traitlets, ``status`` ("running" / "stopped") and ``stats`` (the dict of
@@ -18,7 +20,9 @@ was not swapped in; a split shows requests, errors and p50/p99 per version side 
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import mimetypes
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +60,8 @@ class ServerWidget(PlainReprMixin, W.VBox):
     """A running (or stopped) in-kernel server: status, links, live stats and actions.
 
     Parts a program may drive: ``stop_button``, ``containerize_button``, ``try_input``
-    (JSON), ``try_api`` (which API), ``try_button``, ``try_output``, ``containerize_view``.
+    (JSON), ``try_file`` (the file an image or file API is sent: :meth:`upload`),
+    ``try_api`` (which API), ``try_button``, ``try_output``, ``containerize_view``.
     """
 
     status = traitlets.Unicode("running", help="running or stopped")
@@ -93,17 +98,17 @@ class ServerWidget(PlainReprMixin, W.VBox):
         self.try_input = W.Textarea(value=self._example(api_names[0] if api_names else None),
                                     placeholder="JSON input, e.g. [[5.1, 3.5, 1.4, 0.2]]",
                                     rows=2, layout=W.Layout(width="100%"))
+        self.try_file = W.FileUpload(multiple=False, description="Choose file")
+        self.try_label = W.HTML()
         self.try_button = W.Button(description="Try it", icon="play", button_style="primary")
         self.try_output = W.HTML()
         self.try_button.on_click(self._guarded(self.try_it))
-        self.try_api.observe(lambda change: setattr(self.try_input, "value",
-                                                    self._example(change["new"])), "value")
+        self.try_api.observe(self._on_api, "value")
         self.containerize_view = ContainerizeView(layout=W.Layout(display="none"))
 
         actions = W.HBox([self.stop_button, self.containerize_button, self.docs_button])
-        try_box = W.VBox([W.HTML("<b>Try it</b> — JSON body sent to the server"),
-                          W.HBox([self.try_api]), self.try_input,
-                          W.HBox([self.try_button]), self.try_output],
+        try_box = W.VBox([self.try_label, W.HBox([self.try_api]), self.try_input,
+                          W.HBox([self.try_file, self.try_button]), self.try_output],
                          layout=W.Layout(border=f"1px solid {BORDER}", padding="4px",
                                          margin="4px 0"))
         super().__init__([self.header, self.note, self.stats_html, actions, try_box,
@@ -111,6 +116,7 @@ class ServerWidget(PlainReprMixin, W.VBox):
         self.add_class("bento-nb-server")  # the stylesheet's rules hang on it
         if handle.moved_from:
             self.add_note(f"port {handle.moved_from} was busy: serving on port {handle.port} instead")
+        self._on_api({"new": self.try_api.value})
         self.observe(self._on_status, "status")
         self.observe(self._on_stats, "stats")
         self.refresh()
@@ -152,6 +158,28 @@ class ServerWidget(PlainReprMixin, W.VBox):
         service = getattr(self.handle, "service", None)
         apis = getattr(service, "apis", None) or {}
         return list(apis)
+
+    def _file_types(self, api_name: str | None) -> str | None:
+        """The ``accept`` of an API that takes a file rather than JSON or text ("image/*"
+        for images, "" for any file), or None when it takes JSON."""
+        service = getattr(self.handle, "service", None)
+        api = (getattr(service, "apis", None) or {}).get(api_name)
+        media = getattr(getattr(api, "input", None), "media_types", ("application/json",))
+        if any(m in ("application/json", "text/plain", "text/csv") for m in media):
+            return None
+        images = [m for m in media if m.startswith("image/")]
+        return ",".join(images)
+
+    def _on_api(self, change: dict) -> None:
+        accept = self._file_types(change["new"])
+        takes_file = accept is not None
+        self.try_input.value = "" if takes_file else self._example(change["new"])
+        self.try_input.layout.display = "none" if takes_file else None
+        self.try_file.layout.display = None if takes_file else "none"
+        self.try_file.accept = accept or ""
+        what = ("an image" if accept else "a file") + " sent as the body" if takes_file \
+            else "JSON body sent to the server"
+        self.try_label.value = f"<b>Try it</b> — {what}"
 
     def _example(self, api_name: str | None) -> str:
         service = getattr(self.handle, "service", None)
@@ -199,8 +227,18 @@ class ServerWidget(PlainReprMixin, W.VBox):
             return
         self.containerize_view.start(self.handle.tag, image=image)
 
+    def upload(self, data: bytes, name: str = "upload") -> None:
+        """Put ``data`` in ``try_file`` as if the user had chosen the file ``name`` with
+        "Choose file" (its media type from the name, else from its first bytes)."""
+        data = bytes(data)
+        kind = mimetypes.guess_type(name)[0] or client.media_type_of(data)
+        self.try_file.value = ({"name": name, "type": kind, "size": len(data),
+                                "content": memoryview(data),
+                                "last_modified": _dt.datetime.now(_dt.timezone.utc)},)
+
     def try_it(self) -> Any:
-        """POST the JSON of ``try_input`` to the selected API; show and return the answer."""
+        """POST the JSON of ``try_input`` (or, for an image or file API, the file of
+        ``try_file``) to the selected API; show and return the answer."""
         api_name = self.try_api.value
         if not api_name:
             self.try_output.value = colored("this service has no API", ERROR)
@@ -208,8 +246,17 @@ class ServerWidget(PlainReprMixin, W.VBox):
         if not self.handle.running:
             self.try_output.value = colored("the server is stopped", ERROR)
             return None
-        status, body = client.post_json(f"{self.url}/{api_name}", self.try_input.value,
-                                        api_token=self.api_token)
+        url = f"{self.url}/{api_name}"
+        if self._file_types(api_name) is not None:
+            if not self.try_file.value:
+                self.try_output.value = colored("choose a file to send first", ERROR)
+                return None
+            chosen = self.try_file.value[0]
+            data = bytes(chosen["content"])
+            status, body = client.post_bytes(url, data, chosen.get("type") or
+                                             client.media_type_of(data), api_token=self.api_token)
+        else:
+            status, body = client.post_json(url, self.try_input.value, api_token=self.api_token)
         try:
             answer = json.loads(body)
         except ValueError:
@@ -243,7 +290,7 @@ class ServerWidget(PlainReprMixin, W.VBox):
         running = self.running
         self.header.value = self._header_html()
         self.docs_button.value = self._docs_html()
-        for part in (self.try_button, self.try_input, self.try_api):
+        for part in (self.try_button, self.try_input, self.try_api, self.try_file):
             part.disabled = not running
         if running:
             self.stats_html.remove_class("bento-nb-stopped")
