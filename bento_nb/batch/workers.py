@@ -31,7 +31,7 @@ from .reading import Chunk
 from .running import ChunkResult, ChunkRunner, _read_ahead
 
 if TYPE_CHECKING:
-    from . import BatchOptions
+    from .options import BatchOptions
 
 # The runner of a worker process: set once by _start_worker (a process-pool initializer).
 _WORKER: ChunkRunner | None = None

@@ -28,7 +28,7 @@ from .reading import _SUFFIXES
 from .running import ChunkResult, _as_list
 
 if TYPE_CHECKING:
-    from . import BatchOptions
+    from .options import BatchOptions
 
 _PARQUET_ROW_GROUP = 1 << 18  # rows buffered before a Parquet row group is written
 PREDICTION = "prediction"
