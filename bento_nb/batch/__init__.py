@@ -42,7 +42,7 @@ from ..errors import BadInput, UsageError
 from .options import DEFAULT_BATCH_SIZE, FORMATS, ON_ERROR, BatchOptions
 from .reading import (Chunk, _frame_chunks, _parquet_rows, _shown, expand_inputs, input_format,
                       read_chunks)
-from .running import ChunkResult, ChunkRunner, _as_list
+from .running import ChunkResult, ChunkRunner, _as_list, _concat
 from .workers import results, service_spec, worker_context
 from .writing import PREDICTION, _result_frame, _Sink, _sink, output_format, to_plain
 
@@ -230,9 +230,6 @@ class _Collect:
 
             return pd.concat(self.parts, ignore_index=True)
         parts = [p for p in self.parts if len(p)]
-        if parts and all(isinstance(p, np.ndarray) for p in parts):
-            return np.concatenate(parts)
-        out: list = []
-        for p in parts:
-            out.extend(_as_list(p))
-        return out
+        if len(parts) == 1 and not isinstance(parts[0], np.ndarray):
+            return _as_list(parts[0])  # a list, as for several parts
+        return _concat(parts)

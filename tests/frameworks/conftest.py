@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -25,7 +23,7 @@ import numpy as np
 import pytest
 
 from netcheck import exchange, free_port
-from polling import wait_for
+from servecli import spawn, terminate, wait_ready
 
 READY_SECONDS = 180  # tensorflow and torch take a while to import on a busy machine
 PREAMBLE = """\
@@ -74,27 +72,14 @@ def served(tmp_path):
         port = free_port()
         cwd = tmp_path / "serving"
         cwd.mkdir(exist_ok=True)
-        proc = subprocess.Popen([sys.executable, "-m", "bento_nb", "serve", tag, "--port", str(port)],
-                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = spawn(tag, "--port", str(port), cwd=cwd)
         procs.append(proc)
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()[-4000:]}")
-            return exchange("127.0.0.1", port, "GET", "/readyz", timeout=5).status == 200
-
-        assert wait_for(ready, READY_SECONDS, 0.2, ignore=(OSError,)), "server did not become ready"
+        wait_ready(proc, port, READY_SECONDS)
         return Served(proc, port)
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        terminate(proc, 30)
 
 
 def check_served(served, packed: dict, route: str = "predict", rtol: float = 1e-5,

@@ -3,44 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 
 import pytest
 from netcheck import free_port
 from polling import wait_for
+from servecli import spawn, terminate, wait_ready
 
 from .conftest import metric_value, post_json, request
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
-
-
-def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bento_nb", "serve", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, seconds: float = 60) -> None:
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
-        return request(url + "/readyz").status == 200
-
-    assert wait_for(ready, seconds, 0.1, ignore=(OSError,)), "server did not become ready"
-
-
-def _stop(proc: subprocess.Popen) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return proc.returncode
 
 
 @pytest.fixture
@@ -49,15 +22,15 @@ def cli_server(iris_bundle):
 
     def start(*extra: str):
         port = free_port()
-        proc = _start("IrisClassifier", "--port", str(port), *extra)
+        proc = spawn("IrisClassifier", "--port", str(port), *extra)
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(proc, url)
+        wait_ready(proc, port)
         return proc, url, port
 
     yield start
     for proc in procs:
-        _stop(proc)
+        terminate(proc)
 
 
 def test_cli_serve_predicts_json_and_csv(cli_server):
@@ -74,7 +47,7 @@ def test_cli_serve_predicts_json_and_csv(cli_server):
     from bento_nb.server import list_servers
 
     assert [r["port"] for r in list_servers() if r["pid"] == proc.pid] == [port]
-    assert _stop(proc) == 0
+    assert terminate(proc) == 0
     assert "serving IrisClassifier:" in proc.stdout.read()
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
@@ -100,7 +73,7 @@ def test_cli_workers_answer_from_two_processes(cli_server):
         answer = request(url + f"/.bento/identity?nonce={nonce}")
         assert answer.json() == {"proof": registry.identity_proof(record["secret"], nonce)}
     assert record["secret"] not in request(url + "/metadata").body.decode()
-    assert _stop(proc) == 0
+    assert terminate(proc) == 0
     for pid in pids:  # the workers are gone too
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -131,7 +104,7 @@ def test_cli_workers_metrics_count_every_worker(cli_server):
     text = scraped[-1]
     assert metric_value(text, "bento_nb_batch_size_count", api="predict") == 40
     assert metric_value(text, "bento_nb_request_duration_seconds_count", route="/predict") == 40
-    assert _stop(proc) == 0
+    assert terminate(proc) == 0
 
 
 def test_cli_token_body_limit_and_request_timeout(cli_server):
@@ -154,12 +127,12 @@ def test_cli_serves_when_the_registry_cannot_be_written(iris_bundle, tmp_path, m
     blocked.write_text("")
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(blocked))
     port = free_port()
-    proc = _start("IrisClassifier", "--port", str(port))
+    proc = spawn("IrisClassifier", "--port", str(port))
     try:
-        _wait_ready(proc, f"http://127.0.0.1:{port}")
+        wait_ready(proc, port)
         assert post_json(f"http://127.0.0.1:{port}/predict", ROW).json() == [0]
     finally:
-        code = _stop(proc)
+        code = terminate(proc)
     out, err = proc.communicate(timeout=10)
     assert code == 0, err
     assert "warning: cannot register the server" in err and "Traceback" not in err
@@ -172,7 +145,7 @@ def test_cli_busy_port_is_one_line_error(iris_bundle):
         busy.listen()
         port = busy.getsockname()[1]
         for extra in ([], ["--workers", "2"]):
-            proc = _start("IrisClassifier", "--port", str(port), *extra)
+            proc = spawn("IrisClassifier", "--port", str(port), *extra)
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 7
             lines = err.strip().splitlines()
@@ -180,7 +153,7 @@ def test_cli_busy_port_is_one_line_error(iris_bundle):
 
 
 def test_cli_unknown_bundle_is_one_line_error():
-    proc = _start("NoSuchModel", "--port", str(free_port()))
+    proc = spawn("NoSuchModel", "--port", str(free_port()))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert len(err.strip().splitlines()) == 1 and "NoSuchModel" in err
@@ -196,12 +169,12 @@ def test_cli_serve_on_ipv6_loopback_prints_a_bracketed_url_and_answers_there(iri
         probe.close()
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    proc = _start("IrisClassifier", "--host", "::1", "--port", str(port))
+    proc = spawn("IrisClassifier", "--host", "::1", "--port", str(port))
     try:
         url = f"http://[::1]:{port}"
-        _wait_ready(proc, url)
+        wait_ready(proc, port, host="::1")
         first = proc.stdout.readline()
         assert f"at {url} " in first, first
         assert post_json(url + "/predict", ROW).json() == [0]
     finally:
-        assert _stop(proc) == 0
+        assert terminate(proc) == 0

@@ -19,6 +19,7 @@ from collections import Counter
 import pytest
 from netcheck import free_port
 from polling import wait_for
+from servecli import spawn, terminate, wait_ready
 from versioncheck import Client, Load
 
 from .conftest import metric_value, request
@@ -165,19 +166,8 @@ def test_a_live_object_server_swaps_when_the_object_is_packed(serve_model):
 # -- hot swap, bento-nb serve --watch -------------------------------------------------------
 
 
-def _serve_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bento_nb", "serve", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
 def _stop(proc: subprocess.Popen) -> tuple[str, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    terminate(proc)
     return proc.communicate(timeout=10)
 
 
@@ -187,16 +177,9 @@ def cli():
 
     def start(*args: str) -> tuple[subprocess.Popen, int]:
         port = free_port()
-        proc = _serve_cli(*args, "--port", str(port))
+        proc = spawn(*args, "--port", str(port))
         procs.append(proc)
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited {proc.returncode}: "
-                                     f"{proc.communicate()[1]}")
-            return request(f"http://127.0.0.1:{port}/readyz").status == 200
-
-        assert wait_for(ready, 60, 0.1, ignore=(OSError,))
+        wait_ready(proc, port)
         return proc, port
 
     yield start
