@@ -36,9 +36,11 @@ def container_iris(kernel) -> str:
 
 
 def _json(kernel: Kernel, code: str):
-    """Run ``code`` whose last line is an expression; return that value (as JSON)."""
+    """Run ``code`` whose last line is an expression; return that value (as JSON, read from
+    stdout: a library's warning on stderr is no part of it)."""
     *body, last = code.strip().splitlines()
-    out = kernel.text(kernel.run("\n".join(body) + f"\nimport json as _j; print(_j.dumps({last}))"))
+    out = kernel.text(kernel.run("\n".join(body) + f"\nimport json as _j; print(_j.dumps({last}))"),
+                      "stdout")
     return json.loads(out.strip().splitlines()[-1])
 
 
