@@ -27,10 +27,21 @@ def execute(name: str, cwd: Path) -> tuple[list, NotebookClient]:
 
 
 def text(cell) -> str:
-    parts = []
+    """What the cell shows as text. A stream may arrive in several messages (the kernel
+    flushes on its own schedule, even inside one ``print``): consecutive pieces of one
+    stream are joined as they are, as the notebook shows them."""
+    parts: list[str] = []
+    last = None
     for o in cell.outputs:
-        parts.append(o.get("text", "") if o.output_type == "stream"
-                     else str(o.get("data", {}).get("text/plain", "")))
+        if o.output_type == "stream":
+            if last == o.name:
+                parts[-1] += o.get("text", "")
+            else:
+                parts.append(o.get("text", ""))
+            last = o.name
+        else:
+            parts.append(str(o.get("data", {}).get("text/plain", "")))
+            last = None
     return "\n".join(parts)
 
 
