@@ -786,21 +786,23 @@ def _load_bundle(bundle: Bundle, verify: bool) -> BentoService:
 def _adapter_of(bundle: Bundle, index: int, config: dict | str) -> InputAdapter:
     """The input adapter a manifest describes; an unknown kind or option is BundleCorrupted
     naming the field (the structure was checked by :func:`~bento_nb.store.check_manifest`)."""
-    try:
-        return adapter_from_config(config)
-    except (BentoNbError, TypeError, ValueError) as e:
-        problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
-        raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].input' "
-                              f"is not a valid adapter ({problem})") from None
+    return _from_manifest(bundle, f"apis[{index}].input", "adapter", adapter_from_config,
+                          config)
 
 
 def _output_of(bundle: Bundle, index: int, config: Any) -> OutputAdapter:
+    return _from_manifest(bundle, f"apis[{index}].output", "output adapter",
+                          output_from_config, config)
+
+
+def _from_manifest(bundle: Bundle, field: str, what: str, build: Any, config: Any) -> Any:
+    """``build(config)``; what it refuses is BundleCorrupted naming ``field``."""
     try:
-        return output_from_config(config)
+        return build(config)
     except (BentoNbError, TypeError, ValueError) as e:
         problem = e.message if isinstance(e, BentoNbError) else f"{type(e).__name__}: {e}"
-        raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field 'apis[{index}].output' "
-                              f"is not a valid output adapter ({problem})") from None
+        raise BundleCorrupted(f"bundle {bundle.tag}: bento.yml: field '{field}' "
+                              f"is not a valid {what} ({problem})") from None
 
 
 def as_service(target: Any, **options: Any) -> BentoService:
