@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -177,26 +176,11 @@ def run_same_client_native(port: int, concurrency: int, duration: float,
         client.close()
 
 
-def wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}: "
-                             f"{proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer")
-
-
 def start_bento_nb(tag: str, env: dict) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bento_nb", "serve", tag, "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for(f"http://127.0.0.1:{port}/v2/health/ready", proc)
+    serve.wait_until_ok(f"http://127.0.0.1:{port}/v2/health/ready", proc, 120)
     return proc, port
 
 
@@ -219,7 +203,7 @@ def start_mlserver(mlserver: str, model, home: Path) -> tuple[subprocess.Popen, 
         "parallel_workers": 0}))
     proc = subprocess.Popen([mlserver, "start", "."], cwd=folder, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    wait_for(f"http://127.0.0.1:{port}/v2/models/iris/ready", proc)
+    serve.wait_until_ok(f"http://127.0.0.1:{port}/v2/models/iris/ready", proc, 120)
     return proc, port
 
 

@@ -129,18 +129,29 @@ def free_port() -> int:
 
 
 def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    """Until one iris row POSTed to ``url/predict`` is answered."""
+    wait_until_ok(urllib.request.Request(url + "/predict", data=BODY.encode(),
+                                         headers={"Content-Type": "application/json"}),
+                  proc, seconds)
+
+
+def wait_until_ok(request, proc: subprocess.Popen, seconds: float) -> None:
+    """Until ``request`` (a URL or a urllib Request) answers 200; SystemExit (with the
+    server's stderr when it is piped) if ``proc`` exits first or ``seconds`` pass."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
+            err = proc.stderr.read() if proc.stderr else b""
+            if isinstance(err, bytes):
+                err = err.decode(errors="replace")
+            raise SystemExit(f"server exited with {proc.returncode}: {err[-2000:]}")
         try:
-            req = urllib.request.Request(url + "/predict", data=BODY.encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=2) as r:
+            with urllib.request.urlopen(request, timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
             time.sleep(0.1)
+    url = request if isinstance(request, str) else request.full_url
     raise SystemExit(f"{url} did not answer")
 
 
