@@ -84,9 +84,19 @@ def served(tmp_path):
 
 def check_served(served, packed: dict, route: str = "predict", rtol: float = 1e-5,
                  wrong_width: int | None = None) -> None:
-    """64 concurrent distinct one-row requests each get their own prediction; a row of the
-    wrong width gets a 400 JSON error naming the expected width."""
+    """:func:`check_concurrent`, and a row of the wrong width gets a 400 JSON error naming
+    the expected width."""
     server = served(packed["tag"])
+    check_concurrent(server, packed, route, rtol)
+    width = len(packed["rows"][0])
+    bad = server.post(route, [[0.5] * (wrong_width or width + 1)])
+    assert bad.status == 400, bad.body
+    error = json.loads(bad.body)["error"]
+    assert f"expected {width} columns" in error["message"], error
+
+
+def check_concurrent(server, packed: dict, route: str = "predict", rtol: float = 1e-5) -> None:
+    """64 concurrent distinct one-row requests each get their own prediction."""
     rows, expected = packed["rows"], packed["expected"]
     assert len(rows) == 64 and len({json.dumps(r) for r in rows}) == 64
 
@@ -103,12 +113,6 @@ def check_served(served, packed: dict, route: str = "predict", rtol: float = 1e-
                                    rtol=rtol, atol=1e-6, err_msg=f"request {i}")
     # the answers differ: each request got its own row's prediction, not a neighbour's
     assert len({json.dumps(a) for a in answers}) > 1
-
-    width = len(rows[0])
-    bad = server.post(route, [[0.5] * (wrong_width or width + 1)])
-    assert bad.status == 400, bad.body
-    error = json.loads(bad.body)["error"]
-    assert f"expected {width} columns" in error["message"], error
 
 
 def assert_pins(packed: dict, *distributions: str) -> None:

@@ -7,12 +7,11 @@ input (wrong width, values that are no numbers) with a 400 naming the problem.""
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from .conftest import pack_in_subprocess
+from .conftest import check_concurrent, pack_in_subprocess
 
 TRAIN = """
 rng = np.random.default_rng(0)
@@ -121,22 +120,9 @@ def test_pack_detects_the_framework_and_serves_it_fresh(tmp_path, served, case):
     assert packed["apis"] == (["predict", "predict_proba"] if packed["proba"] else ["predict"])
 
     server = served(packed["tag"])
-    rows, expected = packed["rows"], packed["expected"]
-
-    def one(i: int):
-        answer = server.post("predict", [rows[i]])
-        assert answer.status == 200, answer.body
-        return json.loads(answer.body)
-
-    with ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(one, range(64)))
-    for i, answer in enumerate(answers):
-        np.testing.assert_allclose(np.asarray(answer, dtype=float).reshape(-1),
-                                   np.asarray(expected[i], dtype=float).reshape(-1),
-                                   rtol=1e-5, atol=1e-6, err_msg=f"request {i}")
-    assert len({json.dumps(a) for a in answers}) > 1
+    check_concurrent(server, packed, rtol=1e-5)
     if packed["proba"]:
-        proba = json.loads(server.post("predict_proba", rows[:3]).body)
+        proba = json.loads(server.post("predict_proba", packed["rows"][:3]).body)
         np.testing.assert_allclose(proba, packed["proba"][:3], rtol=1e-5, atol=1e-6)
 
     wide = server.post("predict", [[0.5] * 5])

@@ -280,16 +280,23 @@ def _workers_of(pid: int) -> list[int]:
     return [int(c) for c in children]
 
 
+def _two_workers_under_load(server, tally: "Tally", stop: threading.Event) -> list:
+    """Once both workers of ``server`` run and it is ready: the clients of :func:`_load`,
+    after their first 300 answers."""
+    assert wait_for(lambda: len(_workers_of(server.proc.pid)) == 2, 30)
+    assert wait_for(lambda: call(server.port, "GET", "/readyz").status == 200, 30,
+                    ignore=(OSError,))
+    threads = _load(server.port, tally, stop)
+    assert wait_for(lambda: tally.answered >= 300, 30), tally.summary()
+    return threads
+
+
 def test_workers_sigterm_under_load_loses_nothing(iris_tag):
     """``--workers 2``, 16 clients (half keep-alive, half a connection per request),
     SIGTERM: every request sent is answered (200, or 503 while stopping); none lost."""
     tally, stop = Tally(), threading.Event()
     with cli_server(iris_tag, "--workers", "2") as server:
-        assert wait_for(lambda: len(_workers_of(server.proc.pid)) == 2, 30)
-        assert wait_for(lambda: call(server.port, "GET", "/readyz").status == 200, 30,
-                            ignore=(OSError,))
-        threads = _load(server.port, tally, stop)
-        assert wait_for(lambda: tally.answered >= 300, 30), tally.summary()
+        threads = _two_workers_under_load(server, tally, stop)
         server.proc.send_signal(signal.SIGTERM)
         code = server.proc.wait(30)
         stop.set()
@@ -308,11 +315,7 @@ def test_workers_kill_9_of_one_worker_under_load(iris_tag):
     one per client.)"""
     tally, stop = Tally(), threading.Event()
     with cli_server(iris_tag, "--workers", "2") as server:
-        assert wait_for(lambda: len(_workers_of(server.proc.pid)) == 2, 30)
-        assert wait_for(lambda: call(server.port, "GET", "/readyz").status == 200, 30,
-                            ignore=(OSError,))
-        threads = _load(server.port, tally, stop)
-        assert wait_for(lambda: tally.answered >= 300, 30), tally.summary()
+        threads = _two_workers_under_load(server, tally, stop)
         victim = _workers_of(server.proc.pid)[0]
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
