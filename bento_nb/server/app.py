@@ -345,6 +345,13 @@ class App:
         if not hmac.compare_digest(given, self.state.expected_auth):
             raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
 
+    async def route_failed(self, route: ApiRoute, send: Any, started: float,
+                           error: BentoNbError, close: bool = False) -> None:
+        """:meth:`fail` for a request of an API ``route``: counted under its label and
+        version, its error body as the route renders it (with ``X-Bento-Version``)."""
+        await self.fail(send, route.route_label, started, error, close=close,
+                        render_error=route.render_error, version=route.version)
+
     async def fail(self, send: Any, label: str, started: float, error: BentoNbError,
                    close: bool = False, extra: dict | None = None,
                    render_error: Any = _error_headers, version: str = "") -> None:
@@ -390,8 +397,7 @@ class App:
         if length is not None and length.isdigit() and int(length) > route.max_body:
             pending = PayloadTooLarge(route.too_large)
             if int(length) > route.max_linger:
-                return await self.fail(send, route.route_label, started, pending, close=True,
-                                       render_error=route.render_error, version=route.version)
+                return await self.route_failed(route, send, started, pending, close=True)
         elif state.draining:
             pending = route.dispatcher.overloaded("the server is shutting down; retry shortly")
         elif state.expected_auth is not None and not hmac.compare_digest(
@@ -416,9 +422,7 @@ class App:
                     if not isinstance(pending, PayloadTooLarge):
                         pending = PayloadTooLarge(route.too_large)
                     if size > route.max_linger:
-                        return await self.fail(send, route.route_label, started, pending,
-                                               close=True, render_error=route.render_error,
-                                               version=route.version)
+                        return await self.route_failed(route, send, started, pending, close=True)
                 elif pending is None:
                     chunks.append(chunk)
                 if not message.get("more_body"):
@@ -428,8 +432,7 @@ class App:
             pending = PayloadTooLarge(route.too_large)
         if pending is not None:
             close = isinstance(pending, PayloadTooLarge)
-            return await self.fail(send, route.route_label, started, pending, close=close,
-                                   render_error=route.render_error, version=route.version)
+            return await self.route_failed(route, send, started, pending, close=close)
         if endpoint is not None:
             return await self._oip_infer(route, endpoint, scope, body, send, started)
         ctype = content_type.decode("latin-1") if content_type is not None else None
@@ -441,17 +444,14 @@ class App:
             outcome = route.dispatcher.run_inline(payload) if self.alone() else None
             future = route.dispatcher.submit(payload) if outcome is None else None
         except BentoNbError as error:
-            return await self.fail(send, route.route_label, started, error,
-                                   render_error=route.render_error, version=route.version)
+            return await self.route_failed(route, send, started, error)
         except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
             _log.exception("parsing a request for %s failed", route.name)
-            return await self.fail(send, route.route_label, started, ServerError(
-                f"internal error while reading the request: {type(e).__name__}: {e}"),
-                render_error=route.render_error, version=route.version)
+            return await self.route_failed(route, send, started, ServerError(
+                f"internal error while reading the request: {type(e).__name__}: {e}"))
         ok, result = outcome if future is None else await future
         if not ok:
-            return await self.fail(send, route.route_label, started, result,
-                                   render_error=route.render_error, version=route.version)
+            return await self.route_failed(route, send, started, result)
         self.metrics.observe_request(route.route_label, 200, time.perf_counter() - started,
                                      route.version)
         headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(result)),
@@ -478,13 +478,11 @@ class App:
         try:
             route.oip.infer(endpoint, body, headers, reply)
         except BentoNbError as error:
-            return await self.fail(send, route.route_label, started, error,
-                                   render_error=route.render_error, version=route.version)
+            return await self.route_failed(route, send, started, error)
         except Exception as e:  # noqa: BLE001 - a bug: answer 500, keep serving
             _log.exception("an OIP infer request failed")
-            return await self.fail(send, route.route_label, started, ServerError(
-                f"internal error while reading the request: {type(e).__name__}: {e}"),
-                render_error=route.render_error, version=route.version)
+            return await self.route_failed(route, send, started, ServerError(
+                f"internal error while reading the request: {type(e).__name__}: {e}"))
         status, out, data = await replied
         self.metrics.observe_request(route.route_label, status, time.perf_counter() - started,
                                      route.version)
