@@ -63,12 +63,14 @@ from .batching import Dispatcher
 from .config import ServerConfig
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .oip import INFER_ROUTE_LABEL, OpenInference, render_oip_error
+from .oip import HEADER_LENGTH, INFER_ROUTE_LABEL, OpenInference, render_oip_error
 from .openapi import build_openapi
 from .static import StaticFiles
 from .versions import ServedVersion, VersionSet
 
 _JSON = b"application/json"
+_OIP_HEADERS = {b"content-encoding": "Content-Encoding",
+                b"inference-header-content-length": HEADER_LENGTH}
 _log = logging.getLogger("bento_nb.server")
 # Bodies at least this large are parsed in a helper process: parsing JSON holds the GIL
 # (a thread would not free the event loop), ~50 ms per MB on this machine's iris rows.
@@ -466,9 +468,9 @@ class App:
         """Hand the body to :meth:`.OpenInference.infer` and send what it replies (once its
         outputs are back from the dispatchers, or at once for a refused request)."""
         state = self.state
-        # .oip reads headers by their HTTP names; ASGI gives them lower-case
-        headers = {name.decode("latin-1").title(): value.decode("latin-1")
-                   for name, value in scope["headers"]}
+        # the headers .oip reads, by their HTTP names (ASGI gives them lower-case)
+        headers = {_OIP_HEADERS[name]: value.decode("latin-1")
+                   for name, value in scope["headers"] if name in _OIP_HEADERS}
         replied = asyncio.get_running_loop().create_future()
 
         def reply(status: int, out: list, data: bytes) -> None:
