@@ -230,6 +230,141 @@ class ApiRoute:
         return status, [*headers, self.version_header], body
 
 
+_TASKS: set = set()  # the tasks _spawn started, referenced until they end
+
+
+def _spawn(coroutine: Any) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
+class Call:
+    """One API request, from its headers to its answer, whichever front reads it (the
+    connection layer's own path, or ASGI :meth:`App.api_call`): counted in flight from
+    its headers on, refused by its headers when it must be (:meth:`refusal`), its body
+    taken (:meth:`take`, a too large one read and dropped up to ``max_linger`` so that
+    the client can read its 413 instead of a reset), run (:meth:`App.run`) and answered
+    once through ``respond(status, headers, body, close)``, counted in /metrics."""
+
+    __slots__ = ("app", "route", "scope", "endpoint", "respond", "started", "pending",
+                 "content_type", "declared", "expects_continue", "chunks", "size",
+                 "answered")
+
+    def __init__(self, app: App, route: ApiRoute, scope: dict, respond: Any,
+                 endpoint: Any = None):
+        self.app = app
+        self.route = route
+        self.scope = scope
+        self.endpoint = endpoint
+        self.respond = respond
+        self.started = started = time.perf_counter()
+        self.chunks: list = []
+        self.size = 0
+        self.answered = False
+        state = app.state
+        state.in_flight += 1
+        route.member.in_flight += 1
+        state.last_request = started
+        self.pending = self.refusal()
+
+    def refusal(self) -> BentoNbError | None:
+        """What this request gets whatever its body: 413 by its Content-Length, 503 while
+        the server stops, 401 without the token; None when it may be run."""
+        route, state = self.route, self.app.state
+        length = content_type = None
+        auth = b""
+        self.expects_continue = False
+        for name, value in self.scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"authorization":
+                auth = value
+            elif name == b"expect":
+                self.expects_continue = value.lower() == b"100-continue"
+        self.content_type = content_type.decode("latin-1") if content_type else None
+        self.declared = int(length) if length is not None and length.isdigit() else 0
+        if self.declared > route.max_body:
+            return PayloadTooLarge(route.too_large)
+        if state.draining:
+            return route.dispatcher.overloaded("the server is shutting down; retry shortly")
+        if state.expected_auth is not None and not hmac.compare_digest(
+                auth, state.expected_auth):
+            return Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
+        return None
+
+    def admit(self) -> bool:
+        """False when the request is answered already, by its headers alone: a declared
+        body beyond ``max_linger`` (413, the connection closed, nothing read)."""
+        if self.declared > self.route.max_linger:
+            self.fail(self.pending, close=True)
+        return not self.answered
+
+    def take(self, chunk: bytes) -> bool:
+        """A chunk of the body; False when the body has run past ``max_linger`` (then it
+        is answered 413, and the connection closed: read no more)."""
+        size = self.size = self.size + len(chunk)
+        route = self.route
+        if size > route.max_body:
+            self.chunks = []
+            if not isinstance(self.pending, PayloadTooLarge):
+                self.pending = PayloadTooLarge(route.too_large)
+            if size > route.max_linger:
+                self.fail(self.pending, close=True)
+                return False
+        elif self.pending is None and chunk:
+            self.chunks.append(chunk)
+        return not self.answered
+
+    def complete(self) -> None:
+        """The whole body is here: answer the refusal, or run the request."""
+        if self.answered:
+            return
+        pending = self.pending
+        if pending is not None:
+            return self.fail(pending, close=isinstance(pending, PayloadTooLarge))
+        chunks = self.chunks
+        self.chunks = []
+        self.app.run(self, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def refuse_unread(self) -> bool:
+        """Answer the refusal before the body is sent (a client that waits for ``100
+        Continue``), closing the connection after it; False when nothing is refused."""
+        if self.pending is None:
+            return False
+        self.fail(self.pending, close=True)
+        return True
+
+    def answer(self, ok: bool, result: Any) -> None:
+        """The dispatcher's reply: the JSON bytes of the result, or the error."""
+        if not ok:
+            return self.fail(result)
+        self.finish(200, [(b"content-type", _JSON), self.route.version_header], result)
+
+    def fail(self, error: BentoNbError, close: bool = False) -> None:
+        status, headers, body = self.route.render_error(error)
+        self.finish(status, headers, body, close)
+
+    def finish(self, status: int, headers: list, body: bytes, close: bool = False) -> None:
+        if self.answered:
+            return
+        self.drop()
+        route = self.route
+        self.app.metrics.observe_request(route.route_label, status,
+                                         time.perf_counter() - self.started, route.version)
+        self.respond(status, headers, body, close or self.app.state.draining)
+
+    def drop(self) -> None:
+        """No longer in flight (answered, or the client went away first)."""
+        if not self.answered:
+            self.answered = True
+            state = self.app.state
+            state.in_flight -= 1
+            self.route.member.in_flight -= 1
+
+
 class App:
     """The ASGI application of one server (``App(state)`` is what uvicorn runs)."""
 
@@ -263,6 +398,7 @@ class App:
         self._static = {p.name for p in self._static_dir.iterdir() if p.is_file()}
         self._static_cache: dict[str, bytes] = {}
         self._pool: Any = None  # the parse helper process, made on first large body
+        self._lone: list = []  # (call, payload) of lone requests, see _maybe_inline
         # True when the request asking is the only one the server has (set by the
         # connection layer, which sees requests whose bodies are still arriving too).
         self.alone = lambda: state.in_flight == 1
@@ -347,13 +483,6 @@ class App:
         if not hmac.compare_digest(given, self.state.expected_auth):
             raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
 
-    async def route_failed(self, route: ApiRoute, send: Any, started: float,
-                           error: BentoNbError, close: bool = False) -> None:
-        """:meth:`fail` for a request of an API ``route``: counted under its label and
-        version, its error body as the route renders it (with ``X-Bento-Version``)."""
-        await self.fail(send, route.route_label, started, error, close=close,
-                        render_error=route.render_error, version=route.version)
-
     async def fail(self, send: Any, label: str, started: float, error: BentoNbError,
                    close: bool = False, extra: dict | None = None,
                    render_error: Any = _error_headers, version: str = "") -> None:
@@ -365,131 +494,104 @@ class App:
 
     # -- the hot path -----------------------------------------------------------------
 
+    def open(self, scope: dict, respond: Any) -> Call | None:
+        """For the connection layer (:mod:`.transport`): a :class:`Call` answering through
+        ``respond`` when ``scope`` (its headers complete) is a POST to an API route, else
+        None (the request goes to the ASGI app)."""
+        if scope["method"] != "POST":
+            return None
+        choice = self.api_routes.get(scope["path"])
+        if choice is None:
+            return None
+        return Call(self, choice.only or choice.pick(scope), scope, respond)
+
     async def api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
                        endpoint: Any = None) -> None:
-        """``POST <api route>``, or with ``endpoint`` an Open Inference Protocol infer
-        (same checks, body limit and counting; the body goes to :meth:`.OpenInference.infer`).
-        ``route`` belongs to the version picked for this request; counted in its
-        ``in_flight`` until answered, so a hot swap lets it finish there."""
-        started = time.perf_counter()
-        state = self.state
-        member = route.member
-        state.in_flight += 1
-        member.in_flight += 1
-        state.last_request = started
-        try:
-            await self._api_call(route, scope, receive, send, started, endpoint)
-        finally:
-            state.in_flight -= 1
-            member.in_flight -= 1
-
-    async def _api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
-                        started: float, endpoint: Any) -> None:
-        state = self.state
-        length = content_type = None
-        auth = b""
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = value
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"authorization":
-                auth = value
-        pending: BentoNbError | None = None
-        if length is not None and length.isdigit() and int(length) > route.max_body:
-            pending = PayloadTooLarge(route.too_large)
-            if int(length) > route.max_linger:
-                return await self.route_failed(route, send, started, pending, close=True)
-        elif state.draining:
-            pending = route.dispatcher.overloaded("the server is shutting down; retry shortly")
-        elif state.expected_auth is not None and not hmac.compare_digest(
-                auth, state.expected_auth):
-            pending = Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
-        # Read the whole body (a too large one is read and dropped, up to max_linger, so
-        # the client can read its 413 instead of a reset for the unread rest).
-        message = await receive()
-        if message["type"] != "http.request":
-            return None  # the client went away before its body arrived: nothing to answer
-        body = message.get("body", b"")
-        if message.get("more_body"):
-            chunks, size = [body], len(body)
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return None
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > route.max_body:
-                    chunks = []
-                    if not isinstance(pending, PayloadTooLarge):
-                        pending = PayloadTooLarge(route.too_large)
-                    if size > route.max_linger:
-                        return await self.route_failed(route, send, started, pending, close=True)
-                elif pending is None:
-                    chunks.append(chunk)
-                if not message.get("more_body"):
-                    break
-            body = b"".join(chunks)
-        elif len(body) > route.max_body and pending is None:
-            pending = PayloadTooLarge(route.too_large)
-        if pending is not None:
-            close = isinstance(pending, PayloadTooLarge)
-            return await self.route_failed(route, send, started, pending, close=close)
-        if endpoint is not None:
-            return await self._oip_infer(route, endpoint, scope, body, send, started)
-        ctype = content_type.decode("latin-1") if content_type is not None else None
-        try:
-            if len(body) >= _OFFLOAD_BYTES:
-                payload = await self._parse_elsewhere(route, body, ctype)
-            else:
-                payload = route.parse(body, ctype)
-            outcome = route.dispatcher.run_inline(payload) if self.alone() else None
-            future = route.dispatcher.submit(payload) if outcome is None else None
-        except BentoNbError as error:
-            return await self.route_failed(route, send, started, error)
-        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
-            _log.exception("parsing a request for %s failed", route.name)
-            return await self.route_failed(route, send, started, ServerError(
-                f"internal error while reading the request: {type(e).__name__}: {e}"))
-        ok, result = outcome if future is None else await future
-        if not ok:
-            return await self.route_failed(route, send, started, result)
-        self.metrics.observe_request(route.route_label, 200, time.perf_counter() - started,
-                                     route.version)
-        headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(result)),
-                   route.version_header]
-        if state.draining:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": result})
-
-    async def _oip_infer(self, route: ApiRoute, endpoint: Any, scope: dict, body: bytes,
-                         send: Any, started: float) -> None:
-        """Hand the body to :meth:`.OpenInference.infer` and send what it replies (once its
-        outputs are back from the dispatchers, or at once for a refused request)."""
-        state = self.state
-        # the headers .oip reads, by their HTTP names (ASGI gives them lower-case)
-        headers = {_OIP_HEADERS[name]: value.decode("latin-1")
-                   for name, value in scope["headers"] if name in _OIP_HEADERS}
+        """``POST <api route>`` through ASGI (the connection layer answers most of them
+        itself, see :meth:`open`), or with ``endpoint`` an Open Inference Protocol infer:
+        the body read from ``receive`` into a :class:`Call`, its answer sent."""
         replied = asyncio.get_running_loop().create_future()
 
+        def respond(status: int, headers: list, body: bytes, close: bool) -> None:
+            replied.set_result((status, headers, body, close))
+
+        call = Call(self, route, scope, respond, endpoint)
+        try:
+            reading = call.admit()
+            while reading:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away before its body arrived
+                # False: answered already (a body past max_linger)
+                reading = call.take(message.get("body", b"")) and message.get("more_body")
+            call.complete()
+            status, headers, body, close = await replied
+        finally:
+            call.drop()
+        await _send(send, status, body, headers, close)
+
+    def run(self, call: Call, body: bytes) -> None:
+        """Answer ``call`` (its whole body read, nothing refused): parse, then the model
+        inline (a lone request, see :meth:`.Dispatcher.run_inline`) or through the
+        dispatcher; or the OIP infer of :meth:`.OpenInference.infer`."""
+        route = call.route
+        if call.endpoint is not None:
+            return self._oip_infer(call, body)
+        try:
+            if len(body) >= _OFFLOAD_BYTES:
+                return _spawn(self._parse_elsewhere(call, body))
+            payload = route.parse(body, call.content_type)
+            if self.alone():
+                return self._maybe_inline(call, payload)
+            route.dispatcher.submit(payload, call.answer)
+        except BentoNbError as error:
+            call.fail(error)
+        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
+            _log.exception("parsing a request for %s failed", route.name)
+            call.fail(ServerError(
+                f"internal error while reading the request: {type(e).__name__}: {e}"))
+
+    def _maybe_inline(self, call: Call, payload: Any) -> None:
+        """A request that is alone so far: decided once the event loop has read what else
+        was ready (:meth:`_settle`), since requests read in the same turn are batched."""
+        if not self._lone:
+            asyncio.get_running_loop().call_soon(self._settle)
+        self._lone.append((call, payload))
+
+    def _settle(self) -> None:
+        """Still alone: answered inline (:meth:`.Dispatcher.run_inline`) when the model
+        may be; otherwise every request waiting here goes to its dispatcher."""
+        lone, self._lone = self._lone, []
+        if len(lone) == 1 and self.alone():
+            call, payload = lone[0]
+            outcome = call.route.dispatcher.run_inline(payload)
+            if outcome is not None:
+                return call.answer(*outcome)
+        for call, payload in lone:
+            try:
+                call.route.dispatcher.submit(payload, call.answer)
+            except BentoNbError as error:
+                call.fail(error)
+
+    def _oip_infer(self, call: Call, body: bytes) -> None:
+        """Hand the body to :meth:`.OpenInference.infer`, which replies once its outputs
+        are back from the dispatchers (or at once for a refused request)."""
+        route = call.route
+        # the headers .oip reads, by their HTTP names (ASGI gives them lower-case)
+        headers = {_OIP_HEADERS[name]: value.decode("latin-1")
+                   for name, value in call.scope["headers"] if name in _OIP_HEADERS}
+
         def reply(status: int, out: list, data: bytes) -> None:
-            if not replied.done():
-                replied.set_result((status, out, data))
+            call.finish(status, [*_raw_headers(out), route.version_header], data)
 
         try:
-            route.oip.infer(endpoint, body, headers, reply)
+            route.oip.infer(call.endpoint, body, headers, reply)
         except BentoNbError as error:
-            return await self.route_failed(route, send, started, error)
+            call.fail(error)
         except Exception as e:  # noqa: BLE001 - a bug: answer 500, keep serving
             _log.exception("an OIP infer request failed")
-            return await self.route_failed(route, send, started, ServerError(
+            call.fail(ServerError(
                 f"internal error while reading the request: {type(e).__name__}: {e}"))
-        status, out, data = await replied
-        self.metrics.observe_request(route.route_label, status, time.perf_counter() - started,
-                                     route.version)
-        await _send(send, status, data, [*_raw_headers(out), route.version_header],
-                    state.draining)
 
     async def oip_request(self, scope: dict, receive: Any, send: Any, started: float) -> None:
         """Every request under ``/v2`` (:mod:`.oip`): ``POST .../infer`` takes the API call
@@ -532,9 +634,11 @@ class App:
         self.metrics.observe_request(label, status, time.perf_counter() - started)
         await _send(send, status, body, _raw_headers(headers))
 
-    async def _parse_elsewhere(self, route: ApiRoute, body: bytes, ctype: str | None) -> Any:
-        """Parse a large body in the helper process: JSON parsing holds the GIL, so a
-        thread would still stop the event loop (and /healthz) for its whole duration."""
+    async def _parse_elsewhere(self, call: Call, body: bytes) -> None:
+        """Parse a large body in the helper process (JSON parsing holds the GIL, so a
+        thread would still stop the event loop, and /healthz, for its whole duration),
+        then go on as :meth:`run` does."""
+        route, ctype = call.route, call.content_type
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -543,13 +647,21 @@ class App:
                 max_workers=1, mp_context=multiprocessing.get_context("forkserver"))
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, route.parse, body, ctype)
-        except BentoNbError:
-            raise
-        except Exception:  # noqa: BLE001 - the pool broke (or cannot pickle): parse here
-            _log.warning("parsing in the helper process failed; parsing on the event loop",
-                         exc_info=True)
-            return route.parse(body, ctype)
+            try:
+                payload = await loop.run_in_executor(self._pool, route.parse, body, ctype)
+            except BentoNbError:
+                raise
+            except Exception:  # noqa: BLE001 - the pool broke (or cannot pickle): parse here
+                _log.warning("parsing in the helper process failed; parsing on the event "
+                             "loop", exc_info=True)
+                payload = route.parse(body, ctype)
+            route.dispatcher.submit(payload, call.answer)
+        except BentoNbError as error:
+            call.fail(error)
+        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
+            _log.exception("parsing a request for %s failed", route.name)
+            call.fail(ServerError(
+                f"internal error while reading the request: {type(e).__name__}: {e}"))
 
     def close(self) -> None:
         if self._pool is not None:

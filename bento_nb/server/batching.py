@@ -96,7 +96,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 
 import numpy as np
@@ -200,6 +200,8 @@ class Dispatcher:
         # (a C-level SimpleQueue is much cheaper than threading.Event's Condition).
         self._wakeup: SimpleQueue = SimpleQueue()
         self._idle = False
+        self._gathering = False  # the model thread is in _gather
+        self._nudging = False  # a _nudge is scheduled on the IOLoop
         self._closed = False
         self._running = 0  # requests inside the current model call
         self._current: list = []  # entries of the current model call
@@ -254,7 +256,17 @@ class Dispatcher:
         if self._idle:
             self._idle = False
             self._wakeup.put(None)
+        elif self._gathering and not self._nudging:
+            self._nudging = True
+            self._loop.call_soon(self._nudge)
         return future
+
+    def _nudge(self) -> None:
+        """IOLoop, after the events that were ready: every request that had arrived is
+        queued, so the model thread gathering more would wait for nothing."""
+        self._nudging = False
+        if self._gathering:
+            self._wakeup.put(None)
 
     def run_inline(self, payload: Payload) -> Outcome | None:
         """Answer ``payload`` on the calling (event loop) thread when the model thread is
@@ -483,12 +495,21 @@ class Dispatcher:
         step = max(model.b / 4, _GATHER_SLICE)
         deadline = time.perf_counter() + pause
         before = len(queue)
-        while True:
-            time.sleep(step)
-            now = len(queue)
-            if now >= cap or now == before or time.perf_counter() >= deadline:
-                return
-            before = now
+        wakeup = self._wakeup
+        self._gathering = True
+        try:
+            while True:
+                try:
+                    wakeup.get(timeout=step)
+                    return  # nudged: the IOLoop has nothing more for now
+                except Empty:
+                    pass
+                now = len(queue)
+                if now >= cap or now == before or time.perf_counter() >= deadline:
+                    return
+                before = now
+        finally:
+            self._gathering = False
 
     def _run(self, payloads: list[Payload]) -> list[Outcome]:
         """Outcomes for ``payloads`` in order. Only requests of one shape (the same column

@@ -40,6 +40,7 @@ import socket
 import time
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 import uvicorn
@@ -65,15 +66,100 @@ _RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
 
 
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_SKIP = object()  # Connection.receiving: the rest of this body is read and dropped
+_STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+                 for status in HTTPStatus}
+
+
+class _Writer:
+    """A connection's transport as its responses see it.
+
+    * A response's head is held until its body is written, so that an answer leaves in
+      one ``send()`` (uvicorn writes the two ASGI messages separately: two system calls
+      and two TCP segments per answer).
+    * While an answer of the connection's own path is owed (:meth:`hold`), whatever the
+      ASGI app writes (a request pipelined behind it) is held, and a close deferred, until
+      that answer is written (:meth:`release`): answers leave in request order.
+    """
+
+    __slots__ = ("transport", "head", "held", "close_after")
+
+    def __init__(self, transport: Any):
+        self.transport = transport
+        self.head: bytes | None = None
+        self.held: list | None = None
+        self.close_after = False
+
+    def write(self, data: bytes) -> None:
+        if self.held is not None:
+            self.held.append(data)
+            return
+        head = self.head
+        if head is not None:
+            self.head = None
+            self.transport.write(head + data)
+        elif data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":
+            self.head = data  # a final response's head (never 100 Continue)
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        head = self.head
+        if head is not None:
+            self.head = None
+            self.transport.write(head)
+
+    def close(self) -> None:
+        if self.held is not None:
+            self.close_after = True
+            return
+        self.flush()
+        self.transport.close()
+
+    def hold(self) -> None:
+        self.held = []
+
+    def release(self, answer: bytes) -> None:
+        """Write the owed answer, then what was held behind it (and close, if asked)."""
+        held, self.held = self.held, None
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if held:
+            answer = b"".join([answer, *held])
+        if answer:
+            transport.write(answer)
+        if self.close_after:
+            self.close_after = False
+            transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class Connection(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus what :class:`HttpServer` needs to know: the phase
     of the request under way and since when, the size of its header block, and whether
-    the client half-closed."""
+    the client half-closed.
+
+    A POST to an API route is answered without an ASGI cycle: at its headers the app's
+    :meth:`~.app.App.open` gives a call object, which takes the body as it arrives and
+    answers through :meth:`_answer` (written here, in one ``send()``). uvicorn's cycle
+    per request (a task, an event, two ``send`` coroutines and their checks) cost more
+    than the model; every other request goes through uvicorn's ASGI cycle as before.
+    One such call is owed per connection at a time; a request pipelined behind it takes
+    the ASGI path, its output held until the call's answer is written (:class:`_Writer`).
+    """
 
     def __init__(self, server: HttpServer):
         super().__init__(config=server.uv_config, server_state=server.uv_state,
                          app_state={})
         self.owner = server
+        self.open_call = getattr(server.app, "open", None)
         # uvicorn warns once per malformed request: on a flood of them that is a log
         # written at the attacker's pace. Only errors (a bug in the app) are logged.
         self.logger = _http_log
@@ -82,12 +168,17 @@ class Connection(HttpToolsProtocol):
         self.header_bytes = 0
         self.eof = False
         self.refusal: tuple[int, str] | None = None
+        self.asgi_open = 0  # requests handed to the ASGI app, not answered yet
+        self.owed: Any = None  # the call of this connection's own path being answered
+        self.receiving: Any = None  # that call while its body arrives, or _SKIP
+        self.keep_alive = True  # of the owed call's request
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
+        super().connection_made(_Writer(transport))
         self.owner.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._abandon()
         super().connection_lost(exc)
         self.owner.closed(self)
 
@@ -114,35 +205,133 @@ class Connection(HttpToolsProtocol):
         if self.phase == _IDLE:
             self.phase, self.since, self.header_bytes = _HEADERS, time.monotonic(), 0
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= _MAX_HEADERS:
-            self.refusal = (431, f"more than {_MAX_HEADERS} header fields")
-            raise httptools.HttpParserError("too many header fields")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self.phase, self.since = _BODY, time.monotonic()
-        if self.parser.get_http_version() not in ("1.0", "1.1"):
+        if len(self.headers) > _MAX_HEADERS:
+            # counted once here, not per field: the block's size is capped already
+            self.refusal = (431, f"more than {_MAX_HEADERS} header fields")
+            raise httptools.HttpParserError("too many header fields")
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.0", "1.1"):
             # No version at all ("GET /"), read by llhttp as HTTP/0.9, or a version
             # this server does not speak: refuse rather than guess.
             raise httptools.HttpParserError("unsupported HTTP version")
-        if not self.url.startswith(b"/"):
+        url = self.url
+        if not url.startswith(b"/"):
             # An absolute URI (a proxy request) or an authority (CONNECT): this is not a
             # proxy, and the path of such a target must not reach the routes.
             raise httptools.HttpParserError("the request target must be a path")
+        if (self.open_call is not None and self.owed is None and not self.asgi_open
+                and parser.get_method() == b"POST" and not parser.should_upgrade()
+                and self._direct(url, version)):
+            return
+        self.asgi_open += 1
         super().on_headers_complete()
+
+    def _direct(self, url: bytes, version: str) -> bool:
+        """Take the request on this connection's own path when the app has a call for it
+        (see the class docstring); False leaves it to uvicorn's ASGI cycle."""
+        scope = self.scope
+        parsed = httptools.parse_url(url)
+        try:
+            path = parsed.path.decode("ascii")
+        except UnicodeDecodeError:
+            return False  # uvicorn's cycle answers it as it does
+        if "%" in path:
+            path = unquote(path)
+        scope.update(method="POST", path=path, raw_path=parsed.path,
+                     query_string=parsed.query or b"")
+        if version != "1.1":
+            scope["http_version"] = version
+        call = self.open_call(scope, self._answer)
+        if call is None:
+            return False
+        self.owed = self.receiving = call
+        self.keep_alive = self.parser.should_keep_alive()
+        self.owner.direct += 1
+        self.transport.hold()
+        if not call.admit():
+            self.receiving = _SKIP  # answered by its headers (and closed)
+        elif call.expects_continue:
+            if call.refuse_unread():
+                self.receiving = _SKIP
+            else:
+                self.transport.transport.write(_CONTINUE)
+        return True
+
+    def on_body(self, body: bytes) -> None:
+        call = self.receiving
+        if call is None:
+            return super().on_body(body)
+        if call is not _SKIP and not call.take(body):
+            self.receiving = _SKIP
 
     def on_message_complete(self) -> None:
         self.phase = _ANSWERING
-        super().on_message_complete()
+        call = self.receiving
+        if call is None:
+            return super().on_message_complete()
+        self.receiving = None
+        if call is not _SKIP:
+            call.complete()
+
+    def _answer(self, status: int, headers: list, body: bytes, close: bool) -> None:
+        """The owed call's answer (on the event loop, once): written with what was held
+        behind it; then the connection is idle, or closed."""
+        self.owner.direct -= 1
+        self.owed = None
+        keep = self.keep_alive and not close
+        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+        for name, value in self.server_state.default_headers:
+            head.append(b"%s: %s\r\n" % (name, value))
+        for name, value in headers:
+            head.append(b"%s: %s\r\n" % (name, value))
+        head.append(b"content-length: %d\r\n" % len(body))
+        if not keep:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        head.append(body)
+        writer = self.transport
+        writer.release(b"".join(head))
+        if writer.is_closing():
+            return
+        if not keep or (self.eof and not self.asgi_open):
+            writer.close()  # asked to, or the client said it sends nothing more
+            return
+        self.phase = _ANSWERING if self.asgi_open else _IDLE
+        self.since, self.header_bytes = time.monotonic(), 0
+
+    def _abandon(self) -> None:
+        """The request whose body is arriving will never be complete (the connection is
+        lost, or the rest is malformed): its call is no longer in flight, and what was
+        held behind it goes out."""
+        call = self.receiving
+        self.receiving = None
+        if call is not None and call is not _SKIP:
+            call.drop()
+            self.owner.direct -= 1
+            self.owed = None
+            self.transport.release(b"")
 
     def on_response_complete(self) -> None:
+        self.transport.flush()
+        self.asgi_open = max(self.asgi_open - 1, 0)
         # A pipelined request starts being answered now: not idle, not evictable.
-        self.phase = _ANSWERING if self.pipeline else _IDLE
+        self.phase = _ANSWERING if self.pipeline or self.owed is not None else _IDLE
         self.since, self.header_bytes = time.monotonic(), 0
         super().on_response_complete()
-        if self.eof and not self.pipeline and not self.transport.is_closing():
+        if (self.eof and not self.pipeline and self.owed is None
+                and not self.transport.is_closing()):
             self.transport.close()  # the client said it sends nothing more
+
+    def shutdown(self) -> None:
+        """Close when idle; a connection answering closes after its answer."""
+        if self.owed is not None:
+            self.keep_alive = False
+            self.transport.close()  # deferred by the writer until the answer is out
+            return
+        super().shutdown()
 
     def eof_received(self) -> bool | None:
         """The client shut down its write side. A request fully received is still answered
@@ -154,6 +343,7 @@ class Connection(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """A request httptools cannot parse: a JSON 400 like every other error."""
+        self._abandon()
         if self.refusal is not None:
             self._refuse(*self.refusal)
         else:
@@ -168,10 +358,14 @@ class Connection(HttpToolsProtocol):
         self.transport.write(b"".join(head) + b"\r\n" + body)
         self.transport.close()
 
+    def close_now(self) -> None:
+        """Close at once, whatever is held or owed (timeouts, eviction, the drain's end)."""
+        self.transport.transport.close()
+
     @property
     def evictable(self) -> bool:
         """No request of this connection is being answered (closing it loses nothing)."""
-        return self.phase in (_IDLE, _HEADERS) and not self.pipeline
+        return self.phase in (_IDLE, _HEADERS) and not self.pipeline and self.owed is None
 
 
 class HttpServer:
@@ -180,6 +374,7 @@ class HttpServer:
     def __init__(self, app: Any, loop: asyncio.AbstractEventLoop, *,
                  max_connections: int, header_timeout: float, body_timeout: float):
         self.loop = loop
+        self.app = app
         self.uv_config = uvicorn.Config(
             app, http="httptools", ws="none", lifespan="off", interface="asgi3",
             loop="none", access_log=False, log_level="warning", server_header=False,
@@ -193,6 +388,7 @@ class HttpServer:
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.connections: set[Connection] = set()
+        self.direct = 0  # requests on the connections' own path, not answered yet
         self.pending = 0  # accepted, protocol not attached yet
         self._sockets: list[socket.socket] = []
         self._reading = False
@@ -208,7 +404,7 @@ class HttpServer:
     def alone(self) -> bool:
         """At most one request is being handled (uvicorn runs one task per request, from
         its headers on): the caller's own."""
-        return len(self.uv_state.tasks) <= 1
+        return len(self.uv_state.tasks) + self.direct <= 1
 
     # -- listening --------------------------------------------------------------------
 
@@ -321,7 +517,7 @@ class HttpServer:
         else:
             idle.sort(key=lambda c: c.since)
         for connection in idle[:count]:
-            connection.transport.close()
+            connection.close_now()
         closed = min(count, len(idle))
         self.evicted += closed
         return closed
@@ -344,7 +540,8 @@ class HttpServer:
         return max(0.05, min(1.0, self.header_timeout / 4, self.body_timeout / 4))
 
     def _sweep(self) -> None:
-        """Close connections whose headers or body are late (slowloris)."""
+        """Close connections whose headers or body are late (slowloris), and those idle
+        past the keep-alive time (uvicorn's own timer covers only its ASGI answers)."""
         now = time.monotonic()
         for connection in list(self.connections):
             phase = connection.phase
@@ -352,7 +549,9 @@ class HttpServer:
                     or (phase == _BODY and now - connection.since > self.body_timeout))
             if late and not connection.transport.is_closing():
                 self.timed_out += 1
-                connection.transport.close()
+                connection.close_now()
+            elif phase == _IDLE and now - connection.since > _KEEP_ALIVE:
+                connection.close_now()
         self._sweeper = self.loop.call_later(self._sweep_every(), self._sweep)
 
     # -- stopping ---------------------------------------------------------------------
@@ -386,7 +585,7 @@ class HttpServer:
         while self.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         for connection in list(self.connections):
-            connection.transport.close()
+            connection.close_now()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
