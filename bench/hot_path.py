@@ -2,13 +2,16 @@
 thread, in one process, for the iris SVC (what bench/serve.py serves).
 
     python bench/hot_path.py                 # 64 requests at a time, then lone requests
+    python bench/hot_path.py --oip           # the same through POST /v2/models/.../infer
     python bench/hot_path.py --pause         # for callgrind (below)
 
-The ASGI app of a real server (``ModelServer``, its dispatcher and model thread) is called
-with an in-memory ``receive``/``send``: ``--concurrency`` requests at a time (they queue and
-batch on the model thread), then one at a time (answered inline). Printed: CPU time per
-request of each thread (from /proc) and of the process. uvicorn's HTTP work (the floor of
-bench/serve.py) is not in it.
+The app of a real server (``ModelServer``, its dispatcher and model thread) is driven as
+the connection layer drives it (``App.open`` -> ``Call.take`` -> ``Call.complete``, the
+answer to an in-memory ``respond``): ``--concurrency`` requests at a time (they queue and
+batch on the model thread), then one at a time (answered inline). With ``--oip`` each
+request is the Open Inference Protocol body tritonclient sends for one row (binary
+tensors). Printed: CPU time per request of each thread (from /proc) and of the process.
+The HTTP parsing and the socket (the floor of bench/serve.py) are not in it.
 
 Instructions per request, a figure other load on a shared machine does not move::
 
@@ -45,6 +48,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=12800)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--oip", action="store_true",
+                        help="Open Inference Protocol infer requests (binary tensors)")
     parser.add_argument("--pause", action="store_true",
                         help="wait for Enter before and after each counted part")
     args = parser.parse_args()
@@ -67,25 +72,42 @@ def main() -> None:
     listener.listen()
     server.start([listener])
     app = server.app
-    scope = {"type": "http", "path": "/predict", "method": "POST",
-             "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
-                         (b"content-length", b"%d" % len(BODY))]}
-    message = {"type": "http.request", "body": BODY, "more_body": False}
+    path, body, headers = "/predict", BODY, [(b"content-type", b"application/json")]
+    if args.oip:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from oip import tritonclient_binary_request
+
+        body, json_size = tritonclient_binary_request()
+        path = f"/v2/models/{server.service.name}/infer"
+        headers = [(b"content-type", b"application/octet-stream"),
+                   (b"inference-header-content-length", b"%d" % json_size)]
+    headers = [(b"host", b"bench"), *headers, (b"content-length", b"%d" % len(body))]
     sent: list = []
+    done = {"left": 0, "future": None}
 
-    async def receive() -> dict:
-        return message
+    def respond(status: int, headers: list, answer: bytes, close: bool) -> None:
+        sent.append((status, answer))
+        done["left"] -= 1
+        if done["left"] == 0 and done["future"] is not None:
+            done["future"].set_result(None)
 
-    async def send(event: dict) -> None:
-        sent.append(event)
+    def fire() -> None:
+        scope = {"type": "http", "method": "POST", "path": path,
+                 "raw_path": path.encode(), "headers": headers}
+        call = app.open(scope, respond)
+        if call.admit() and call.take(body):
+            call.complete()
 
     async def crowd(n: int, c: int) -> None:
         for _ in range(n // c):
-            await asyncio.gather(*[app(scope, receive, send) for _ in range(c)])
+            done["left"], done["future"] = c, loop.create_future()
+            for _ in range(c):
+                fire()
+            await done["future"]
 
     async def lone(n: int) -> None:
         for _ in range(n):
-            await app(scope, receive, send)
+            await crowd(1, 1)
 
     def measure(title: str, work, n: int, alone: bool) -> None:
         app.alone = (lambda: True) if alone else (lambda: False)
@@ -98,8 +120,8 @@ def main() -> None:
         spent, after = time.process_time() - started, thread_cpu()
         if args.pause:
             input(f"counted {title}: press Enter\n")
-        answered = len(sent) // 2
-        if sent[-1].get("body") != b"[0]":
+        answered = len(sent)
+        if sent[-1][0] != 200:
             raise SystemExit(f"unexpected answer {sent[-1]!r}")
         names = {str(t.native_id): t.name for t in __import__("threading").enumerate()}
         print(f"{title}: {answered} requests, {1e6 * spent / answered:.1f} us CPU each "

@@ -96,7 +96,8 @@ def run_in_processes(kind: str, port: int, model: str, concurrency: int, duratio
     n = sum(part["count"] for part in parts)
     return {"rps": n / duration, "p50": latencies[len(latencies) // 2],
             "p99": latencies[int(len(latencies) * .99)],
-            "non2xx": sum(part["failed"] for part in parts)}
+            "non2xx": sum(part["failed"] for part in parts),
+            "client_us": sum(part["cpu"] for part in parts) / max(n, 1) * 1e6}
 
 
 def load_child(args) -> None:
@@ -114,6 +115,7 @@ def run_greenlets(call, concurrency: int, duration: float, keep: bool = False) -
 
     latencies: list[float] = []
     failed = [0]
+    cpu_started = time.process_time()
     stop_at = time.monotonic() + duration
 
     def worker():
@@ -131,7 +133,8 @@ def run_greenlets(call, concurrency: int, duration: float, keep: bool = False) -
     latencies.sort()
     n = len(latencies)
     if keep:  # for the parent of several load processes
-        return {"count": n, "failed": failed[0], "latencies": latencies[::max(1, n // 2000)]}
+        return {"count": n, "failed": failed[0], "latencies": latencies[::max(1, n // 2000)],
+                "cpu": time.process_time() - cpu_started}
     return {"rps": n / duration, "p50": latencies[n // 2], "p99": latencies[int(n * .99)],
             "non2xx": failed[0]}
 
@@ -221,8 +224,9 @@ def measure(proc, label: str, run) -> dict:
     served = max(1.0, row["rps"] * DURATION[0])
     row["cpu_us"] = (cpu_seconds(proc.pid) - cpu_before) / served * 1e6
     row["run"] = label
+    client = f" {row['client_us']:>10.0f}" if "client_us" in row else ""
     print(f"{label:<34} {row['rps']:>9.0f} {row['p50']:>8.2f} {row['p99']:>8.2f} "
-          f"{row['non2xx']:>8} {row['cpu_us']:>10.0f}", flush=True)
+          f"{row['non2xx']:>8} {row['cpu_us']:>10.0f}{client}", flush=True)
     return row
 
 
@@ -240,7 +244,7 @@ def medians(rounds: list[dict]) -> dict:
         out[key] = {"run": runs[0]["run"], "non2xx": sum(r["non2xx"] for r in runs),
                     "range": f"{min(rps):.0f}-{max(rps):.0f}",
                     **{f: statistics.median(r[f] for r in runs)
-                       for f in ("rps", "p50", "p99", "cpu_us")}}
+                       for f in ("rps", "p50", "p99", "cpu_us", "client_us") if f in runs[0]}}
     return out
 
 
@@ -289,7 +293,7 @@ def main() -> None:
     print(f"c={c}, {duration:g} s per run, {os.cpu_count()} CPUs, load average "
           f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     print(f"{'run':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
-          f"{'CPU us/req':>10}")
+          f"{'CPU us/req':>10} {'client us':>10}")
     procs = args.client_processes
 
     def bento_nb_round(rows: dict) -> None:
@@ -341,13 +345,27 @@ def main() -> None:
     if len(rounds) > 1:
         print(f"-- medians of {len(rounds)} rounds (non-2xx: summed)")
         for key, row in rows.items():
+            client = f" {row['client_us']:>10.0f}" if "client_us" in row else " " * 11
             print(f"{row['run']:<34} {row['rps']:>9.0f} {row['p50']:>8.2f} {row['p99']:>8.2f} "
-                  f"{row['non2xx']:>8} {row['cpu_us']:>10.0f}   req/s {row['range']}")
+                  f"{row['non2xx']:>8} {row['cpu_us']:>10.0f}{client}   req/s {row['range']}")
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     print()
     ratio = rows["triton"]["rps"] / rows["same_client"]["rps"]
     print(f"OIP via tritonclient / native via the same client: {ratio:.2f}x (target >= 0.8)")
+    # Clients and server share the machine's cores: req/s <= cores / (server + client CPU
+    # per request). The ceiling of the ratio with this server, and with an OIP route that
+    # cost the server no more than the native one:
+    cores = os.cpu_count() or 1
+    triton, same = rows["triton"], rows["same_client"]
+    ceiling_native = cores / (same["cpu_us"] + same["client_us"]) * 1e6
+    ceiling_triton = cores / (triton["cpu_us"] + triton["client_us"]) * 1e6
+    ceiling_free = cores / (same["cpu_us"] + triton["client_us"]) * 1e6
+    print(f"CPU per request, server + client: tritonclient {triton['cpu_us']:.0f} + "
+          f"{triton['client_us']:.0f} us, same-client native {same['cpu_us']:.0f} + "
+          f"{same['client_us']:.0f} us; on {cores} cores the ratio can reach at most "
+          f"{ceiling_triton / ceiling_native:.2f}x, and "
+          f"{ceiling_free / ceiling_native:.2f}x if OIP cost the server what native does")
     print(f"OIP via tritonclient / native /predict with wrk: "
           f"{rows['triton']['rps'] / rows['native']['rps']:.2f}x (wrk needs far less CPU "
           f"than a Python client on the same cores)")

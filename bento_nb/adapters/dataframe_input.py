@@ -434,7 +434,7 @@ class DataframeInput(InputAdapter):
             if array.dtype.kind not in "iuf":
                 row, _, value = _first_non_number(array.reshape(-1, 1))
                 raise BadInput(f"expected numbers; row {row + first_row} holds {_describe(value)}")
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
+            if array.dtype.kind == "f" and not _all_finite(array):
                 row = int(np.nonzero(~np.isfinite(array))[0][0])
                 raise BadInput(f"NaN and infinite values are not allowed; row {row + first_row} "
                                f"holds {array[row]}")
@@ -644,7 +644,7 @@ class DataframeInput(InputAdapter):
                 row, column, value = _first_non_number(array)
                 raise BadInput(f"expected numbers in every column; row {row + first_row}, "
                                f"{_column_label(column, names)} holds {_describe(value)}")
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
+            if array.dtype.kind == "f" and not _all_finite(array):
                 row, column = (int(i[0]) for i in np.nonzero(~np.isfinite(array)))
                 raise BadInput(f"NaN and infinite values are not allowed; row {row + first_row}, "
                                f"{_column_label(column, names)} holds {array[row, column]}")
@@ -965,3 +965,11 @@ def _dtype_name(value: Any, column: Any) -> str:
         raise ValueError(f"dtype {value!r}{where} is not a dtype pandas knows "
                          "(e.g. 'float64', 'int64', 'str', 'bool', 'category')") from None
     return value if isinstance(value, str) else str(resolved)
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """No NaN or infinity in a float array; a few rows (one request's) are looked at in
+    Python, where numpy's per-call cost would be most of it."""
+    if array.size <= 64:
+        return all(map(math.isfinite, array.ravel().tolist()))
+    return bool(np.isfinite(array).all())

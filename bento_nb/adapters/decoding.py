@@ -10,10 +10,13 @@ that says why; whatever is accepted can be handed to an API and its echo encoded
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
 import numpy as np
+from orjson import JSONDecodeError as _FastDecodeError
+from orjson import loads as _fast_loads
 
 from ..errors import BadInput
 
@@ -21,6 +24,10 @@ from ..errors import BadInput
 # are refused with a 400, well before Python's recursion limit, so that an API that returns
 # what it was given (a JsonInput echo) can always be answered.
 MAX_JSON_DEPTH = 100
+
+
+_slow = object()  # loads_json: orjson did not decode the body
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _reject_constant(name: str) -> None:
@@ -35,8 +42,19 @@ def loads_json(body: bytes | str) -> Any:
     refused, so whatever is accepted can be handed to the API and its echo encoded back."""
     if not body or not body.strip():
         raise BadInput("empty body: expected JSON")
+    value = _slow
+    if type(body) is bytes and _LONG_DIGITS.search(body) is None:
+        try:
+            # orjson first (several times faster, and as strict: no NaN, the same floats);
+            # what it refuses (other encodings, a BOM, lone surrogates, bad JSON) is
+            # decoded by json, whose errors say what is wrong. Not a body with 19 digits in
+            # a row: orjson makes integers past 64 bits floats, json keeps them exact.
+            value = _fast_loads(body)
+        except _FastDecodeError:
+            pass
     try:
-        value = _decode(body)
+        if value is _slow:
+            value = _decode(body)
     except BadInput:
         raise
     except UnicodeDecodeError:

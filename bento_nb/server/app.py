@@ -500,10 +500,15 @@ class App:
         None (the request goes to the ASGI app)."""
         if scope["method"] != "POST":
             return None
-        choice = self.api_routes.get(scope["path"])
-        if choice is None:
-            return None
-        return Call(self, choice.only or choice.pick(scope), scope, respond)
+        path = scope["path"]
+        choice = self.api_routes.get(path)
+        if choice is not None:
+            return Call(self, choice.only or choice.pick(scope), scope, respond)
+        if path.startswith("/v2/"):
+            endpoint, member, error = self._oip_target(scope)
+            if endpoint is not None and error is None and endpoint.kind == "infer":
+                return Call(self, member.oip_route, scope, respond, endpoint)
+        return None
 
     async def api_call(self, route: ApiRoute, scope: dict, receive: Any, send: Any,
                        endpoint: Any = None) -> None:
@@ -593,26 +598,34 @@ class App:
             call.fail(ServerError(
                 f"internal error while reading the request: {type(e).__name__}: {e}"))
 
-    async def oip_request(self, scope: dict, receive: Any, send: Any, started: float) -> None:
-        """Every request under ``/v2`` (:mod:`.oip`): ``POST .../infer`` takes the API call
-        path; the GET endpoints answer here; errors (404 for an unknown path or model, 405
-        for the wrong method) have the protocol's body."""
-        state = self.state
+    def _oip_target(self, scope: dict) -> tuple[Any, ServedVersion, BentoNbError | None]:
+        """The OIP endpoint a ``/v2`` request names (None when no endpoint matches), the
+        served version it reaches (the one its path names, else the split's pick) and
+        the 404 when that version is not served."""
         raw = scope.get("raw_path")  # undecoded, as .oip.match expects (it unquotes names)
-        path = raw.decode("latin-1") if raw else scope["path"]
-        method = scope["method"]
-        endpoint = state.oip.match(path)
-        # the version this request reaches: the one its path names, else the split's pick
-        versions = state.versions
+        versions = self.state.versions
+        endpoint = self.state.oip.match(raw.decode("latin-1") if raw else scope["path"])
         member = versions.primary
         if endpoint is not None and versions.split:
             if endpoint.version is None:
                 member = versions.pick(scope)
             elif (member := versions.find(endpoint.version)) is None:
                 served = ", ".join(repr(m.version) for m in versions.members)
-                return await self.fail(send, endpoint.route_label, started, NotFound(
+                return endpoint, versions.primary, NotFound(
                     f"unknown version {endpoint.version!r} of model {endpoint.model!r}: "
-                    f"this server serves versions {served}"), render_error=_oip_error_headers)
+                    f"this server serves versions {served}")
+        return endpoint, member, None
+
+    async def oip_request(self, scope: dict, receive: Any, send: Any, started: float) -> None:
+        """Every request under ``/v2`` (:mod:`.oip`): ``POST .../infer`` takes the API call
+        path; the GET endpoints answer here; errors (404 for an unknown path or model, 405
+        for the wrong method) have the protocol's body."""
+        state = self.state
+        method = scope["method"]
+        endpoint, member, error = self._oip_target(scope)
+        if error is not None:
+            return await self.fail(send, endpoint.route_label, started, error,
+                                   render_error=_oip_error_headers)
         if endpoint is not None and endpoint.kind == "infer" and method == "POST":
             return await self.api_call(member.oip_route, scope, receive, send, endpoint)
         label = "/v2" if endpoint is None else endpoint.route_label
@@ -627,7 +640,7 @@ class App:
         except BentoNbError as error:
             return await self.fail(send, label, started, error, render_error=_oip_error_headers)
         except Exception as e:  # noqa: BLE001 - a bug: a JSON 500, the details logged
-            _log.exception("%s %s failed", method, path)
+            _log.exception("%s %s failed", method, scope["path"])
             return await self.fail(send, label, started, ServerError(
                 f"internal server error: {type(e).__name__}: {e}"),
                 render_error=_oip_error_headers)
