@@ -47,6 +47,7 @@ routes, the rest is answered there.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import re
@@ -135,6 +136,7 @@ _FIXED = {"/v2": "server_metadata", "/v2/": "server_metadata",
           "/v2/health/live": "live", "/v2/health/ready": "ready"}
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of the path, asked per request
 def match(path: str) -> Endpoint | None:
     """The endpoint of ``path`` (no query string), or None when it is not an OIP path."""
     kind = _FIXED.get(path)
@@ -184,7 +186,12 @@ def decode_request(body: bytes, header_length: str | None = None) -> InferReques
     ``header_length``, the ``Inference-Header-Content-Length`` header, is given) as named
     arrays. Raises BadInput (400) saying what is wrong: malformed JSON, an unknown
     datatype, values of another datatype, a shape that does not fit the data, binary
-    sizes that do not add up to the body."""
+    sizes that do not add up to the body.
+
+    The JSON is checked into a :class:`_Plan` first; a plan with every input binary is a
+    function of the header's bytes alone, which a client sending one shape of request
+    repeats byte for byte (tritonclient does), so the last few are kept (:data:`_PLANS`)
+    and such a request costs one dict lookup and a ``frombuffer`` per input."""
     binary = b""
     if header_length is not None:
         text = header_length.strip()
@@ -194,63 +201,108 @@ def decode_request(body: bytes, header_length: str | None = None) -> InferReques
                            f"({len(body)} bytes)")
         size = int(text)
         body, binary = body[:size], memoryview(body)[size:]
-    request = loads_json(body)
-    if not isinstance(request, dict):
-        raise BadInput('an inference request is a JSON object {"inputs": [...]}')
-    inputs = _field(request, "inputs", list, "the request")
-    if not inputs:
-        raise BadInput('"inputs" is empty: send at least one input tensor')
-    parameters = _field(request, "parameters", dict, "the request", {})
-    request_id = request.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise BadInput('"id" must be a string')
-    may_hold_bools = b"true" in body or b"false" in body
-    tensors, offset, names = [], 0, set()
-    for index, item in enumerate(inputs):
-        where = f"input {index}"
-        if not isinstance(item, dict):
-            raise BadInput(f"{where} must be a JSON object with name, shape, datatype, data")
-        name = _field(item, "name", str, where)
-        where = f"input {name!r}"
-        if name in names:
-            raise BadInput(f"two inputs are named {name!r}")
-        names.add(name)
-        datatype = _field(item, "datatype", str, where)
-        if datatype not in DATATYPES:
-            raise BadInput(f"{where}: unknown datatype {datatype!r}; use one of "
-                           f"{', '.join(DATATYPES)}")
-        shape = _field(item, "shape", list, where)
-        if not all(type(d) is int and d >= 0 for d in shape):
-            raise BadInput(f"{where}: shape {shape} must be a list of non-negative integers")
-        params = _field(item, "parameters", dict, where, {})
-        size = params.get("binary_data_size")
-        if size is not None:
-            if type(size) is not int or size < 0:
-                raise BadInput(f"{where}: binary_data_size must be a non-negative integer")
-            if "data" in item:
-                raise BadInput(f"{where} has both binary_data_size and data; send one")
-            if offset + size > len(binary):
-                raise BadInput(f"{where}: binary_data_size {size} runs past the "
-                               f"{len(binary)} bytes of binary data after the JSON header")
-            array = _from_binary(where, datatype, shape, binary[offset:offset + size])
-            offset += size
-        else:
-            if "data" not in item:
+        plan = _PLANS.get(body)
+        if plan is not None:
+            return plan.bind(binary)
+    plan = _Plan(body)
+    if plan.all_binary and header_length is not None and len(body) <= _PLAN_BYTES:
+        if len(_PLANS) >= _PLAN_COUNT:
+            try:  # the oldest (servers in other threads of this process share the dict)
+                _PLANS.pop(next(iter(_PLANS)), None)
+            except (StopIteration, RuntimeError):
+                pass
+        _PLANS[bytes(body)] = plan
+    return plan.bind(binary)
+
+
+# Plans of binary requests, by their JSON header's bytes: a few, of bounded size.
+_PLANS: dict[bytes, _Plan] = {}
+_PLAN_COUNT = 64
+_PLAN_BYTES = 4096
+
+
+class _Plan:
+    """The checked JSON of an infer request: its id, parameters, outputs and, per input,
+    what to decode (name, datatype, shape, parameters, and its binary size or its JSON
+    data). :meth:`bind` decodes the inputs of one request's binary data by it."""
+
+    __slots__ = ("all_binary", "inputs", "may_hold_bools", "outputs", "parameters",
+                 "request_id")
+
+    def __init__(self, header: bytes):
+        request = loads_json(header)
+        if not isinstance(request, dict):
+            raise BadInput('an inference request is a JSON object {"inputs": [...]}')
+        inputs = _field(request, "inputs", list, "the request")
+        if not inputs:
+            raise BadInput('"inputs" is empty: send at least one input tensor')
+        self.parameters = _field(request, "parameters", dict, "the request", {})
+        request_id = self.request_id = request.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise BadInput('"id" must be a string')
+        self.may_hold_bools = b"true" in header or b"false" in header
+        self.inputs, names = [], set()
+        for index, item in enumerate(inputs):
+            where = f"input {index}"
+            if not isinstance(item, dict):
+                raise BadInput(f"{where} must be a JSON object with name, shape, datatype, "
+                               "data")
+            name = _field(item, "name", str, where)
+            where = f"input {name!r}"
+            if name in names:
+                raise BadInput(f"two inputs are named {name!r}")
+            names.add(name)
+            datatype = _field(item, "datatype", str, where)
+            if datatype not in DATATYPES:
+                raise BadInput(f"{where}: unknown datatype {datatype!r}; use one of "
+                               f"{', '.join(DATATYPES)}")
+            shape = _field(item, "shape", list, where)
+            if not all(type(d) is int and d >= 0 for d in shape):
+                raise BadInput(f"{where}: shape {shape} must be a list of non-negative "
+                               "integers")
+            params = _field(item, "parameters", dict, where, {})
+            size = params.get("binary_data_size")
+            data = None
+            if size is not None:
+                if type(size) is not int or size < 0:
+                    raise BadInput(f"{where}: binary_data_size must be a non-negative "
+                                   "integer")
+                if "data" in item:
+                    raise BadInput(f"{where} has both binary_data_size and data; send one")
+            elif "data" not in item:
                 raise BadInput(f"{where} has no data (nor binary_data_size)")
-            array = _from_json(where, datatype, shape, item["data"], may_hold_bools)
-            if params.get("content_type") == "base64" and datatype == "BYTES":
-                array = _from_base64(where, array)
-        tensors.append(Tensor(name, datatype, array, params))
-    if offset != len(binary):
-        raise BadInput(f"{len(binary)} bytes of binary data follow the JSON header, but the "
-                       f"inputs' binary_data_size add up to {offset}")
-    outputs = []
-    for index, item in enumerate(_field(request, "outputs", list, "the request", [])):
-        if not isinstance(item, dict):
-            raise BadInput(f"output {index} must be a JSON object with a name")
-        outputs.append((_field(item, "name", str, f"output {index}"),
-                        _field(item, "parameters", dict, f"output {index}", {})))
-    return InferRequest(request_id, parameters, tensors, outputs)
+            else:
+                data = item["data"]
+            self.inputs.append((name, where, datatype, shape, params, size, data))
+        self.all_binary = all(spec[5] is not None for spec in self.inputs)
+        self.outputs = []
+        for index, item in enumerate(_field(request, "outputs", list, "the request", [])):
+            if not isinstance(item, dict):
+                raise BadInput(f"output {index} must be a JSON object with a name")
+            self.outputs.append((_field(item, "name", str, f"output {index}"),
+                                 _field(item, "parameters", dict, f"output {index}", {})))
+
+    def bind(self, binary: Any) -> InferRequest:
+        """The request's tensors, from ``binary`` (the bytes after the JSON header) and
+        the JSON data."""
+        tensors, offset = [], 0
+        for name, where, datatype, shape, params, size, data in self.inputs:
+            if size is not None:
+                if offset + size > len(binary):
+                    raise BadInput(f"{where}: binary_data_size {size} runs past the "
+                                   f"{len(binary)} bytes of binary data after the JSON "
+                                   "header")
+                array = _from_binary(where, datatype, shape, binary[offset:offset + size])
+                offset += size
+            else:
+                array = _from_json(where, datatype, shape, data, self.may_hold_bools)
+                if params.get("content_type") == "base64" and datatype == "BYTES":
+                    array = _from_base64(where, array)
+            tensors.append(Tensor(name, datatype, array, params))
+        if offset != len(binary):
+            raise BadInput(f"{len(binary)} bytes of binary data follow the JSON header, but "
+                           f"the inputs' binary_data_size add up to {offset}")
+        return InferRequest(self.request_id, self.parameters, tensors, self.outputs)
 
 
 def _count(shape: list) -> int:
@@ -438,6 +490,9 @@ def to_tensor(result: Any) -> tuple[str, np.ndarray] | None:
     return None
 
 
+_BINARY_OUTPUTS: dict[tuple, bytes] = {}  # encode_output: (name, datatype, shape) -> JSON
+
+
 def encode_output(name: str, result: Any, binary: bool) -> tuple[bytes, bytes | None]:
     """One response output: its JSON object (bytes) and, when ``binary``, its raw data.
     A result that is no tensor is sent as one BYTES element of its JSON text, marked
@@ -445,6 +500,18 @@ def encode_output(name: str, result: Any, binary: bool) -> tuple[bytes, bytes | 
     if type(result) is np.ndarray and (result.dtype.kind, result.dtype.itemsize) in _BY_KIND_SIZE:
         array = result  # the usual case, a slice of the batch's numpy result
         datatype = _BY_KIND_SIZE[array.dtype.kind, array.dtype.itemsize]
+        if binary and datatype != "BOOL":
+            # its JSON depends on the name, datatype and shape alone: made once
+            raw = np.ascontiguousarray(array, dtype=DATATYPES[datatype]).tobytes()
+            key = (name, datatype, array.shape)
+            meta = _BINARY_OUTPUTS.get(key)
+            if meta is None:
+                meta = (f'{{"name":{_compact(name)},"datatype":"{datatype}","shape":'
+                        f'{_compact(list(array.shape))},"parameters":{{"binary_data_size":'
+                        f'{len(raw)}}}}}').encode()
+                if len(_BINARY_OUTPUTS) < 256:
+                    _BINARY_OUTPUTS[key] = meta
+            return meta, raw
         tensor: tuple | None = (datatype, array)
     else:
         tensor = to_tensor(result)
