@@ -361,6 +361,32 @@ def test_bytes_tensor_with_a_bad_length_prefix_is_400():
         decode_request(header + raw, str(len(header)))
 
 
+def test_a_repeated_binary_header_decodes_each_requests_own_data():
+    """The checked JSON header of a binary request is kept by its bytes: the next request
+    with the same header still gets its own values, and its own size errors."""
+    from bento_nb.errors import BadInput
+    from bento_nb.server import oip
+
+    header = json.dumps({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64",
+                                     "parameters": {"binary_data_size": 16}}],
+                         "outputs": [{"name": "predict"}]}).encode()
+    for values in ([1.5, 2.5], [3.0, -4.0], [0.0, 1e300]):
+        raw = np.array(values, dtype="<f8").tobytes()
+        request = oip.decode_request(header + raw, str(len(header)))
+        assert request.inputs[0].array.tolist() == [values]
+        assert request.outputs == [("predict", {})]
+    assert bytes(header) in oip._PLANS
+    with pytest.raises(BadInput, match="runs past the 8 bytes"):
+        oip.decode_request(header + b"\0" * 8, str(len(header)))
+    with pytest.raises(BadInput, match="24 bytes of binary data follow"):
+        oip.decode_request(header + b"\0" * 24, str(len(header)))
+    # a header with JSON data is not kept: its values are in it
+    inline = json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64",
+                                     "data": [7.0]}]}).encode()
+    oip.decode_request(inline, str(len(inline)))
+    assert bytes(inline) not in oip._PLANS
+
+
 # -- the server's own rules apply ---------------------------------------------------------
 
 
