@@ -330,6 +330,32 @@ def test_64_concurrent_clients_get_their_own_answers(serve_model):
     assert handle.stats()["mean_batch_size"] > 1
 
 
+def test_a_fast_model_batches_concurrent_clients_instead_of_running_each_inline(serve_model):
+    """A model fast enough to run inline on a lone request still batches 64 concurrent
+    clients: a request counts as alone only once the loop has read what else was ready
+    (the connection layer answers API requests in its own callbacks, so "alone while I
+    run" would hold for each of them in turn, and every call would be a batch of one)."""
+    from .conftest import EchoModel
+
+    handle = serve_model(EchoModel(), name="FastEcho")
+    for i in range(5):  # warm: the fit knows the model is fast enough to run inline
+        assert post_json(handle.url + "/predict", [[i, 1.0]]).json() == [i]
+    results: dict = {}
+    start = threading.Barrier(CLIENTS)
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        futures = [pool.submit(_client, handle.url, c, results, start) for c in range(CLIENTS)]
+        for f in futures:
+            f.result(timeout=60)
+    for client, answers in results.items():
+        for status, body, expected in answers:
+            assert status == 200 and body == expected, f"client {client}: {status} {body}"
+    text = request(handle.url + "/metrics").body.decode()
+    batches = metric_value(text, "bento_nb_batch_size_count", api="predict")
+    batched = metric_value(text, "bento_nb_batch_size_sum", api="predict")
+    assert batched == 5 + CLIENTS * REQUESTS_PER_CLIENT
+    assert batched / batches >= 2, f"{batched:.0f} requests in {batches:.0f} model calls"
+
+
 def test_poisoned_request_among_30_concurrent(serve_model):
     handle = serve_model(PoisonModel(delay=0.01), name="Poison")
     values = list(range(1, 31)) + [-1]
