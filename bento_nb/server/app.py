@@ -343,6 +343,16 @@ class Call:
             return self.fail(result)
         self.finish(200, [(b"content-type", _JSON), self.route.version_header], result)
 
+    def unreadable(self, error: Exception) -> None:
+        """Reading or queueing the request raised ``error``: its own answer when it is a
+        BentoNbError (400, 415, 503 ...), else a 500 that names it, logged with its
+        traceback (a bug of the adapter)."""
+        if not isinstance(error, BentoNbError):
+            _log.error("reading a request for %s failed", self.route.name, exc_info=error)
+            error = ServerError(f"internal error while reading the request: "
+                                f"{type(error).__name__}: {error}")
+        self.fail(error)
+
     def fail(self, error: BentoNbError, close: bool = False) -> None:
         status, headers, body = self.route.render_error(error)
         self.finish(status, headers, body, close)
@@ -549,12 +559,8 @@ class App:
             if self.alone():
                 return self._maybe_inline(call, payload)
             route.dispatcher.submit(payload, call.answer)
-        except BentoNbError as error:
-            call.fail(error)
-        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
-            _log.exception("parsing a request for %s failed", route.name)
-            call.fail(ServerError(
-                f"internal error while reading the request: {type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - answered, the server keeps serving
+            call.unreadable(e)
 
     def _maybe_inline(self, call: Call, payload: Any) -> None:
         """A request that is alone so far: decided once the event loop has read what else
@@ -575,8 +581,8 @@ class App:
         for call, payload in lone:
             try:
                 call.route.dispatcher.submit(payload, call.answer)
-            except BentoNbError as error:
-                call.fail(error)
+            except Exception as e:  # noqa: BLE001 - answered, the others still queued
+                call.unreadable(e)
 
     def _oip_infer(self, call: Call, body: bytes) -> None:
         """Hand the body to :meth:`.OpenInference.infer`, which replies once its outputs
@@ -591,12 +597,8 @@ class App:
 
         try:
             route.oip.infer(call.endpoint, body, headers, reply)
-        except BentoNbError as error:
-            call.fail(error)
-        except Exception as e:  # noqa: BLE001 - a bug: answer 500, keep serving
-            _log.exception("an OIP infer request failed")
-            call.fail(ServerError(
-                f"internal error while reading the request: {type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - answered, the server keeps serving
+            call.unreadable(e)
 
     def _oip_target(self, scope: dict) -> tuple[Any, ServedVersion, BentoNbError | None]:
         """The OIP endpoint a ``/v2`` request names (None when no endpoint matches), the
@@ -669,12 +671,8 @@ class App:
                              "loop", exc_info=True)
                 payload = route.parse(body, ctype)
             route.dispatcher.submit(payload, call.answer)
-        except BentoNbError as error:
-            call.fail(error)
-        except Exception as e:  # noqa: BLE001 - an adapter bug: answer 500, keep serving
-            _log.exception("parsing a request for %s failed", route.name)
-            call.fail(ServerError(
-                f"internal error while reading the request: {type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - answered, the server keeps serving
+            call.unreadable(e)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -306,14 +306,20 @@ def _client(url: str, client: int, results: dict, start: threading.Barrier) -> N
     results[client] = answers
 
 
-def test_64_concurrent_clients_get_their_own_answers(serve_model):
-    handle = serve_model(SlowEchoModel(delay=0.01), name="Echo")
+def _crowd(url: str) -> dict:
+    """CLIENTS keep-alive clients (:func:`_client`) started at once: their answers."""
     results: dict = {}
     start = threading.Barrier(CLIENTS)
     with ThreadPoolExecutor(CLIENTS) as pool:
-        futures = [pool.submit(_client, handle.url, c, results, start) for c in range(CLIENTS)]
+        futures = [pool.submit(_client, url, c, results, start) for c in range(CLIENTS)]
         for f in futures:
             f.result(timeout=60)
+    return results
+
+
+def test_64_concurrent_clients_get_their_own_answers(serve_model):
+    handle = serve_model(SlowEchoModel(delay=0.01), name="Echo")
+    results = _crowd(handle.url)
     assert len(results) == CLIENTS
     for client, answers in results.items():
         assert len(answers) == REQUESTS_PER_CLIENT
@@ -340,13 +346,7 @@ def test_a_fast_model_batches_concurrent_clients_instead_of_running_each_inline(
     handle = serve_model(EchoModel(), name="FastEcho")
     for i in range(5):  # warm: the fit knows the model is fast enough to run inline
         assert post_json(handle.url + "/predict", [[i, 1.0]]).json() == [i]
-    results: dict = {}
-    start = threading.Barrier(CLIENTS)
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        futures = [pool.submit(_client, handle.url, c, results, start) for c in range(CLIENTS)]
-        for f in futures:
-            f.result(timeout=60)
-    for client, answers in results.items():
+    for client, answers in _crowd(handle.url).items():
         for status, body, expected in answers:
             assert status == 200 and body == expected, f"client {client}: {status} {body}"
     text = request(handle.url + "/metrics").body.decode()
