@@ -1,8 +1,10 @@
 """The connection layer of the prediction server: uvicorn's httptools protocol behind an
 accept loop of our own, with the limits a server facing the network needs.
 
-uvicorn parses HTTP/1.1 (httptools) and runs the ASGI app of :mod:`.app`; this module
-decides which connections exist and how long they may take::
+uvicorn parses HTTP/1.1 (httptools) and runs the ASGI app of :mod:`.app`, except for the
+API POSTs, which :class:`Connection` answers itself through the app's ``open`` (no ASGI
+cycle per request, see the class); this module decides which connections exist and how
+long they may take::
 
     server = HttpServer(asgi_app, config, loop)
     server.start(sockets)              # accept on the listening sockets
@@ -402,8 +404,8 @@ class HttpServer:
         self.timed_out = 0
 
     def alone(self) -> bool:
-        """At most one request is being handled (uvicorn runs one task per request, from
-        its headers on): the caller's own."""
+        """At most one request is being handled, counted from its headers on (uvicorn's
+        tasks, and the connections' own calls): the caller's own."""
         return len(self.uv_state.tasks) + self.direct <= 1
 
     # -- listening --------------------------------------------------------------------
