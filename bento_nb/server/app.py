@@ -494,12 +494,11 @@ class App:
             raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
 
     async def fail(self, send: Any, label: str, started: float, error: BentoNbError,
-                   close: bool = False, extra: dict | None = None,
-                   render_error: Any = _error_headers, version: str = "") -> None:
+                   close: bool = False, render_error: Any = _error_headers) -> None:
+        """The error answer of a request that is not an API call (those answer through
+        their :class:`Call`), counted under ``label``."""
         status, headers, body = render_error(error)
-        if extra:
-            body = json.dumps({**error.to_json(), **extra}).encode()
-        self.metrics.observe_request(label, status, time.perf_counter() - started, version)
+        self.metrics.observe_request(label, status, time.perf_counter() - started)
         await _send(send, status, body, headers, close or self.state.draining)
 
     # -- the hot path -----------------------------------------------------------------
