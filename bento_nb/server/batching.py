@@ -31,8 +31,10 @@ The algorithm
   that is Python holding the GIL the IOLoop needs; fewer, fuller batches leave the CPU to
   HTTP. On the iris SVC at 64 clients this took the mean batch from ~6 to ~30 and the
   model thread's CPU per request from ~45 to ~20 us (bench/serve.py). When the queue stops
-  growing (say 16 clients, all already waiting) the wait ends after one look. A lone
-  request never waits.
+  growing (say 16 clients, all already waiting) the wait ends after one look, and it ends
+  at once when the IOLoop, having queued requests, finishes the turn in which it read them
+  (:meth:`Dispatcher._nudge`): everything that had arrived is then queued, and waiting
+  longer would leave both threads idle. A lone request never waits.
 * **Cheap assembly.** Payloads are already numpy arrays; the adapter's ``make_batch`` does
   one ``concatenate`` per batch. Results are cut back per request in order and serialized
   to JSON on the model thread, once per request, so the IOLoop only writes bytes.
