@@ -136,9 +136,13 @@ _FIXED = {"/v2": "server_metadata", "/v2/": "server_metadata",
           "/v2/health/live": "live", "/v2/health/ready": "ready"}
 
 
-@functools.lru_cache(maxsize=256)  # a pure function of the path, asked per request
 def match(path: str) -> Endpoint | None:
     """The endpoint of ``path`` (no query string), or None when it is not an OIP path."""
+    # asked per request: the answers for the last few short paths are kept
+    return _match_kept(path) if len(path) <= 512 else _match(path)
+
+
+def _match(path: str) -> Endpoint | None:
     kind = _FIXED.get(path)
     if kind is not None:
         return Endpoint(kind)
@@ -148,6 +152,9 @@ def match(path: str) -> Endpoint | None:
     name, version, tail = found.groups()
     kind = {None: "model_metadata", "/ready": "model_ready", "/infer": "infer"}[tail]
     return Endpoint(kind, unquote(name), unquote(version) if version is not None else None)
+
+
+_match_kept = functools.lru_cache(maxsize=256)(_match)
 
 
 # -- tensors ------------------------------------------------------------------------------
