@@ -35,26 +35,32 @@ def predict(port: int, rows, **kwargs) -> Response:
 
 def raw_exchange(port: int, data: bytes, timeout: float = TIMEOUT,
                  shut_write: bool = False) -> bytes:
-    """Send ``data`` on a raw socket and read until the server closes (or ``timeout``)."""
+    """Send ``data`` on a raw socket and read one whole response, or until the server
+    closes (or ``timeout``)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
         if shut_write:
             s.shutdown(socket.SHUT_WR)
-        chunks = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if _complete(b"".join(chunks)):
-                break
-        return b"".join(chunks)
+        return read_until(s, _complete, timeout)
+
+
+def read_until(sock: socket.socket, done=None, timeout: float = TIMEOUT) -> bytes:
+    """What ``sock`` receives until ``done(received)`` is true, the peer closes or resets,
+    or ``timeout`` seconds pass (without ``done``: until it closes)."""
+    sock.settimeout(timeout)
+    received = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        received += chunk
+        if done is not None and done(received):
+            break
+    return received
 
 
 def _complete(data: bytes) -> bool:

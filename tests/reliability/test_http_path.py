@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 from polling import wait_for
 
-from .conftest import Echo, GatedEcho, call, predict, status_of
+from .conftest import Echo, GatedEcho, call, predict, read_until, status_of
 
 POST = (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n%s\r\n%s")
@@ -23,30 +22,27 @@ def _post(rows, extra: bytes = b"") -> bytes:
     return POST % (len(body), extra, body)
 
 
+def _split(received: bytes) -> list:
+    """The whole responses (status, headers, body) at the start of ``received``."""
+    out = []
+    while True:
+        head, sep, rest = received.partition(b"\r\n\r\n")
+        if not sep:
+            return out
+        lines = head.split(b"\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in
+                   (line.partition(b":") for line in lines[1:])}
+        length = int(headers.get(b"content-length", b"0"))
+        if len(rest) < length:
+            return out
+        out.append((int(lines[0].split()[1]), headers, rest[:length]))
+        received = rest[length:]
+
+
 def _responses(sock: socket.socket, count: int, timeout: float = 10.0) -> list:
     """Read ``count`` whole responses (status, headers, body) off ``sock``, in order."""
-    sock.settimeout(timeout)
-    buffer, out = b"", []
-    deadline = time.monotonic() + timeout
-    while len(out) < count and time.monotonic() < deadline:
-        head, sep, rest = buffer.partition(b"\r\n\r\n")
-        if sep:
-            lines = head.split(b"\r\n")
-            headers = {k.strip().lower(): v.strip() for k, _, v in
-                       (line.partition(b":") for line in lines[1:])}
-            length = int(headers.get(b"content-length", b"0"))
-            if len(rest) >= length:
-                out.append((int(lines[0].split()[1]), headers, rest[:length]))
-                buffer = rest[length:]
-                continue
-        try:
-            chunk = sock.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        buffer += chunk
-    return out
+    return _split(read_until(sock, lambda received: len(_split(received)) >= count,
+                             timeout))[:count]
 
 
 def _closed(sock: socket.socket, timeout: float = 5.0) -> bool:

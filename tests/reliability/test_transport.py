@@ -17,26 +17,11 @@ from pathlib import Path
 
 from polling import wait_for
 
-from .conftest import Echo, call, cli_server, predict
+from .conftest import Echo, call, cli_server, predict, read_until
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 POST = (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s")
-
-
-def _read_all(sock: socket.socket, timeout: float = 10.0) -> bytes:
-    sock.settimeout(timeout)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def test_half_closed_clients_get_their_answers(serve_model):
@@ -49,7 +34,7 @@ def test_half_closed_clients_get_their_answers(serve_model):
         with socket.create_connection(("127.0.0.1", handle.port), timeout=10) as sock:
             sock.sendall(POST % (len(body), body))
             sock.shutdown(socket.SHUT_WR)
-            raw = _read_all(sock)
+            raw = read_until(sock)
         head, _, payload = raw.partition(b"\r\n\r\n")
         results.append(head.startswith(b"HTTP/1.1 200") and json.loads(payload) == [i])
     assert all(results), f"{results.count(False)}/20 half-closed clients lost their answer"
